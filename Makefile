@@ -1,0 +1,33 @@
+# aimw: `make run` serves the demo gateway, `make test` runs the whole suite (what CI runs).
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+HOST ?= 127.0.0.1
+PORT ?= 8000
+CLAUDE_CODE_VERSION := 2.1.329
+CLAUDE_CODE_DIR := .cache/claude-code
+CLAUDE_BIN := $(CLAUDE_CODE_DIR)/node_modules/.bin/claude
+
+.PHONY: setup run test claude-code clean
+
+$(BIN)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	touch $@
+
+setup: $(BIN)/.installed
+
+run: setup
+	$(BIN)/hypercorn recipes.demo:app --bind $(HOST):$(PORT)
+
+$(CLAUDE_BIN):
+	npm install --prefix $(CLAUDE_CODE_DIR) --no-audit --no-fund --loglevel=error @anthropic-ai/claude-code@$(CLAUDE_CODE_VERSION)
+
+claude-code: $(CLAUDE_BIN)
+
+test: setup claude-code
+	AIMW_CLAUDE_BIN=$(abspath $(CLAUDE_BIN)) $(BIN)/python -m pytest
+
+clean:
+	rm -rf $(VENV) .cache .pytest_cache

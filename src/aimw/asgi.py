@@ -1,0 +1,94 @@
+"""Small ASGI plumbing shared by the middlewares: bounded body reading, replaying a body
+downstream, header edits, and answering with an Anthropic error.
+
+Header lists are ASGI's ``list[tuple[bytes, bytes]]`` with lower-case names (ASGI spec,
+"HTTP Connection Scope").
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from aimw.errors import GatewayError, error_body
+from aimw.types import Message, Receive, Send
+
+JSON_HEADERS = ((b"content-type", b"application/json"),)
+
+
+async def read_body(receive: Receive, limit: int) -> bytes:
+    """Read the whole request body (bytes), at most ``limit`` bytes.
+
+    Raises:
+        GatewayError: 413 request_too_large past ``limit``.
+        ClientDisconnected: the client went away before the body was complete.
+    """
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise ClientDisconnected
+        chunk = message.get("body", b"")
+        if chunk:
+            size += len(chunk)
+            if size > limit:
+                raise GatewayError(413, f"request body is larger than the gateway's limit of {limit} bytes")
+            chunks.append(chunk)
+        if not message.get("more_body", False):
+            return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+
+class ClientDisconnected(Exception):
+    """The client closed the connection while aimw was reading its request."""
+
+
+def replay_body(body: bytes, receive: Receive) -> Receive:
+    """A ``receive`` that yields ``body`` once, then defers to the original (for ``http.disconnect``)."""
+    sent = False
+
+    async def replay() -> Message:
+        nonlocal sent
+        if not sent:
+            sent = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        return await receive()
+
+    return replay
+
+
+def with_headers(
+    headers: Iterable[tuple[bytes, bytes]],
+    drop: frozenset[bytes] = frozenset(),
+    add: Iterable[tuple[bytes, bytes]] = (),
+) -> list[tuple[bytes, bytes]]:
+    """``headers`` without the (lower-case) names in ``drop``, followed by ``add``."""
+    kept = [(name, value) for name, value in headers if name.lower() not in drop]
+    kept.extend(add)
+    return kept
+
+
+def header_value(headers: Iterable[tuple[bytes, bytes]], name: bytes) -> bytes | None:
+    """The first value of header ``name`` (lower-case) or None."""
+    for key, value in headers:
+        if key.lower() == name:
+            return value
+    return None
+
+
+async def send_body(
+    send: Send, status: int, body: bytes, headers: Iterable[tuple[bytes, bytes]] = JSON_HEADERS
+) -> None:
+    """Send a complete response with a correct ``content-length``."""
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [*headers, (b"content-length", str(len(body)).encode())],
+        }
+    )
+    await send({"type": "http.response.body", "body": body, "more_body": False})
+
+
+async def send_error(send: Send, error: GatewayError, extra_headers: Iterable[tuple[bytes, bytes]] = ()) -> None:
+    """Answer with ``error`` in Anthropic's error shape."""
+    await send_body(send, error.status, error_body(error.error_type, error.message), [*JSON_HEADERS, *extra_headers])

@@ -1,0 +1,99 @@
+"""StripFieldsMiddleware: drop, set and cap top-level fields of JSON request bodies.
+
+The rest of the body is not parsed: top-level values are kept as ``msgspec.Raw`` and
+written back verbatim (Kong's ``pre-function`` that deletes ``model``, plus overrides).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+
+import msgspec
+
+from aimw.asgi import ClientDisconnected, read_body, replay_body, send_error, with_headers
+from aimw.errors import GatewayError
+from aimw.exchange import exchange_of
+from aimw.types import ASGIApp, Receive, Scope, Send
+
+_decoder = msgspec.json.Decoder(dict[str, msgspec.Raw])
+_encoder = msgspec.json.Encoder()
+_string_decoder = msgspec.json.Decoder(str)
+
+
+class StripFieldsMiddleware:
+    """Edit the top-level fields of POST bodies whose path ends with one of ``path_suffixes``.
+
+    Args:
+        app: the ASGI app to call with the edited request.
+        drop: field names removed (e.g. ``("model",)``).
+        set: field name -> JSON-encodable value, written whether present or not.
+        cap: field name -> number; a present numeric value above it is lowered to it
+            (e.g. ``{"max_tokens": 4096}``, tokens).
+        path_suffixes: which requests are edited (default Anthropic's ``/v1/messages``).
+        max_body_size: request body limit (bytes); larger bodies get 413 request_too_large.
+
+    A body that is not a JSON object gets 400 invalid_request_error. The model finally
+    sent (if any) is recorded as the exchange's request_model; content-length is fixed.
+    """
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        drop: Iterable[str] = (),
+        set: Mapping[str, object] | None = None,
+        cap: Mapping[str, float] | None = None,
+        path_suffixes: tuple[str, ...] = ("/v1/messages",),
+        max_body_size: int = 8 * 1024 * 1024,
+    ) -> None:
+        self.app = app
+        self.drop = frozenset(drop)
+        self.set = {name: msgspec.Raw(_encoder.encode(value)) for name, value in (set or {}).items()}
+        self.cap = dict(cap or {})
+        self.path_suffixes = path_suffixes
+        self.max_body_size = max_body_size
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] != "POST" or not scope["path"].endswith(self.path_suffixes):
+            await self.app(scope, receive, send)
+            return
+        try:
+            body = self.edit(await read_body(receive, self.max_body_size), scope)
+        except GatewayError as error:
+            await send_error(send, error)
+            return
+        except ClientDisconnected:
+            return
+        headers = with_headers(
+            scope["headers"], drop=frozenset((b"content-length",)), add=((b"content-length", str(len(body)).encode()),)
+        )
+        await self.app({**scope, "headers": headers}, replay_body(body, receive), send)
+
+    def edit(self, body: bytes, scope: Scope) -> bytes:
+        """The edited body. Raises GatewayError 400 when ``body`` is not a JSON object."""
+        try:
+            fields = _decoder.decode(body)
+        except msgspec.ValidationError:
+            raise GatewayError(400, "request body must be a JSON object") from None
+        except msgspec.DecodeError as exc:
+            raise GatewayError(400, f"request body is not valid JSON: {exc}") from None
+        for name in self.drop:
+            fields.pop(name, None)
+        fields.update(self.set)
+        for name, limit in self.cap.items():
+            raw = fields.get(name)
+            if raw is None:
+                continue
+            try:
+                value = msgspec.json.decode(raw)
+            except msgspec.DecodeError:
+                continue
+            if isinstance(value, (int, float)) and not isinstance(value, bool) and value > limit:
+                fields[name] = msgspec.Raw(_encoder.encode(limit))
+        model = fields.get("model")
+        if model is not None:
+            try:
+                exchange_of(scope).request_model = _string_decoder.decode(model)
+            except msgspec.ValidationError:
+                pass
+        return _encoder.encode(fields)

@@ -1,0 +1,48 @@
+"""Where each provider lives: base URL, path, wire format, default model, auth, log meta.
+
+Data and tiny functions only; recipes combine a Provider with Settings.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Literal
+
+WireFormat = Literal["openai_chat", "anthropic", "gemini"]
+
+
+@dataclass(frozen=True, slots=True)
+class Provider:
+    """One provider's facts.
+
+    name: Kong's provider_name (``huggingface``, ``azure`` ...).
+    base_url: scheme://host[:port] of the real service.
+    path: the request path; ``{model}`` is replaced by the upstream model name.
+    stream_path: the path for streamed requests when it differs (Gemini), else ``path``.
+    query: the query string sent upstream (without ``?``), e.g. Azure's api-version.
+    wire_format: the format the provider speaks.
+    default_model: the model used when neither AIMW_MODEL nor the client names one.
+    auth_header: the request header carrying the credential (lower-case).
+    auth_prefix: what stands before the credential in that header (``"Bearer "`` or ``""``).
+    max_tokens_field: ``max_tokens`` or ``max_completion_tokens`` (OpenAI reasoning models).
+    log_meta: extra ai.proxy.meta fields (Kong's names, e.g. azure_instance_id).
+    """
+
+    name: str
+    base_url: str
+    path: str
+    wire_format: WireFormat
+    default_model: str
+    auth_header: str = "authorization"
+    auth_prefix: str = "Bearer "
+    stream_path: str | None = None
+    query: str = ""
+    max_tokens_field: str = "max_tokens"
+    log_meta: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
+
+    def upstream_path(self, model: str, stream: bool) -> tuple[str, str]:
+        """(path, query) of the upstream request for ``model``."""
+        template = self.stream_path if stream and self.stream_path else self.path
+        return template.replace("{model}", model), self.query

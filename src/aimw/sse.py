@@ -1,0 +1,120 @@
+"""Server-sent events: an incremental decoder and the encoder aimw emits with.
+
+Wire format: the WHATWG HTML "Server-sent events" section (event stream interpretation):
+lines end in CRLF, LF or CR; ``field: value`` lines (one optional space after the
+colon); lines starting with ``:`` are comments; ``data`` lines of one event are
+joined with LF; a blank line dispatches the event.
+"""
+
+from __future__ import annotations
+
+from types import MappingProxyType
+
+__all__ = ["ServerSentEvent", "SSEDecoder", "encode_event"]
+
+
+class ServerSentEvent:
+    """One dispatched event: ``event`` name (``""`` when the stream gave none) and ``data`` bytes."""
+
+    __slots__ = ("event", "data", "id")
+
+    def __init__(self, event: str, data: bytes, id: str | None = None) -> None:
+        self.event = event
+        self.data = data
+        self.id = id
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, ServerSentEvent):
+            return NotImplemented
+        return (self.event, self.data, self.id) == (other.event, other.data, other.id)
+
+    def __repr__(self) -> str:
+        return f"ServerSentEvent(event={self.event!r}, data={self.data!r})"
+
+
+class SSEDecoder:
+    """Incremental event-stream decoder: ``feed(bytes) -> list[ServerSentEvent]``, then ``flush()``.
+
+    Works on any split of the byte stream, including a CRLF or a UTF-8 character cut
+    between two chunks. ``flush()`` dispatches an event whose closing blank line never
+    came (a truncated last frame), which the spec would drop: a gateway would rather
+    translate the provider's last words than lose them.
+    """
+
+    __slots__ = ("_tail", "_event", "_data", "_id", "_cr_pending")
+
+    def __init__(self) -> None:
+        self._tail = b""
+        self._event = ""
+        self._data: list[bytes] = []
+        self._id: str | None = None
+        self._cr_pending = False
+
+    def feed(self, chunk: bytes) -> list[ServerSentEvent]:
+        if self._cr_pending:
+            chunk = b"\r" + chunk
+            self._cr_pending = False
+        if b"\r" in chunk:
+            if chunk.endswith(b"\r"):
+                chunk = chunk[:-1]
+                self._cr_pending = True
+            chunk = chunk.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
+        if self._tail:
+            chunk = self._tail + chunk
+        lines = chunk.split(b"\n")
+        self._tail = lines.pop()
+        events: list[ServerSentEvent] = []
+        for line in lines:
+            self._line(line, events)
+        return events
+
+    def flush(self) -> list[ServerSentEvent]:
+        events: list[ServerSentEvent] = []
+        self._cr_pending = False
+        if self._tail:
+            self._line(self._tail, events)
+            self._tail = b""
+        self._line(b"", events)
+        return events
+
+    def _line(self, line: bytes, events: list[ServerSentEvent]) -> None:
+        if not line:
+            if self._data:
+                events.append(ServerSentEvent(self._event, b"\n".join(self._data), self._id))
+                self._data = []
+            self._event = ""
+            return
+        if line[0] == 0x3A:  # ":" comment
+            return
+        name, sep, value = line.partition(b":")
+        if sep and value[:1] == b" ":
+            value = value[1:]
+        if name == b"data":
+            self._data.append(value)
+        elif name == b"event":
+            self._event = value.decode("utf-8", "replace")
+        elif name == b"id":
+            self._id = value.decode("utf-8", "replace")
+
+
+_PREFIXES = MappingProxyType(
+    {
+        name: b"event: " + name.encode() + b"\ndata: "
+        for name in (
+            "message_start",
+            "content_block_start",
+            "content_block_delta",
+            "content_block_stop",
+            "message_delta",
+            "message_stop",
+            "ping",
+            "error",
+        )
+    }
+)
+
+
+def encode_event(event: str, data: bytes) -> bytes:
+    """Encode one event as ``event: NAME\\ndata: DATA\\n\\n`` (``data`` must hold no newline)."""
+    prefix = _PREFIXES.get(event) or b"event: " + event.encode() + b"\ndata: "
+    return prefix + data + b"\n\n"

@@ -1,0 +1,287 @@
+"""Anthropic Messages API wire format: request Structs, response Structs and stream-event encoders.
+
+Source: Anthropic API reference, "Messages" (POST /v1/messages), "Streaming Messages" and
+"Count message tokens". Only the fields aimw translates are typed; unknown fields are
+ignored on decode (clients add fields faster than gateways learn them).
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import msgspec
+from msgspec import UNSET, Raw, Struct, UnsetType
+
+from aimw.errors import redact
+
+# ---------------------------------------------------------------- content blocks
+
+
+class TextBlock(Struct, tag="text", tag_field="type"):
+    text: str
+
+
+class ImageSource(Struct):
+    """``type`` is ``base64`` (with media_type and data), ``url`` (with url) or ``file``."""
+
+    type: str
+    media_type: str | UnsetType = UNSET
+    data: str | UnsetType = UNSET
+    url: str | UnsetType = UNSET
+    file_id: str | UnsetType = UNSET
+
+
+class ImageBlock(Struct, tag="image", tag_field="type"):
+    source: ImageSource
+
+
+class DocumentSource(Struct):
+    """``type`` is ``text`` (data is the text), ``base64`` (a PDF), ``url`` or ``content``."""
+
+    type: str
+    media_type: str | UnsetType = UNSET
+    data: str | UnsetType = UNSET
+    url: str | UnsetType = UNSET
+
+
+class DocumentBlock(Struct, tag="document", tag_field="type"):
+    source: DocumentSource
+    title: str | None | UnsetType = UNSET
+
+
+class ToolUseBlock(Struct, tag="tool_use", tag_field="type"):
+    id: str
+    name: str
+    input: Raw
+
+
+class ToolResultBlock(Struct, tag="tool_result", tag_field="type"):
+    tool_use_id: str
+    content: str | list[TextBlock | ImageBlock | DocumentBlock] = ""
+    is_error: bool = False
+
+
+class ThinkingBlock(Struct, tag="thinking", tag_field="type"):
+    thinking: str
+    signature: str = ""
+
+
+class RedactedThinkingBlock(Struct, tag="redacted_thinking", tag_field="type"):
+    data: str
+
+
+ContentBlock = (
+    TextBlock
+    | ImageBlock
+    | DocumentBlock
+    | ToolUseBlock
+    | ToolResultBlock
+    | ThinkingBlock
+    | RedactedThinkingBlock
+)
+
+# ---------------------------------------------------------------- request
+
+
+class Message(Struct):
+    """One turn. Claude Code also sends ``role: "system"`` turns inside messages[]."""
+
+    role: Literal["user", "assistant", "system"]
+    content: str | list[ContentBlock]
+
+
+class Tool(Struct):
+    """A client tool (name, description, input_schema) or a server tool (with ``type``)."""
+
+    name: str
+    description: str | UnsetType = UNSET
+    input_schema: Raw | UnsetType = UNSET
+    type: str | None | UnsetType = UNSET
+    defer_loading: bool = False
+
+
+class ToolChoice(Struct):
+    type: Literal["auto", "any", "tool", "none"]
+    name: str | UnsetType = UNSET
+    disable_parallel_tool_use: bool = False
+
+
+class Metadata(Struct):
+    user_id: str | None | UnsetType = UNSET
+
+
+class Thinking(Struct):
+    """``type`` enabled (with budget_tokens), disabled or adaptive."""
+
+    type: str
+    budget_tokens: int | UnsetType = UNSET
+
+
+class MessagesRequest(Struct):
+    """POST /v1/messages body (and /v1/messages/count_tokens, which has no max_tokens)."""
+
+    messages: list[Message]
+    model: str | UnsetType = UNSET
+    system: str | list[TextBlock] | UnsetType = UNSET
+    max_tokens: int | UnsetType = UNSET
+    tools: list[Tool] | UnsetType = UNSET
+    tool_choice: ToolChoice | UnsetType = UNSET
+    stop_sequences: list[str] | UnsetType = UNSET
+    temperature: float | UnsetType = UNSET
+    top_p: float | UnsetType = UNSET
+    top_k: int | UnsetType = UNSET
+    metadata: Metadata | UnsetType = UNSET
+    thinking: Thinking | UnsetType = UNSET
+    stream: bool = False
+
+
+request_decoder = msgspec.json.Decoder(MessagesRequest)
+
+
+def system_texts(request: MessagesRequest) -> list[str]:
+    """The top-level system prompt as a list of texts (empty when absent)."""
+    system = request.system
+    if isinstance(system, str):
+        return [system] if system else []
+    if isinstance(system, list):
+        return [block.text for block in system]
+    return []
+
+
+# ---------------------------------------------------------------- response
+
+StopReason = Literal["end_turn", "max_tokens", "stop_sequence", "tool_use", "pause_turn", "refusal"]
+
+
+class ResponseToolUse(Struct, tag="tool_use", tag_field="type"):
+    id: str
+    name: str
+    input: Raw
+
+
+class ResponseThinking(Struct, tag="thinking", tag_field="type"):
+    thinking: str
+    signature: str = ""
+
+
+class ResponseUsage(Struct):
+    """Token counts (tokens). ``input_tokens`` excludes cache reads and writes."""
+
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cache_creation_input_tokens: int = 0
+    cache_read_input_tokens: int = 0
+
+
+class MessageResponse(Struct, kw_only=True):
+    id: str
+    type: str = "message"
+    role: str = "assistant"
+    model: str
+    content: list[TextBlock | ResponseToolUse | ResponseThinking]
+    stop_reason: str | None
+    stop_sequence: str | None = None
+    usage: ResponseUsage
+
+
+response_encoder = msgspec.json.Encoder()
+
+
+# ---------------------------------------------------------------- stream events
+# Each function returns one complete SSE event (``event: NAME\ndata: JSON\n\n``) as bytes,
+# in the shapes of Anthropic's "Streaming Messages" reference.
+
+_encode = msgspec.json.encode
+
+
+def message_start(message_id: str, model: str, usage: ResponseUsage) -> bytes:
+    return (
+        b'event: message_start\ndata: {"type":"message_start","message":{"id":'
+        + _encode(message_id)
+        + b',"type":"message","role":"assistant","model":'
+        + _encode(model)
+        + b',"content":[],"stop_reason":null,"stop_sequence":null,"usage":'
+        + _encode(usage)
+        + b"}}\n\n"
+    )
+
+
+def text_block_start(index: int) -> bytes:
+    return (
+        b'event: content_block_start\ndata: {"type":"content_block_start","index":%d,'
+        b'"content_block":{"type":"text","text":""}}\n\n' % index
+    )
+
+
+def thinking_block_start(index: int) -> bytes:
+    return (
+        b'event: content_block_start\ndata: {"type":"content_block_start","index":%d,'
+        b'"content_block":{"type":"thinking","thinking":"","signature":""}}\n\n' % index
+    )
+
+
+def tool_use_block_start(index: int, tool_use_id: str, name: str) -> bytes:
+    return (
+        b'event: content_block_start\ndata: {"type":"content_block_start","index":%d,'
+        b'"content_block":{"type":"tool_use","id":' % index
+        + _encode(tool_use_id)
+        + b',"name":'
+        + _encode(name)
+        + b',"input":{}}}\n\n'
+    )
+
+
+def text_delta(index: int, text: str) -> bytes:
+    return (
+        b'event: content_block_delta\ndata: {"type":"content_block_delta","index":%d,'
+        b'"delta":{"type":"text_delta","text":' % index
+        + _encode(text)
+        + b"}}\n\n"
+    )
+
+
+def thinking_delta(index: int, thinking: str) -> bytes:
+    return (
+        b'event: content_block_delta\ndata: {"type":"content_block_delta","index":%d,'
+        b'"delta":{"type":"thinking_delta","thinking":' % index
+        + _encode(thinking)
+        + b"}}\n\n"
+    )
+
+
+def input_json_delta(index: int, partial_json: str) -> bytes:
+    return (
+        b'event: content_block_delta\ndata: {"type":"content_block_delta","index":%d,'
+        b'"delta":{"type":"input_json_delta","partial_json":' % index
+        + _encode(partial_json)
+        + b"}}\n\n"
+    )
+
+
+def content_block_stop(index: int) -> bytes:
+    return b'event: content_block_stop\ndata: {"type":"content_block_stop","index":%d}\n\n' % index
+
+
+def message_delta(stop_reason: str, usage: ResponseUsage) -> bytes:
+    """``usage`` is cumulative for the whole message (Anthropic semantics)."""
+    return (
+        b'event: message_delta\ndata: {"type":"message_delta","delta":{"stop_reason":'
+        + _encode(stop_reason)
+        + b',"stop_sequence":null},"usage":'
+        + _encode(usage)
+        + b"}\n\n"
+    )
+
+
+MESSAGE_STOP = b'event: message_stop\ndata: {"type":"message_stop"}\n\n'
+
+
+def error_event(error_type: str, message: str) -> bytes:
+    """An ``event: error`` (credentials in ``message`` are redacted)."""
+    return (
+        b'event: error\ndata: {"type":"error","error":{"type":'
+        + _encode(error_type)
+        + b',"message":'
+        + _encode(redact(message))
+        + b"}}\n\n"
+    )

@@ -1,0 +1,183 @@
+"""UpstreamApp: the terminal ASGI app that sends the request to the provider and streams
+the answer back.
+
+One pooled ``httpx.AsyncClient`` per app, opened at lifespan startup (or on the first
+request when the server runs no lifespan) and closed at shutdown. The request body is
+streamed out and the response streamed back read by read, asking for
+``Accept-Encoding: identity`` so bytes pass unchanged. When the client disconnects, the
+upstream request is cancelled and its connection closed.
+"""
+
+from __future__ import annotations
+
+import time
+
+import anyio
+import httpx
+
+from aimw.asgi import send_error
+from aimw.errors import GatewayError
+from aimw.exchange import exchange_of
+from aimw.types import Message, Receive, Scope, Send
+
+# RFC 9110 §7.6.1 hop-by-hop fields, plus what httpx computes itself.
+_HOP_BY_HOP = frozenset(
+    (
+        b"connection",
+        b"keep-alive",
+        b"proxy-connection",
+        b"te",
+        b"trailer",
+        b"transfer-encoding",
+        b"upgrade",
+        b"host",
+        b"accept-encoding",
+    )
+)
+_RESPONSE_HOP_BY_HOP = frozenset(
+    (b"connection", b"keep-alive", b"transfer-encoding", b"upgrade", b"trailer", b"proxy-connection")
+)
+
+
+class UpstreamStreamError(Exception):
+    """The provider's response failed after it had started (the client got part of it)."""
+
+
+class UpstreamApp:
+    """Forward each HTTP request to ``base_url`` + the scope's path and query.
+
+    Args:
+        base_url: scheme://host[:port] of the provider (or AIMW_UPSTREAM_URL).
+        provider_name: for the ``x-aimw-llm-model: <provider>/<model>`` response header
+            (Kong's X-Kong-LLM-Model) and the log.
+        timeout: seconds allowed to connect and between two reads.
+        max_connections: size of the keep-alive pool.
+        transport: an httpx transport to use instead of the network (the demo's emulator).
+
+    Errors (Anthropic shape): unreachable provider -> 502 api_error; no answer within
+    ``timeout`` -> 504 timeout_error. A failure after the response started raises
+    :class:`UpstreamStreamError` (SSERewriteMiddleware turns it into ``event: error``).
+    """
+
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        provider_name: str = "upstream",
+        timeout: float = 600.0,
+        max_connections: int = 512,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.provider_name = provider_name
+        self.timeout = timeout
+        self.max_connections = max_connections
+        self.transport = transport
+        self.client: httpx.AsyncClient | None = None
+
+    def open_client(self) -> httpx.AsyncClient:
+        self.client = httpx.AsyncClient(
+            timeout=httpx.Timeout(self.timeout, connect=min(self.timeout, 30.0)),
+            limits=httpx.Limits(max_connections=self.max_connections, max_keepalive_connections=self.max_connections),
+            follow_redirects=False,
+            transport=self.transport,
+        )
+        return self.client
+
+    async def close_client(self) -> None:
+        if self.client is not None:
+            await self.client.aclose()
+            self.client = None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            await self.lifespan(receive, send)
+        elif scope["type"] == "http":
+            await self.forward(scope, receive, send)
+
+    async def lifespan(self, receive: Receive, send: Send) -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                self.open_client()
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                await self.close_client()
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+
+    async def forward(self, scope: Scope, receive: Receive, send: Send) -> None:
+        client = self.client or self.open_client()
+        exchange = exchange_of(scope)
+        exchange.provider_name = exchange.provider_name or self.provider_name
+        url = self.base_url + scope["path"]
+        exchange.upstream_uri = url
+        exchange.tried_targets.append(url)
+        query = scope.get("query_string", b"")
+        headers = [(name, value) for name, value in scope["headers"] if name.lower() not in _HOP_BY_HOP]
+        headers.append((b"accept-encoding", b"identity"))
+        request = client.build_request(
+            scope["method"],
+            url + ("?" + query.decode("latin-1") if query else ""),
+            headers=headers,
+            content=_request_body(receive),
+        )
+        exchange.upstream_sent_ns = time.monotonic_ns()
+        try:
+            response = await client.send(request, stream=True)
+        except httpx.TimeoutException:
+            exchange.error = "upstream timed out"
+            await send_error(send, GatewayError(504, "the upstream provider did not answer in time", "timeout_error"))
+            return
+        except httpx.TransportError as exc:
+            exchange.error = f"upstream unreachable: {type(exc).__name__}"
+            await send_error(send, GatewayError(502, f"the upstream provider is unreachable ({type(exc).__name__})", "api_error"))
+            return
+        try:
+            async with anyio.create_task_group() as task_group:
+                task_group.start_soon(_cancel_on_disconnect, receive, task_group.cancel_scope, exchange)
+                await self._relay(response, send, exchange)
+                task_group.cancel_scope.cancel()
+        except BaseExceptionGroup as group:  # anyio wraps even a single failure; callers want it bare
+            if len(group.exceptions) == 1:
+                raise group.exceptions[0] from None
+            raise
+        finally:
+            await response.aclose()
+
+    async def _relay(self, response: httpx.Response, send: Send, exchange) -> None:
+        headers = [(name, value) for name, value in response.headers.raw if name.lower() not in _RESPONSE_HOP_BY_HOP]
+        if exchange.request_model:
+            headers.append((b"x-aimw-llm-model", f"{exchange.provider_name}/{exchange.request_model}".encode()))
+        await send({"type": "http.response.start", "status": response.status_code, "headers": headers})
+        try:
+            async for chunk in response.aiter_raw():
+                if not exchange.upstream_first_byte_ns:
+                    exchange.upstream_first_byte_ns = time.monotonic_ns()
+                await send({"type": "http.response.body", "body": chunk, "more_body": True})
+        except httpx.HTTPError as exc:
+            exchange.upstream_last_byte_ns = time.monotonic_ns()
+            raise UpstreamStreamError(f"upstream response failed: {type(exc).__name__}") from exc
+        exchange.upstream_last_byte_ns = time.monotonic_ns()
+        await send({"type": "http.response.body", "body": b"", "more_body": False})
+
+
+async def _request_body(receive: Receive):
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise GatewayError(499, "client disconnected")
+        body = message.get("body", b"")
+        if body:
+            yield body
+        if not message.get("more_body", False):
+            return
+
+
+async def _cancel_on_disconnect(receive: Receive, cancel_scope: anyio.CancelScope, exchange) -> None:
+    message: Message = await receive()
+    while message["type"] != "http.disconnect":
+        message = await receive()
+    if not exchange.upstream_last_byte_ns:  # gone before the answer was complete
+        exchange.error = exchange.error or "client disconnected"
+        cancel_scope.cancel()
