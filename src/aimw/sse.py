@@ -51,13 +51,14 @@ class SSEDecoder:
         self._cr_pending = False
 
     def feed(self, chunk: bytes) -> list[ServerSentEvent]:
-        if self._cr_pending:
-            chunk = b"\r" + chunk
+        # A chunk ending in CR ends its line now (CR-only streams must not wait for the next
+        # chunk); a LF opening the next chunk is that CRLF's second half and is skipped.
+        if self._cr_pending and chunk:
             self._cr_pending = False
+            if chunk[:1] == b"\n":
+                chunk = chunk[1:]
         if b"\r" in chunk:
-            if chunk.endswith(b"\r"):
-                chunk = chunk[:-1]
-                self._cr_pending = True
+            self._cr_pending = chunk.endswith(b"\r")
             chunk = chunk.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
         if self._tail:
             chunk = self._tail + chunk

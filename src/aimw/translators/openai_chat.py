@@ -291,8 +291,9 @@ FINISH_TO_STOP_REASON = MappingProxyType(
 
 
 def stop_reason_for(finish_reason: str | None, tool_used: bool) -> str:
-    """DESIGN §6: tool_use whenever a tool_use block was emitted (unless max_tokens);
-    an unknown finish_reason becomes end_turn and is logged."""
+    """DESIGN §6: tool_use whenever a tool_use block was emitted (unless max_tokens), and
+    only then (Anthropic never says tool_use without a tool_use block); an unknown
+    finish_reason becomes end_turn and is logged."""
     if finish_reason is None:
         stop_reason = "end_turn"
     else:
@@ -302,6 +303,8 @@ def stop_reason_for(finish_reason: str | None, tool_used: bool) -> str:
             stop_reason = "end_turn"
     if tool_used and stop_reason != "max_tokens":
         return "tool_use"
+    if stop_reason == "tool_use":  # finish_reason tool_calls, yet no tool call came through
+        return "end_turn"
     return stop_reason
 
 

@@ -1,0 +1,705 @@
+"""Chat Completions stream -> Anthropic stream (SSEDecoder + openai_chat.ChatStreamTranslator).
+
+Streams are driven the way SSERewriteMiddleware drives them (every event's data to feed(),
+flush() at the end of the body, then finish()) and re-split at random byte offsets. Every
+emitted stream is checked against DESIGN §6 by ``validate`` and replayed through the
+Anthropic Python SDK's own stream accumulator.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import random
+from dataclasses import dataclass, field
+from typing import Any
+
+import pydantic
+import pytest
+from conftest import KONG
+
+from aimw.sse import SSEDecoder
+from aimw.translators.openai_chat import ChatStreamTranslator
+
+try:  # the SDK's accumulator is what anthropic.Anthropic().messages.stream() runs
+    from anthropic.lib.streaming._messages import accumulate_event
+    from anthropic.types import RawMessageStreamEvent
+
+    _SDK_EVENT = pydantic.TypeAdapter(RawMessageStreamEvent)
+except ImportError:  # pragma: no cover - an SDK without it still gets our own checks
+    accumulate_event = None
+
+CAPTURES = KONG / "openai" / "stream-captures"
+MESSAGE_ID = "msg_test_0001"
+MODEL = "requested-model"
+STOP_REASONS = {"end_turn", "max_tokens", "stop_sequence", "tool_use", "pause_turn", "refusal"}
+DELTA_FOR_BLOCK = {
+    "text": {"text_delta"},
+    "thinking": {"thinking_delta", "signature_delta"},
+    "tool_use": {"input_json_delta"},
+}
+
+
+# ---------------------------------------------------------------- the validator
+
+
+@dataclass
+class Stream:
+    """What a client assembles from an Anthropic event stream."""
+
+    events: list[tuple[str, dict]]
+    message: dict = field(default_factory=dict)  # message_start's message
+    blocks: list[dict] = field(default_factory=list)  # assembled content blocks
+    json_fragments: dict[int, list[str]] = field(default_factory=dict)  # index -> partial_json pieces
+    stop_reason: str | None = None
+    usage: dict | None = None  # message_delta usage
+    error: dict | None = None  # the error event's error object
+
+    @property
+    def names(self) -> list[str]:
+        return [name for name, _ in self.events]
+
+    @property
+    def text(self) -> str:
+        return "".join(block["text"] for block in self.blocks if block["type"] == "text")
+
+
+def parse_frames(raw: bytes) -> list[tuple[str, dict]]:
+    """Strictly parse what aimw emits: frames ``event: NAME\\ndata: JSON`` separated by a blank line."""
+    assert raw.endswith(b"\n\n"), raw[-80:]
+    events = []
+    for frame in raw[:-2].split(b"\n\n"):
+        lines = frame.split(b"\n")
+        assert len(lines) == 2, frame
+        assert lines[0].startswith(b"event: "), frame
+        assert lines[1].startswith(b"data: "), frame
+        name = lines[0][len(b"event: ") :].decode()
+        data = json.loads(lines[1][len(b"data: ") :])
+        assert data["type"] == name, frame
+        events.append((name, data))
+    return events
+
+
+def validate(raw: bytes) -> Stream:
+    """Check DESIGN §6's invariants on an emitted Anthropic stream and assemble it."""
+    stream = Stream(parse_frames(raw))
+    events = stream.events
+    assert events[0][0] == "message_start", "message_start first"
+    message = events[0][1]["message"]
+    assert message["type"] == "message" and message["role"] == "assistant"
+    assert message["content"] == [] and message["stop_reason"] is None
+    assert isinstance(message["id"], str) and message["id"]
+    assert isinstance(message["model"], str) and message["model"]
+    assert isinstance(message["usage"]["input_tokens"], int)
+    assert isinstance(message["usage"]["output_tokens"], int)
+    stream.message = message
+    open_index: int | None = None
+    open_type = ""
+    json_parts: list[str] = []
+    delta_seen = False
+    for position, (name, data) in enumerate(events[1:], start=1):
+        assert stream.error is None, "nothing after an error event"
+        assert "message_stop" not in stream.names[:position], "nothing after message_stop"
+        if name == "error":
+            assert set(data["error"]) == {"type", "message"}
+            assert isinstance(data["error"]["message"], str) and data["error"]["message"]
+            stream.error = data["error"]
+        elif name == "ping":
+            pass
+        elif name == "content_block_start":
+            assert not delta_seen, "content after message_delta"
+            assert open_index is None, "one block open at a time"
+            assert data["index"] == len(stream.blocks), "indices increase from 0 by 1"
+            block = dict(data["content_block"])
+            assert block["type"] in DELTA_FOR_BLOCK
+            if block["type"] == "tool_use":
+                assert block["input"] == {} and block["id"] and isinstance(block["name"], str)
+                json_parts = []
+                stream.json_fragments[data["index"]] = json_parts
+            stream.blocks.append(block)
+            open_index, open_type = data["index"], block["type"]
+        elif name == "content_block_delta":
+            assert open_index is not None and data["index"] == open_index, "delta inside its open block"
+            delta = data["delta"]
+            assert delta["type"] in DELTA_FOR_BLOCK[open_type], (open_type, delta)
+            block = stream.blocks[open_index]
+            if delta["type"] == "text_delta":
+                block["text"] += delta["text"]
+            elif delta["type"] == "thinking_delta":
+                block["thinking"] += delta["thinking"]
+            elif delta["type"] == "signature_delta":
+                block["signature"] += delta["signature"]
+            else:
+                assert delta["partial_json"], "no empty input_json_delta"
+                json_parts.append(delta["partial_json"])
+        elif name == "content_block_stop":
+            assert open_index is not None and data["index"] == open_index, "stop closes the open block"
+            open_index = None
+        elif name == "message_delta":
+            assert not delta_seen, "one message_delta"
+            assert open_index is None, "every block closed before message_delta"
+            assert data["delta"]["stop_reason"] in STOP_REASONS
+            assert isinstance(data["usage"]["output_tokens"], int)
+            delta_seen = True
+            stream.stop_reason = data["delta"]["stop_reason"]
+            stream.usage = data["usage"]
+        elif name == "message_stop":
+            assert delta_seen, "message_delta before message_stop"
+        else:
+            raise AssertionError(f"unknown event {name}")
+    for index, parts in stream.json_fragments.items():
+        joined = "".join(parts)
+        try:
+            stream.blocks[index]["input"] = json.loads(joined) if joined else {}
+        except ValueError:
+            # only a stream cut by max_tokens, or one that failed, may hold unfinished arguments
+            assert stream.error is not None or stream.stop_reason == "max_tokens", joined
+            stream.blocks[index]["input"] = None
+        else:
+            assert isinstance(stream.blocks[index]["input"], dict), joined
+    if stream.error is None:
+        assert stream.names[-1] == "message_stop", "a finished stream ends with message_stop"
+        if any(block["type"] == "tool_use" for block in stream.blocks) and stream.stop_reason != "max_tokens":
+            assert stream.stop_reason == "tool_use", "DESIGN §6: tool_use whenever a tool_use block was emitted"
+        sdk_check(stream)
+    return stream
+
+
+def sdk_check(stream: Stream) -> None:
+    """Replay the events through the Anthropic SDK's accumulator; it must agree with us."""
+    if accumulate_event is None:  # pragma: no cover
+        return
+    snapshot = None
+    buffers: dict[int, bytes] = {}
+    for _, data in stream.events:
+        event = _SDK_EVENT.validate_python(data)
+        snapshot = accumulate_event(event=event, current_snapshot=snapshot, json_bufs=buffers)
+    assert snapshot is not None
+    assert snapshot.id == stream.message["id"]
+    assert snapshot.stop_reason == stream.stop_reason
+    compared = {"type", "text", "thinking", "id", "name", "input"}
+    theirs = [block.model_dump(include=compared) for block in snapshot.content]
+    ours = [{key: value for key, value in block.items() if key in compared} for block in stream.blocks]
+    for mine, sdk in zip(ours, theirs):
+        if mine.get("input", {}) is None:  # unfinished arguments: the SDK keeps a partial parse
+            del mine["input"], sdk["input"]
+    assert theirs == ours
+    assert snapshot.usage.output_tokens == stream.usage["output_tokens"]
+
+
+# ---------------------------------------------------------------- driving a stream
+
+
+def run(pieces: list[bytes], model: str = MODEL, message_id: str = MESSAGE_ID) -> bytes:
+    """Drive decoder and translator exactly as SSERewriteMiddleware does."""
+    decoder = SSEDecoder()
+    translator = ChatStreamTranslator(model, message_id=message_id)
+    out = []
+    for piece in pieces:
+        out.extend(translator.feed(event.data) for event in decoder.feed(piece))
+    out.extend(translator.feed(event.data) for event in decoder.flush())
+    out.append(translator.finish())
+    return b"".join(out)
+
+
+def random_pieces(data: bytes, rng: random.Random) -> list[bytes]:
+    cuts = sorted(rng.sample(range(1, len(data)), k=rng.randint(1, min(40, len(data) - 1))))
+    bounds = [0, *cuts, len(data)]
+    return [data[start:end] for start, end in zip(bounds, bounds[1:])]
+
+
+def run_resplit(wire: bytes, *, seed: int = 7, splits: int = 40, model: str = MODEL) -> Stream:
+    """Translate ``wire`` whole, then re-split ``splits`` times: always the same bytes."""
+    whole = run([wire], model)
+    rng = random.Random(seed)
+    for _ in range(splits):
+        assert run(random_pieces(wire, rng), model) == whole
+    return validate(whole)
+
+
+def sse(*chunks: dict | str | bytes, done: bool = True) -> bytes:
+    """OpenAI's wire: ``data: JSON`` + blank line per chunk, then ``data: [DONE]``."""
+    out = []
+    for chunk in chunks:
+        if isinstance(chunk, dict):
+            chunk = json.dumps(chunk)
+        if isinstance(chunk, str):
+            chunk = chunk.encode()
+        out.append(b"data: " + chunk + b"\n\n")
+    if done:
+        out.append(b"data: [DONE]\n\n")
+    return b"".join(out)
+
+
+def chunk(delta: dict | None = None, finish: str | None = None, *, model: str = "vllm/served-model") -> dict:
+    return {
+        "id": "chatcmpl-abc",
+        "object": "chat.completion.chunk",
+        "created": 1,
+        "model": model,
+        "choices": [{"index": 0, "delta": delta or {}, "logprobs": None, "finish_reason": finish}],
+    }
+
+
+def usage_chunk(prompt: int, completion: int, cached: int | None = None) -> dict:
+    usage: dict[str, Any] = {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion}
+    if cached is not None:
+        usage["prompt_tokens_details"] = {"cached_tokens": cached}
+    return {"id": "chatcmpl-abc", "object": "chat.completion.chunk", "model": "vllm/served-model", "choices": [], "usage": usage}
+
+
+def tool_delta(index: int, *, id: str | None = None, name: str | None = None, arguments: str | None = None) -> dict:
+    call: dict[str, Any] = {"index": index}
+    if id is not None:
+        call.update(id=id, type="function")
+    function = {}
+    if name is not None:
+        function["name"] = name
+    if arguments is not None:
+        function["arguments"] = arguments
+    call["function"] = function
+    return {"tool_calls": [call]}
+
+
+# ---------------------------------------------------------------- Kong's real capture
+
+
+def chunks_as_sent(chunks: list[str]) -> list[bytes]:
+    """The network chunks Kong's mock server sent for a chunks.json (its
+    09-streaming_integration_spec.lua): each followed by a blank line, unless the next
+    chunk continues it mid-event."""
+    out = []
+    for i, piece in enumerate(chunks):
+        continued = i + 1 < len(chunks) and not chunks[i + 1].startswith("data:")
+        out.append((piece if continued else piece + "\n\n").encode())
+    return out
+
+
+def test_kong_capture_translates() -> None:
+    wire = (CAPTURES / "chat-good.sse").read_bytes()
+    stream = validate(run([wire]))
+    assert stream.message["id"] == MESSAGE_ID
+    assert stream.message["model"] == "gpt-4-0613"  # the upstream's model, from its first chunk
+    assert [block["type"] for block in stream.blocks] == ["text"]
+    assert stream.text == "The answer to 1 + 1 is 2."
+    assert stream.stop_reason == "end_turn"
+    assert stream.names == [
+        "message_start",
+        "content_block_start",
+        *["content_block_delta"] * 5,
+        "content_block_stop",
+        "message_delta",
+        "message_stop",
+    ]
+
+
+def test_kong_capture_any_split_gives_identical_output() -> None:
+    wire = (CAPTURES / "chat-good.sse").read_bytes()
+    reference = run([wire])
+    validate(reference)
+    rng = random.Random(20240601)
+    for _ in range(200):
+        assert run(random_pieces(wire, rng)) == reference
+    assert run([wire[i : i + 1] for i in range(len(wire))]) == reference
+    assert run([wire.replace(b"\n", b"\r\n")]) == reference
+
+
+@pytest.mark.parametrize("name", ["chat-good.chunks.json", "chat-partial-split.chunks.json"])
+def test_kong_network_chunks_give_identical_output(name: str) -> None:
+    wire = (CAPTURES / "chat-good.sse").read_bytes()
+    pieces = chunks_as_sent(json.loads((CAPTURES / name).read_text()))
+    assert b"".join(pieces) == wire  # the same bytes, cut differently
+    assert run(pieces) == run([wire])
+
+
+def test_message_id_is_generated_when_not_given() -> None:
+    wire = (CAPTURES / "chat-good.sse").read_bytes()
+    ids = []
+    for _ in range(2):
+        translator = ChatStreamTranslator(MODEL)
+        out = b"".join(translator.feed(event.data) for event in SSEDecoder().feed(wire)) + translator.finish()
+        ids.append(validate(out).message["id"])
+    assert all(i.startswith("msg_") and len(i) > 4 for i in ids)
+    assert ids[0] != ids[1]
+
+
+# ---------------------------------------------------------------- hand-built streams
+
+
+def test_tool_call_streamed_in_fragments() -> None:
+    pieces = ['{"loc', 'ation": "Par', 'is", "un', 'it": "c"}']
+    wire = sse(
+        chunk({"role": "assistant", "content": None}),
+        chunk(tool_delta(0, id="call_abc", name="get_weather", arguments="")),
+        *[chunk(tool_delta(0, arguments=p)) for p in pieces],
+        chunk({}, "tool_calls"),
+        usage_chunk(120, 33),
+    )
+    stream = run_resplit(wire)
+    assert stream.blocks == [{"type": "tool_use", "id": "call_abc", "name": "get_weather", "input": {"location": "Paris", "unit": "c"}}]
+    assert stream.json_fragments[0] == pieces  # streamed as they arrived, in order
+    assert stream.stop_reason == "tool_use"
+    assert stream.usage["input_tokens"] == 120 and stream.usage["output_tokens"] == 33
+    assert stream.message["model"] == "vllm/served-model"
+
+
+def test_tool_call_with_arguments_in_its_first_fragment() -> None:
+    wire = sse(chunk(tool_delta(0, id="c1", name="f", arguments='{"a": [1, 2]}')), chunk({}, "tool_calls"))
+    stream = run_resplit(wire)
+    assert stream.blocks == [{"type": "tool_use", "id": "c1", "name": "f", "input": {"a": [1, 2]}}]
+
+
+def test_two_parallel_tool_calls() -> None:
+    wire = sse(
+        chunk(tool_delta(0, id="call_1", name="get_weather", arguments="")),
+        chunk(tool_delta(0, arguments='{"city": ')),
+        chunk(tool_delta(0, arguments='"Oslo"}')),
+        chunk(tool_delta(1, id="call_2", name="get_time", arguments="")),
+        chunk(tool_delta(1, arguments='{"tz": "UTC"}')),
+        chunk({}, "tool_calls"),
+    )
+    stream = run_resplit(wire)
+    assert stream.blocks == [
+        {"type": "tool_use", "id": "call_1", "name": "get_weather", "input": {"city": "Oslo"}},
+        {"type": "tool_use", "id": "call_2", "name": "get_time", "input": {"tz": "UTC"}},
+    ]
+    assert stream.stop_reason == "tool_use"
+
+
+def test_two_tool_calls_in_one_chunk() -> None:
+    both = {
+        "tool_calls": [
+            {"index": 0, "id": "a", "type": "function", "function": {"name": "f", "arguments": "{}"}},
+            {"index": 1, "id": "b", "type": "function", "function": {"name": "g", "arguments": '{"x": 1}'}},
+        ]
+    }
+    stream = run_resplit(sse(chunk(both), chunk({}, "tool_calls")))
+    assert [(b["id"], b["name"], b["input"]) for b in stream.blocks] == [("a", "f", {}), ("b", "g", {"x": 1})]
+
+
+def test_text_then_tool_call() -> None:
+    wire = sse(
+        chunk({"role": "assistant", "content": ""}),
+        chunk({"content": "Let me "}),
+        chunk({"content": "check."}),
+        chunk(tool_delta(0, id="call_9", name="Bash", arguments='{"command": "ls"}')),
+        chunk({}, "tool_calls"),
+    )
+    stream = run_resplit(wire)
+    assert [block["type"] for block in stream.blocks] == ["text", "tool_use"]
+    assert stream.blocks[0]["text"] == "Let me check."
+    assert stream.blocks[1]["input"] == {"command": "ls"}
+    assert stream.stop_reason == "tool_use"
+
+
+@pytest.mark.parametrize("field_name", ["reasoning_content", "reasoning"])
+def test_reasoning_then_text(field_name: str) -> None:
+    wire = sse(
+        chunk({"role": "assistant", "content": ""}),
+        chunk({field_name: "The user asks "}),
+        chunk({field_name: "for 1+1."}),
+        chunk({"content": "It is "}),
+        chunk({"content": "2."}),
+        chunk({}, "stop"),
+    )
+    stream = run_resplit(wire)
+    assert [block["type"] for block in stream.blocks] == ["thinking", "text"]
+    assert stream.blocks[0]["thinking"] == "The user asks for 1+1."
+    assert stream.blocks[1]["text"] == "It is 2."
+    assert stream.stop_reason == "end_turn"
+
+
+def test_trailing_usage_chunk_with_cached_tokens() -> None:
+    wire = sse(
+        chunk({"content": "hi"}),
+        chunk({}, "stop"),
+        usage_chunk(prompt=2000, completion=7, cached=1500),
+    )
+    stream = run_resplit(wire)
+    assert stream.usage["input_tokens"] == 500
+    assert stream.usage["cache_read_input_tokens"] == 1500
+    assert stream.usage["output_tokens"] == 7
+    assert stream.stop_reason == "end_turn"
+
+
+def test_usage_null_on_every_chunk_then_real_usage() -> None:
+    # OpenAI with include_usage sends "usage": null on each chunk before the last
+    with_null = {**chunk({"content": "x"}), "usage": None}
+    stream = run_resplit(sse(with_null, {**chunk({}, "stop"), "usage": None}, usage_chunk(10, 1)))
+    assert stream.usage["input_tokens"] == 10 and stream.usage["output_tokens"] == 1
+
+
+def test_done_ends_the_stream_and_later_data_is_ignored() -> None:
+    wire = sse(chunk({"content": "a"}), chunk({}, "stop")) + sse(chunk({"content": "LATE"}), done=False)
+    stream = run_resplit(wire)
+    assert stream.text == "a"
+    assert "LATE" not in json.dumps(stream.events)
+    translator = ChatStreamTranslator(MODEL, message_id=MESSAGE_ID)
+    translator.feed(json.dumps(chunk({"content": "a"})).encode())
+    closing = translator.feed(b"[DONE]")
+    assert closing.endswith(b'event: message_stop\ndata: {"type":"message_stop"}\n\n')
+    assert translator.done
+    assert translator.feed(json.dumps(chunk({"content": "b"})).encode()) == b""
+    assert translator.finish() == b""
+
+
+def test_stream_ending_without_finish_reason_or_done() -> None:
+    wire = sse(chunk({"content": "partial ans"}), chunk({"content": "wer"}), done=False)
+    stream = run_resplit(wire)
+    assert stream.text == "partial answer"
+    assert stream.stop_reason == "end_turn"
+    assert stream.names[-3:] == ["content_block_stop", "message_delta", "message_stop"]
+
+
+def test_stream_cut_mid_tool_call_still_closes() -> None:
+    wire = sse(chunk(tool_delta(0, id="c", name="f", arguments='{"a": 1}')), done=False)
+    stream = run_resplit(wire)
+    assert stream.blocks[0]["input"] == {"a": 1}
+    assert stream.stop_reason == "tool_use"
+
+
+def test_truncated_last_event_is_still_translated() -> None:
+    wire = sse(chunk({"content": "one "}), done=False) + b"data: " + json.dumps(chunk({"content": "two"})).encode()
+    assert validate(run([wire])).text == "one two"
+
+
+def test_empty_stream() -> None:
+    stream = validate(run([]))
+    assert stream.names == ["message_start", "message_delta", "message_stop"]
+    assert stream.message["model"] == MODEL
+    assert stream.stop_reason == "end_turn"
+    only_done = validate(run([b"data: [DONE]\n\n"]))
+    assert only_done.names == stream.names
+
+
+def test_keepalive_comments_are_ignored() -> None:
+    wire = b": ping\n\n" + sse(chunk({"content": "x"}), chunk({}, "stop")).replace(b"\n\n", b"\n\n: keep-alive\n\n", 1)
+    assert validate(run([wire])).text == "x"
+
+
+@pytest.mark.parametrize(
+    ("error", "error_type"),
+    [
+        ({"message": "Model is overloaded", "code": 503}, "overloaded_error"),
+        ({"message": "Too many requests", "code": 429}, "rate_limit_error"),
+        ({"message": "bad things", "type": "internal_error", "code": "internal"}, "api_error"),
+        ("Input validation error: `inputs` tokens + `max_new_tokens` must be <= 4096", "api_error"),
+    ],
+)
+def test_in_stream_error_chunk(error: dict | str, error_type: str) -> None:
+    wire = sse(chunk({"content": "starting "}), {"error": error}, chunk({"content": "AFTER"}), chunk({}, "stop"))
+    stream = run_resplit(wire)
+    assert stream.names[-1] == "error"
+    assert stream.error["type"] == error_type
+    message = error if isinstance(error, str) else error["message"]
+    assert message in stream.error["message"]
+    assert stream.text == "starting "
+    assert "AFTER" not in json.dumps(stream.events)
+    assert "message_stop" not in stream.names
+
+
+def test_error_as_the_first_chunk_still_starts_the_message() -> None:
+    stream = validate(run([sse({"error": {"message": "nope", "code": 400}})]))
+    assert stream.names == ["message_start", "error"]
+    assert stream.error["type"] == "invalid_request_error"
+
+
+def test_error_chunk_secrets_are_redacted() -> None:
+    wire = sse({"error": {"message": "invalid token hf_AbCdEfGhIjKlMnOpQrStUv for Bearer sk-live-12345678", "code": 401}})
+    raw = run([wire])
+    assert b"hf_AbCdEfGhIjKlMnOpQrStUv" not in raw and b"sk-live-12345678" not in raw
+    assert validate(raw).error["type"] == "authentication_error"
+
+
+@pytest.mark.parametrize("bad", [b"{not json", b'{"choices": "nope"}', b"[1, 2]", b'"text"'])
+def test_invalid_chunk_is_an_error_event(bad: bytes) -> None:
+    wire = sse(chunk({"content": "ok "}), bad, chunk({"content": "AFTER"}))
+    stream = run_resplit(wire)
+    assert stream.names[-1] == "error"
+    assert stream.error["type"] == "api_error"
+    assert "AFTER" not in json.dumps(stream.events)
+
+
+def test_length_wins_over_tool_use() -> None:
+    # the arguments were cut by the token limit (not valid JSON): the client must hear max_tokens
+    wire = sse(chunk(tool_delta(0, id="c", name="Write", arguments='{"content": "abc')), chunk({}, "length"))
+    stream = run_resplit(wire)
+    assert stream.stop_reason == "max_tokens"
+    assert [b["type"] for b in stream.blocks] == ["tool_use"]
+    assert "".join(stream.json_fragments[0]) == '{"content": "abc'
+
+
+def test_length_with_complete_tool_call() -> None:
+    wire = sse(chunk(tool_delta(0, id="c", name="f", arguments="{}")), chunk({}, "length"))
+    assert run_resplit(wire).stop_reason == "max_tokens"
+
+
+def test_finish_reason_tool_calls_without_a_tool_call_is_end_turn() -> None:
+    assert run_resplit(sse(chunk({"content": "x"}), chunk({}, "tool_calls"))).stop_reason == "end_turn"
+
+
+def test_finish_reason_stop_with_tool_call_is_tool_use() -> None:
+    wire = sse(chunk(tool_delta(0, id="c", name="f", arguments="{}")), chunk({}, "stop"))
+    assert run_resplit(wire).stop_reason == "tool_use"
+
+
+@pytest.mark.parametrize(
+    ("finish", "stop_reason"),
+    [("stop", "end_turn"), ("eos_token", "end_turn"), ("length", "max_tokens"), ("content_filter", "refusal")],
+)
+def test_finish_reasons(finish: str, stop_reason: str) -> None:
+    assert run_resplit(sse(chunk({"content": "x"}), chunk({}, finish))).stop_reason == stop_reason
+
+
+def test_unknown_finish_reason_is_logged(caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.WARNING, logger="aimw.translators.openai_chat"):
+        stream = validate(run([sse(chunk({"content": "x"}), chunk({}, "brand_new"))]))
+    assert stream.stop_reason == "end_turn"
+    assert any("brand_new" in record.getMessage() for record in caplog.records)
+
+
+def test_refusal_delta() -> None:
+    stream = run_resplit(sse(chunk({"refusal": "I can't "}), chunk({"refusal": "do that."}), chunk({}, "stop")))
+    assert stream.text == "I can't do that."
+    assert stream.stop_reason == "refusal"
+
+
+def test_interleaved_parallel_tool_fragments_are_an_error() -> None:
+    wire = sse(
+        chunk(tool_delta(0, id="a", name="f", arguments='{"x"')),
+        chunk(tool_delta(1, id="b", name="g", arguments='{"y"')),
+        chunk(tool_delta(0, arguments=": 1}")),
+        chunk(tool_delta(1, arguments=": 2}")),
+        chunk({}, "tool_calls"),
+    )
+    stream = run_resplit(wire)
+    assert stream.names[-1] == "error"
+    assert stream.error["type"] == "api_error"
+    # what came before the error was well formed: two blocks started, the first one closed
+    assert [b["id"] for b in stream.blocks] == ["a", "b"]
+
+
+def test_tool_fragment_after_text_resumed_is_an_error() -> None:
+    wire = sse(
+        chunk(tool_delta(0, id="a", name="f", arguments='{"x"')),
+        chunk({"content": "interjection"}),
+        chunk(tool_delta(0, arguments=": 1}")),
+    )
+    assert run_resplit(wire).names[-1] == "error"
+
+
+def test_model_comes_from_the_first_chunk_or_the_request() -> None:
+    stream = validate(run([sse(chunk({"content": "x"}, model="served/name"))], model="asked/name"))
+    assert stream.message["model"] == "served/name"
+    no_model = {"choices": [{"index": 0, "delta": {"content": "x"}, "finish_reason": "stop"}]}
+    assert validate(run([sse(no_model)], model="asked/name")).message["model"] == "asked/name"
+
+
+def test_only_the_first_choice_is_translated() -> None:
+    two = {
+        "model": "m",
+        "choices": [
+            {"index": 0, "delta": {"content": "first"}, "finish_reason": None},
+            {"index": 1, "delta": {"content": "SECOND"}, "finish_reason": "length"},
+        ],
+    }
+    stream = run_resplit(sse(two, chunk({}, "stop")))
+    assert stream.text == "first"
+    assert stream.stop_reason == "end_turn"
+
+
+def test_unicode_text_survives_any_split() -> None:
+    text = ["caf\u00e9 ", "\u20ac\U0001f600 ", "\u65e5\u672c\u8a9e", ' "q" \\ \n end']
+    wire = sse(*[chunk({"content": piece}) for piece in text], chunk({}, "stop"))
+    assert run_resplit(wire, splits=100).text == "".join(text)
+
+
+def test_two_streams_interleaved_do_not_share_state() -> None:
+    """DESIGN §8: stream state declared at class level corrupted concurrent streams elsewhere."""
+    first = sse(chunk({"content": "alpha"}), chunk(tool_delta(0, id="a", name="f", arguments="{}")), chunk({}, "tool_calls"))
+    second = sse(chunk({"reasoning_content": "hmm"}), chunk({"content": "beta"}), chunk({}, "stop"), usage_chunk(5, 2))
+    alone = [run([first], message_id="msg_1"), run([second], message_id="msg_2")]
+    decoders = [SSEDecoder(), SSEDecoder()]
+    translators = [ChatStreamTranslator(MODEL, message_id="msg_1"), ChatStreamTranslator(MODEL, message_id="msg_2")]
+    outputs: list[list[bytes]] = [[], []]
+    rng = random.Random(3)
+    pieces = [random_pieces(first, rng), random_pieces(second, rng)]
+    for step in range(max(map(len, pieces))):
+        for k in (0, 1):
+            if step < len(pieces[k]):
+                outputs[k].extend(translators[k].feed(e.data) for e in decoders[k].feed(pieces[k][step]))
+    for k in (0, 1):
+        outputs[k].extend(translators[k].feed(e.data) for e in decoders[k].flush())
+        outputs[k].append(translators[k].finish())
+    assert [b"".join(o) for o in outputs] == alone
+    assert validate(alone[0]).stop_reason == "tool_use"
+    assert validate(alone[1]).stop_reason == "end_turn"
+
+
+# ---------------------------------------------------------------- the validator can fail
+
+
+def _frame(name: str, data: dict) -> bytes:
+    return b"event: " + name.encode() + b"\ndata: " + json.dumps(data).encode() + b"\n\n"
+
+
+START = _frame(
+    "message_start",
+    {
+        "type": "message_start",
+        "message": {
+            "id": "msg_x",
+            "type": "message",
+            "role": "assistant",
+            "model": "m",
+            "content": [],
+            "stop_reason": None,
+            "stop_sequence": None,
+            "usage": {"input_tokens": 0, "output_tokens": 0},
+        },
+    },
+)
+END = _frame(
+    "message_delta",
+    {"type": "message_delta", "delta": {"stop_reason": "end_turn", "stop_sequence": None}, "usage": {"output_tokens": 1}},
+) + _frame("message_stop", {"type": "message_stop"})
+
+
+def _block(index: int) -> bytes:
+    return _frame(
+        "content_block_start", {"type": "content_block_start", "index": index, "content_block": {"type": "text", "text": ""}}
+    )
+
+
+def _stop(index: int) -> bytes:
+    return _frame("content_block_stop", {"type": "content_block_stop", "index": index})
+
+
+def _text(index: int) -> bytes:
+    return _frame(
+        "content_block_delta", {"type": "content_block_delta", "index": index, "delta": {"type": "text_delta", "text": "t"}}
+    )
+
+
+@pytest.mark.parametrize(
+    "broken",
+    [
+        END,  # no message_start
+        START + _block(0) + _text(0) + END,  # block never closed
+        START + _block(1) + _stop(1) + END,  # index not from 0
+        START + _block(0) + _stop(0) + _block(0) + _stop(0) + END,  # index not increasing
+        START + _text(0) + END,  # delta before its block start
+        START + _block(0) + _text(1) + _stop(0) + END,  # delta for another index
+        START + _block(0) + _stop(0),  # no message_delta / message_stop
+        START + _block(0) + _stop(0) + _frame("message_stop", {"type": "message_stop"}),  # no message_delta
+        START.replace(b"event: message_start\n", b"") + END,  # missing event: line
+    ],
+)
+def test_validator_rejects_broken_streams(broken: bytes) -> None:
+    with pytest.raises((AssertionError, ValueError, KeyError)):
+        validate(broken)
+
+
+def test_validator_accepts_a_minimal_good_stream() -> None:
+    stream = validate(START + _block(0) + _text(0) + _stop(0) + END)
+    assert stream.text == "t"
