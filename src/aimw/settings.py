@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
+from urllib.parse import urlsplit
 
 DEFAULT_LOG_PATH = "aimw.log"
 DEFAULT_MAX_REQUEST_BODY_SIZE = 8 * 1024 * 1024  # bytes
@@ -49,8 +50,10 @@ class Settings:
         upstream_url = optional_env("AIMW_UPSTREAM_URL", environ)
         if upstream_url is not None:
             upstream_url = upstream_url.rstrip("/")
-            if not upstream_url.startswith(("http://", "https://")):
-                raise ConfigurationError(f"AIMW_UPSTREAM_URL must start with http:// or https://, got {upstream_url!r}")
+            if not upstream_url.startswith(("http://", "https://")) or not urlsplit(upstream_url).hostname:
+                raise ConfigurationError(
+                    f"aimw: AIMW_UPSTREAM_URL must be http:// or https:// and a host, got {upstream_url!r}"
+                )
         return cls(
             upstream_url=upstream_url,
             model=optional_env("AIMW_MODEL", environ),
@@ -91,6 +94,8 @@ def _number(name, kind, environ, default):
         number = kind(value)
     except ValueError:
         raise ConfigurationError(f"aimw: {name} must be a {kind.__name__}, got {value!r}") from None
+    if number != number:  # NaN: float() accepts it, no setting means anything with it
+        raise ConfigurationError(f"aimw: {name} must be a {kind.__name__}, got {value!r}")
     if number < 0:
         raise ConfigurationError(f"aimw: {name} must not be negative, got {value!r}")
     return number

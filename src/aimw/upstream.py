@@ -15,7 +15,7 @@ import time
 import anyio
 import httpx
 
-from aimw.asgi import send_error
+from aimw.asgi import ClientDisconnected, send_error
 from aimw.errors import GatewayError
 from aimw.exchange import exchange_of
 from aimw.types import Message, Receive, Scope, Send
@@ -125,6 +125,9 @@ class UpstreamApp:
         exchange.upstream_sent_ns = time.monotonic_ns()
         try:
             response = await client.send(request, stream=True)
+        except ClientDisconnected:  # gone while its body was being sent: nobody to answer
+            exchange.error = exchange.error or "client disconnected"
+            return
         except httpx.TimeoutException:
             exchange.error = "upstream timed out"
             await send_error(send, GatewayError(504, "the upstream provider did not answer in time", "timeout_error"))
@@ -146,7 +149,12 @@ class UpstreamApp:
             await response.aclose()
 
     async def _relay(self, response: httpx.Response, send: Send, exchange) -> None:
-        headers = [(name, value) for name, value in response.headers.raw if name.lower() not in _RESPONSE_HOP_BY_HOP]
+        # httpx keeps the provider's spelling; ASGI wants lower-case names (and the middlewares match on them).
+        headers = [
+            (name, value)
+            for name, value in ((name.lower(), value) for name, value in response.headers.raw)
+            if name not in _RESPONSE_HOP_BY_HOP
+        ]
         if exchange.request_model:
             headers.append((b"x-aimw-llm-model", f"{exchange.provider_name}/{exchange.request_model}".encode()))
         await send({"type": "http.response.start", "status": response.status_code, "headers": headers})
@@ -166,7 +174,7 @@ async def _request_body(receive: Receive):
     while True:
         message = await receive()
         if message["type"] == "http.disconnect":
-            raise GatewayError(499, "client disconnected")
+            raise ClientDisconnected
         body = message.get("body", b"")
         if body:
             yield body

@@ -316,7 +316,8 @@ class _ExchangeRecord:
             self.observe_usage(event.message.usage)
         self.observe_usage(event.usage)
         if event.error is not None:
-            exchange.error = f"{event.error.type}: {event.error.message}"
+            # the middleware that failed said why first (e.g. "upstream timed out"); keep that
+            exchange.error = exchange.error or f"{event.error.type}: {event.error.message}"
 
     def observe_json(self, body: bytes) -> None:
         try:
@@ -327,7 +328,7 @@ class _ExchangeRecord:
             self.exchange.response_model = answer.model
         self.observe_usage(answer.usage)
         if answer.error is not None:
-            self.exchange.error = f"{answer.error.type}: {answer.error.message}"
+            self.exchange.error = self.exchange.error or f"{answer.error.type}: {answer.error.message}"
         if not self.exchange.first_token_ns:
             self.exchange.first_token_ns = self.exchange.responded_ns
 

@@ -1,0 +1,154 @@
+"""ASGI test helpers: a scripted ``receive``, a recording ``send`` and scope builders.
+
+httpx.ASGITransport merges streamed chunks (DESIGN §7), so stream tests record the raw
+ASGI messages here instead.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+
+import anyio
+
+from aimw.types import ASGIApp, Message, Scope
+
+
+def http_scope(
+    method: str = "POST",
+    path: str = "/v1/messages",
+    *,
+    query: bytes = b"",
+    headers: Iterable[tuple[bytes, bytes]] = (),
+    body: bytes | None = None,
+) -> Scope:
+    """An HTTP scope like Hypercorn's (lower-case header names; content-length from ``body``)."""
+    header_list = [(b"host", b"gateway.test")]
+    header_list.extend(headers)
+    if body is not None and not any(name == b"content-length" for name, _ in header_list):
+        header_list.append((b"content-length", str(len(body)).encode()))
+    return {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": method,
+        "scheme": "http",
+        "path": path,
+        "raw_path": path.encode(),
+        "root_path": "",
+        "query_string": query,
+        "headers": header_list,
+        "client": ("127.0.0.1", 50000),
+        "server": ("127.0.0.1", 8000),
+    }
+
+
+class ScriptedReceive:
+    """Yields the request body in ``chunks`` (one ``http.request`` message each), then
+    ``http.disconnect``: at once with ``disconnect_now``, else only after ``release()``
+    (like a client that keeps its connection open while the response streams). With
+    ``complete=False`` the last chunk says more_body True: the client left mid-body.
+    """
+
+    def __init__(
+        self, chunks: Iterable[bytes] = (b"",), *, disconnect_now: bool = False, complete: bool = True
+    ) -> None:
+        self.chunks = list(chunks) or [b""]
+        self.complete = complete
+        self.calls = 0
+        self._released = anyio.Event()
+        if disconnect_now:
+            self._released.set()
+
+    def release(self) -> None:
+        """Let the pending ``receive()`` return ``http.disconnect``."""
+        self._released.set()
+
+    async def __call__(self) -> Message:
+        index = self.calls
+        self.calls += 1
+        if index < len(self.chunks):
+            return {"type": "http.request", "body": self.chunks[index], "more_body": not self.complete or index < len(self.chunks) - 1}
+        await self._released.wait()
+        return {"type": "http.disconnect"}
+
+
+class RecordingSend:
+    """Records every ASGI message sent, in order."""
+
+    def __init__(self) -> None:
+        self.messages: list[Message] = []
+        self.first_body = anyio.Event()
+
+    async def __call__(self, message: Message) -> None:
+        self.messages.append(dict(message))
+        if message["type"] == "http.response.body" and message.get("body"):
+            self.first_body.set()
+
+    @property
+    def start(self) -> Message:
+        starts = [m for m in self.messages if m["type"] == "http.response.start"]
+        assert len(starts) == 1, f"expected one http.response.start, got {self.messages!r}"
+        return starts[0]
+
+    @property
+    def status(self) -> int:
+        return self.start["status"]
+
+    @property
+    def header_list(self) -> list[tuple[bytes, bytes]]:
+        return [(bytes(name), bytes(value)) for name, value in self.start.get("headers", ())]
+
+    def header(self, name: bytes) -> bytes | None:
+        values = [value for key, value in self.header_list if key.lower() == name]
+        assert len(values) <= 1, f"header {name!r} sent {len(values)} times"
+        return values[0] if values else None
+
+    @property
+    def body_messages(self) -> list[Message]:
+        return [m for m in self.messages if m["type"] == "http.response.body"]
+
+    @property
+    def body(self) -> bytes:
+        return b"".join(m.get("body", b"") for m in self.body_messages)
+
+    @property
+    def complete(self) -> bool:
+        """The response ended: its last body message has more_body False."""
+        bodies = self.body_messages
+        return bool(bodies) and not bodies[-1].get("more_body", False) and all(
+            m.get("more_body", False) for m in bodies[:-1]
+        )
+
+    def json(self):
+        return json.loads(self.body)
+
+
+async def call(
+    app: ASGIApp,
+    scope: Scope,
+    chunks: Iterable[bytes] = (b"",),
+) -> RecordingSend:
+    """Run ``app`` once with the request body in ``chunks``; return the recorded response."""
+    send = RecordingSend()
+    await app(scope, ScriptedReceive(chunks, disconnect_now=True), send)
+    return send
+
+
+def split_at(data: bytes, *offsets: int) -> list[bytes]:
+    """``data`` cut at the given byte offsets (kept in order, out-of-range ignored)."""
+    points = [0, *sorted(o for o in offsets if 0 < o < len(data)), len(data)]
+    return [data[a:b] for a, b in zip(points, points[1:])]
+
+
+def sse_events(body: bytes) -> list[tuple[str, dict]]:
+    """Parse an Anthropic SSE body into ``(event, data)`` pairs; asserts the ``event:`` lines."""
+    events = []
+    for frame in body.decode().split("\n\n"):
+        if not frame.strip():
+            continue
+        lines = frame.split("\n")
+        assert lines[0].startswith("event: "), frame
+        data = "\n".join(line[len("data: ") :] for line in lines[1:] if line.startswith("data: "))
+        events.append((lines[0][len("event: ") :], json.loads(data)))
+    return events

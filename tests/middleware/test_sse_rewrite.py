@@ -1,0 +1,288 @@
+"""SSERewriteMiddleware at the ASGI level: OpenAI chunks in (oddly split), Anthropic SSE out."""
+
+from __future__ import annotations
+
+import json
+
+import anyio
+import pytest
+from asgi_helpers import RecordingSend, ScriptedReceive, http_scope, split_at, sse_events
+from conftest import KONG
+
+from aimw.exchange import exchange_of
+from aimw.middleware.sse_rewrite import SSERewriteMiddleware
+from aimw.upstream import UpstreamStreamError
+
+pytestmark = pytest.mark.anyio
+
+CHAT_SSE = (KONG / "openai" / "stream-captures" / "chat-good.sse").read_bytes()
+CHAT_TEXT = "".join(
+    json.loads(line[6:])["choices"][0]["delta"].get("content") or ""
+    for line in CHAT_SSE.decode().split("\n")
+    if line.startswith("data: {")
+)
+UPSTREAM_HEADERS = [
+    (b"content-type", b"text/event-stream"),
+    (b"content-length", b"2633"),
+    (b"transfer-encoding", b"chunked"),
+    (b"x-request-id", b"abc"),
+]
+
+
+def chunk(content: str | None = None, finish_reason: str | None = None, **extra) -> bytes:
+    delta = {} if content is None else {"content": content}
+    data = {"id": "c1", "model": "up-model", "choices": [{"index": 0, "delta": delta, "finish_reason": finish_reason}], **extra}
+    return b"data: " + json.dumps(data).encode() + b"\n\n"
+
+
+class StreamingProvider:
+    """Sends ``start`` then each of ``chunks`` as one body message; optionally raises ``error``
+    after them instead of finishing."""
+
+    def __init__(self, chunks, *, status=200, headers=UPSTREAM_HEADERS, error: Exception | None = None, end=True):
+        self.chunks = list(chunks)
+        self.status = status
+        self.headers = list(headers)
+        self.error = error
+        self.end = end
+        self.body_messages = 0
+
+    async def __call__(self, scope, receive, send) -> None:
+        await send({"type": "http.response.start", "status": self.status, "headers": self.headers})
+        last = len(self.chunks) - 1
+        for index, piece in enumerate(self.chunks):
+            more = index < last or self.error is not None or not self.end
+            self.body_messages += 1
+            await send({"type": "http.response.body", "body": piece, "more_body": more})
+        if self.error is not None:
+            raise self.error
+
+
+async def run(inner, *, model: str | None = "req-model") -> tuple[RecordingSend, dict]:
+    scope = http_scope(body=b"{}")
+    if model is not None:
+        exchange_of(scope).request_model = model
+    send = RecordingSend()
+    await SSERewriteMiddleware(inner, wire_format="openai_chat")(scope, ScriptedReceive([b"{}"], disconnect_now=True), send)
+    return send, scope
+
+
+def assert_well_formed(events: list[tuple[str, dict]]) -> None:
+    names = [name for name, _ in events]
+    assert names[0] == "message_start"
+    assert names[-2:] == ["message_delta", "message_stop"]
+    open_index = None
+    next_index = 0
+    for name, data in events:
+        assert data["type"] == name
+        if name == "content_block_start":
+            assert open_index is None and data["index"] == next_index
+            open_index, next_index = data["index"], next_index + 1
+        elif name == "content_block_delta":
+            assert data["index"] == open_index
+        elif name == "content_block_stop":
+            assert data["index"] == open_index
+            open_index = None
+    assert open_index is None
+
+
+@pytest.mark.parametrize("offsets", [(), (1,), (5, 6, 7, 700, 701, 1500), tuple(range(3, 2633, 97)), tuple(range(1, 2633))])
+async def test_openai_stream_becomes_anthropic_stream(offsets):
+    pieces = split_at(CHAT_SSE, *offsets)
+    inner = StreamingProvider(pieces + [b""])
+    send, scope = await run(inner)
+
+    assert send.status == 200
+    assert send.header(b"content-length") is None
+    assert send.header(b"transfer-encoding") is None
+    assert send.header(b"content-type") == b"text/event-stream; charset=utf-8"
+    assert send.header(b"cache-control") == b"no-cache"
+    assert send.header(b"x-request-id") == b"abc"
+
+    bodies = send.body_messages
+    assert 1 <= len(bodies) <= inner.body_messages  # at most one send per upstream read
+    assert send.complete
+    for message in bodies:  # only whole events are sent
+        assert message["body"] == b"" or message["body"].endswith(b"\n\n")
+
+    events = sse_events(send.body)
+    assert_well_formed(events)
+    assert events[0][1]["message"]["model"] == "gpt-4-0613"
+    assert events[0][1]["message"]["usage"]["input_tokens"] == 0
+    text = "".join(d["delta"]["text"] for name, d in events if name == "content_block_delta")
+    assert text == CHAT_TEXT and text.startswith("The answer")
+    assert events[-2][1]["delta"]["stop_reason"] == "end_turn"
+    assert exchange_of(scope).error is None
+
+
+async def test_events_go_out_as_soon_as_their_read_completes():
+    pieces = [chunk("Hel")[:10], chunk("Hel")[10:] + chunk("lo")[:4], chunk("lo")[4:], chunk(finish_reason="stop"), b"data: [DONE]\n\n", b""]
+    inner = StreamingProvider(pieces)
+    send, _ = await run(inner)
+    bodies = [m["body"] for m in send.body_messages]
+    assert len(bodies) == 5  # the first read completed no event: nothing sent for it
+    assert sse_events(bodies[0])[0][0] == "message_start"
+    assert [name for name, _ in sse_events(bodies[0])] == ["message_start", "content_block_start", "content_block_delta"]
+    assert sse_events(bodies[1])[0][1]["delta"]["text"] == "lo"
+    assert [name for name, _ in sse_events(bodies[2])] == ["content_block_stop"]
+    assert [name for name, _ in sse_events(bodies[3])] == ["message_delta", "message_stop"]
+    assert bodies[4] == b""
+    assert [m["more_body"] for m in send.body_messages] == [True, True, True, True, False]
+
+
+async def test_usage_chunk_reaches_message_delta():
+    pieces = [
+        chunk("hi"),
+        chunk(finish_reason="length"),
+        b'data: {"id":"c1","choices":[],"usage":{"prompt_tokens":11,"completion_tokens":7,"total_tokens":18}}\n\n',
+        b"data: [DONE]\n\n",
+    ]
+    send, _ = await run(StreamingProvider(pieces))
+    events = sse_events(send.body)
+    assert_well_formed(events)
+    assert events[-2][1]["delta"]["stop_reason"] == "max_tokens"
+    assert events[-2][1]["usage"]["input_tokens"] == 11
+    assert events[-2][1]["usage"]["output_tokens"] == 7
+
+
+async def test_stream_ending_without_finish_reason_is_closed():
+    send, _ = await run(StreamingProvider([chunk("partial"), chunk(" answer")]))
+    assert send.complete
+    events = sse_events(send.body)
+    assert_well_formed(events)
+    assert [name for name, _ in events] == [
+        "message_start",
+        "content_block_start",
+        "content_block_delta",
+        "content_block_delta",
+        "content_block_stop",
+        "message_delta",
+        "message_stop",
+    ]
+    assert events[-2][1]["delta"]["stop_reason"] == "end_turn"
+
+
+async def test_truncated_last_frame_is_still_translated():
+    send, _ = await run(StreamingProvider([chunk("a"), chunk("b").rstrip(b"\n")]))
+    events = sse_events(send.body)
+    assert_well_formed(events)
+    assert "".join(d["delta"]["text"] for n, d in events if n == "content_block_delta") == "ab"
+
+
+async def test_empty_stream_is_still_well_formed():
+    send, _ = await run(StreamingProvider([b""]), model=None)
+    events = sse_events(send.body)
+    assert [name for name, _ in events] == ["message_start", "message_delta", "message_stop"]
+    assert events[0][1]["message"]["model"] == "unknown"
+
+
+async def test_upstream_failure_mid_stream_ends_with_an_error_event():
+    inner = StreamingProvider([chunk("Hello"), chunk(" wor")[:20]], error=UpstreamStreamError("upstream response failed: ReadError"))
+    send, scope = await run(inner)
+    assert send.status == 200
+    assert send.complete
+    assert len(send.body_messages) <= inner.body_messages + 1
+    events = sse_events(send.body)
+    assert events[0][0] == "message_start"
+    assert events[-1][0] == "error"
+    assert events[-1][1]["error"]["type"] == "api_error"
+    assert "message_stop" not in [name for name, _ in events]
+    assert exchange_of(scope).error == "upstream stream failed: UpstreamStreamError"
+
+
+async def test_failure_after_done_just_ends_the_stream():
+    inner = StreamingProvider(
+        [chunk("Hi", finish_reason="stop"), b"data: [DONE]\n\n"], error=UpstreamStreamError("late")
+    )
+    send, scope = await run(inner)
+    assert send.complete
+    events = sse_events(send.body)
+    assert_well_formed(events)
+    assert "error" not in [name for name, _ in events]
+    assert exchange_of(scope).error is not None
+
+
+async def test_failure_before_the_stream_started_is_raised():
+    class Failing:
+        async def __call__(self, scope, receive, send):
+            raise UpstreamStreamError("early")
+
+    with pytest.raises(UpstreamStreamError):
+        await run(Failing())
+
+
+async def test_failure_after_the_stream_finished_is_raised():
+    class FinishThenFail:
+        async def __call__(self, scope, receive, send):
+            await StreamingProvider([chunk("x", finish_reason="stop")])(scope, receive, send)
+            raise RuntimeError("after the end")
+
+    with pytest.raises(RuntimeError):
+        await run(FinishThenFail())
+
+
+async def test_failure_of_a_non_stream_response_is_raised():
+    inner = StreamingProvider([b'{"a":'], headers=[(b"content-type", b"application/json")], error=RuntimeError("x"))
+    with pytest.raises(RuntimeError):
+        await run(inner)
+
+
+@pytest.mark.parametrize(
+    "status, headers, pieces",
+    [
+        (200, [(b"content-type", b"application/json"), (b"content-length", b"13")], [b'{"id":', b' "x"}', b""]),
+        (429, [(b"content-type", b"text/event-stream")], [b"data: {}\n\n"]),
+        (500, [(b"content-type", b"text/html")], [b"<html>oops</html>"]),
+        (200, [], [b"data: no content-type\n\n"]),
+    ],
+)
+async def test_other_responses_pass_untouched(status, headers, pieces):
+    inner = StreamingProvider(pieces, status=status, headers=headers)
+    send, _ = await run(inner)
+    assert send.messages == [
+        {"type": "http.response.start", "status": status, "headers": headers},
+        *(
+            {"type": "http.response.body", "body": piece, "more_body": i < len(pieces) - 1}
+            for i, piece in enumerate(pieces)
+        ),
+    ]
+
+
+async def test_concurrent_streams_on_one_instance_stay_apart():
+    """Two streams interleaved read by read through the same middleware: no shared state."""
+    a_turns = [anyio.Event() for _ in range(6)]
+    b_turns = [anyio.Event() for _ in range(6)]
+
+    async def provider(scope, receive, send):
+        name = exchange_of(scope).request_model
+        word, mine, theirs = ("alpha", a_turns, b_turns) if name == "a" else ("beta", b_turns, [*a_turns[1:], anyio.Event()])
+        pieces = [chunk(word + str(i)) for i in range(5)] + [chunk(finish_reason="stop")]
+        await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"text/event-stream")]})
+        for i, piece in enumerate(pieces):
+            await mine[i].wait()  # a0 b0 a1 b1 ...: each read waits for the other stream's
+            await send({"type": "http.response.body", "body": piece[:7], "more_body": True})
+            await send({"type": "http.response.body", "body": piece[7:], "more_body": True})
+            theirs[i].set()
+        await send({"type": "http.response.body", "body": b"", "more_body": False})
+
+    app = SSERewriteMiddleware(provider)
+    results: dict[str, RecordingSend] = {}
+
+    async def one(name):
+        scope = http_scope(body=b"{}")
+        exchange_of(scope).request_model = name
+        results[name] = RecordingSend()
+        await app(scope, ScriptedReceive(disconnect_now=True), results[name])
+
+    a_turns[0].set()
+    with anyio.fail_after(10):
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(one, "a")
+            tg.start_soon(one, "b")
+
+    for name, word in (("a", "alpha"), ("b", "beta")):
+        events = sse_events(results[name].body)
+        assert_well_formed(events)
+        assert events[0][1]["message"]["model"] == "up-model"
+        text = "".join(d["delta"]["text"] for n, d in events if n == "content_block_delta")
+        assert text == "".join(word + str(i) for i in range(5))

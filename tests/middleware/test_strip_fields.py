@@ -1,0 +1,210 @@
+"""StripFieldsMiddleware at the ASGI level: what the inner app receives, and the errors."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from asgi_helpers import RecordingSend, ScriptedReceive, call, http_scope, split_at
+
+from aimw.exchange import exchange_of
+from aimw.middleware.strip_fields import StripFieldsMiddleware
+
+pytestmark = pytest.mark.anyio
+
+# Odd spacing and key order on purpose: untouched values must come through byte for byte.
+BODY = (
+    b'{"model": "claude-opus-5-5", "messages": [{"role":"user","content":"caf\\u00e9  \xc3\xa9"}],'
+    b' "system": [ {"type": "text", "text": "x", "cache_control": {"type":"ephemeral"}} ],'
+    b' "metadata": {"user_id": "{\\"a\\": 1}"}, "max_tokens": 32000, "temperature": 1.0, "stream": true}'
+)
+
+
+class Inner:
+    """Stands in for the rest of the gateway: records what it got, answers 200 {}."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+        self.scope = None
+        self.body = b""
+
+    async def __call__(self, scope, receive, send) -> None:
+        self.calls += 1
+        self.scope = scope
+        if scope["type"] != "http":
+            return
+        self.body = b""
+        while True:
+            message = await receive()
+            self.body += message.get("body", b"")
+            if not message.get("more_body", False):
+                break
+        await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"application/json")]})
+        await send({"type": "http.response.body", "body": b"{}", "more_body": False})
+
+    def header(self, name: bytes) -> list[bytes]:
+        return [value for key, value in self.scope["headers"] if key == name]
+
+
+def middleware(inner, **kwargs) -> StripFieldsMiddleware:
+    kwargs.setdefault("drop", ("model",))
+    return StripFieldsMiddleware(inner, **kwargs)
+
+
+async def test_drops_sets_caps_and_keeps_the_rest_byte_identical():
+    inner = Inner()
+    app = middleware(inner, set={"temperature": 0.2}, cap={"max_tokens": 4096})
+    response = await call(app, http_scope(body=BODY), [BODY])
+
+    assert response.status == 200
+    fields = json.loads(inner.body)
+    assert "model" not in fields
+    assert fields["temperature"] == 0.2
+    assert fields["max_tokens"] == 4096
+    # untouched values are the client's exact bytes (msgspec.Raw), not re-encoded
+    assert b'"messages":[{"role":"user","content":"caf\\u00e9  \xc3\xa9"}]' in inner.body
+    assert b'"system":[ {"type": "text", "text": "x", "cache_control": {"type":"ephemeral"}} ]' in inner.body
+    assert b'"metadata":{"user_id": "{\\"a\\": 1}"}' in inner.body
+    assert b'"stream":true' in inner.body
+    assert list(fields) == ["messages", "system", "metadata", "max_tokens", "temperature", "stream"]
+    assert inner.header(b"content-length") == [str(len(inner.body)).encode()]
+
+
+async def test_cap_only_lowers_and_only_when_present():
+    inner = Inner()
+    app = middleware(inner, cap={"max_tokens": 4096}, drop=())
+
+    body = b'{"messages": [], "max_tokens": 100}'
+    await call(app, http_scope(body=body), [body])
+    assert b'"max_tokens":100' in inner.body
+
+    body = b'{"messages": [], "max_tokens": 4096}'
+    await call(app, http_scope(body=body), [body])
+    assert json.loads(inner.body)["max_tokens"] == 4096
+
+    body = b'{"messages": []}'
+    await call(app, http_scope(body=body), [body])
+    assert "max_tokens" not in json.loads(inner.body)
+
+    body = b'{"messages": [], "max_tokens": "many"}'  # not a number: left for the provider to refuse
+    await call(app, http_scope(body=body), [body])
+    assert json.loads(inner.body)["max_tokens"] == "many"
+
+
+async def test_set_adds_a_missing_field():
+    inner = Inner()
+    body = b'{"messages": []}'
+    await call(middleware(inner, set={"temperature": 0.5}), http_scope(body=body), [body])
+    assert json.loads(inner.body) == {"messages": [], "temperature": 0.5}
+
+
+async def test_records_the_model_finally_sent():
+    inner = Inner()
+    scope = http_scope(body=BODY)
+    await call(middleware(inner, drop=()), scope, [BODY])
+    assert exchange_of(inner.scope).request_model == "claude-opus-5-5"
+    assert exchange_of(scope) is exchange_of(inner.scope)
+
+    inner = Inner()
+    scope = http_scope(body=BODY)
+    await call(middleware(inner, set={"model": "meta/llama"}), scope, [BODY])
+    assert exchange_of(scope).request_model == "meta/llama"
+
+    inner = Inner()
+    scope = http_scope(body=BODY)
+    await call(middleware(inner), scope, [BODY])  # dropped: nothing is sent, nothing recorded
+    assert exchange_of(scope).request_model is None
+
+
+async def test_body_in_several_chunks_and_a_stale_content_length():
+    inner = Inner()
+    scope = http_scope(body=BODY)
+    response = await call(middleware(inner, cap={"max_tokens": 10}), scope, split_at(BODY, 1, 2, 50, 51, 200))
+    assert response.status == 200
+    fields = json.loads(inner.body)
+    assert "model" not in fields and fields["max_tokens"] == 10
+    assert inner.header(b"content-length") == [str(len(inner.body)).encode()]
+    assert len(inner.body) != len(BODY)
+
+
+@pytest.mark.parametrize(
+    "body, needle",
+    [
+        (b'{"messages": [', "not valid JSON"),
+        (b"model=claude", "not valid JSON"),
+        (b"", "not valid JSON"),
+        (b'[{"model": "x"}]', "JSON object"),
+        (b'"just a string"', "JSON object"),
+    ],
+)
+async def test_not_a_json_object_is_400(body, needle):
+    inner = Inner()
+    response = await call(middleware(inner), http_scope(body=body), [body])
+    assert response.status == 400
+    assert response.header(b"content-type") == b"application/json"
+    assert response.header(b"content-length") == str(len(response.body)).encode()
+    error = response.json()
+    assert error["type"] == "error"
+    assert error["error"]["type"] == "invalid_request_error"
+    assert needle in error["error"]["message"]
+    assert inner.calls == 0
+
+
+async def test_body_over_the_limit_is_413():
+    inner = Inner()
+    body = b'{"messages": [], "pad": "' + b"x" * 200 + b'"}'
+    app = middleware(inner, max_body_size=100)
+    response = await call(app, http_scope(body=body), split_at(body, 60, 120))
+    assert response.status == 413
+    assert response.json()["error"]["type"] == "request_too_large"
+    assert "100" in response.json()["error"]["message"]
+    assert inner.calls == 0
+
+    # exactly at the limit is fine, and the same instance keeps serving
+    prefix = b'{"messages": [], "p": "'
+    body = prefix + b"x" * (100 - len(prefix) - 2) + b'"}'
+    assert len(body) == 100
+    response = await call(app, http_scope(body=body), [body])
+    assert response.status == 200 and inner.calls == 1
+
+
+@pytest.mark.parametrize(
+    "method, path",
+    [
+        ("POST", "/v1/messages/count_tokens"),
+        ("GET", "/v1/messages"),
+        ("HEAD", "/v1/messages"),
+        ("POST", "/v1/complete"),
+    ],
+)
+async def test_other_requests_pass_untouched(method, path):
+    inner = Inner()
+    body = b'{"model": "m", "max_tokens": 99999, "messages": []}'
+    scope = http_scope(method, path, body=body)
+    await call(middleware(inner, cap={"max_tokens": 1}, set={"temperature": 0}), scope, split_at(body, 5))
+    assert inner.scope is scope
+    assert inner.body == body
+
+
+async def test_prefixed_path_is_edited():
+    inner = Inner()
+    body = b'{"model": "m", "messages": []}'
+    await call(middleware(inner), http_scope(path="/anything/v1/messages", query=b"beta=true", body=body), [body])
+    assert inner.body == b'{"messages":[]}'
+    assert inner.scope["query_string"] == b"beta=true"
+
+
+async def test_lifespan_passes_through():
+    inner = Inner()
+    scope = {"type": "lifespan", "asgi": {"version": "3.0"}}
+    await middleware(inner)(scope, ScriptedReceive(), RecordingSend())
+    assert inner.scope is scope
+
+
+async def test_client_gone_before_the_body_ends():
+    inner = Inner()
+    receive = ScriptedReceive([BODY[:10]], disconnect_now=True, complete=False)
+    send = RecordingSend()
+    await middleware(inner)(http_scope(body=BODY), receive, send)
+    assert inner.calls == 0
+    assert send.messages == []

@@ -1,0 +1,440 @@
+"""TranslateMiddleware at the ASGI level, with a fake inner app standing in for the provider."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from asgi_helpers import RecordingSend, ScriptedReceive, call, http_scope, split_at
+from conftest import CORPUS, KONG
+
+from aimw.exchange import exchange_of
+from aimw.middleware.translate import TranslateMiddleware
+from aimw.providers.huggingface import HUGGINGFACE
+
+pytestmark = pytest.mark.anyio
+
+MODEL = "meta-llama/Llama-3.3-70B-Instruct"
+HF_RESPONSES = KONG / "huggingface" / "llm-v1-chat" / "responses"
+
+CLIENT_HEADERS = [
+    (b"content-type", b"application/json"),
+    (b"x-api-key", b"sk-ant-test-key"),
+    (b"anthropic-version", b"2023-06-01"),
+    (b"anthropic-beta", b"claude-code-20250219,interleaved-thinking-2025-05-14"),
+    (b"anthropic-dangerous-direct-browser-access", b"true"),
+    (b"user-agent", b"claude-cli/2.1.329 (external, sdk-cli)"),
+]
+
+
+def messages_body(stream: bool = False, **extra) -> bytes:
+    body = {
+        "model": "claude-opus-5-5",
+        "messages": [{"role": "user", "content": "What is 1 + 1?"}],
+        "system": [{"type": "text", "text": "Be brief.", "cache_control": {"type": "ephemeral"}}],
+        "max_tokens": 512,
+        "stream": stream,
+        **extra,
+    }
+    return json.dumps(body).encode()
+
+
+class FakeProvider:
+    """The inner app: records the request it got, answers ``status``/``headers``/``chunks``
+    (or raises ``error`` before or after starting)."""
+
+    def __init__(
+        self,
+        status: int = 200,
+        body: bytes = b"",
+        *,
+        headers: list[tuple[bytes, bytes]] | None = None,
+        chunks: list[bytes] | None = None,
+        error: Exception | None = None,
+        error_after_start: bool = False,
+    ) -> None:
+        self.status = status
+        self.headers = headers if headers is not None else [(b"content-type", b"application/json")]
+        self.chunks = chunks if chunks is not None else [body]
+        self.error = error
+        self.error_after_start = error_after_start
+        self.calls = 0
+        self.scope = None
+        self.body = b""
+
+    async def __call__(self, scope, receive, send) -> None:
+        self.calls += 1
+        self.scope = scope
+        self.body = b""
+        while True:
+            message = await receive()
+            self.body += message.get("body", b"")
+            if not message.get("more_body", False):
+                break
+        if self.error is not None and not self.error_after_start:
+            raise self.error
+        await send({"type": "http.response.start", "status": self.status, "headers": list(self.headers)})
+        if self.error is not None:
+            await send({"type": "http.response.body", "body": self.chunks[0], "more_body": True})
+            raise self.error
+        for index, chunk in enumerate(self.chunks):
+            await send({"type": "http.response.body", "body": chunk, "more_body": index < len(self.chunks) - 1})
+
+    def header_values(self, name: bytes) -> list[bytes]:
+        return [value for key, value in self.scope["headers"] if key.lower() == name]
+
+
+def translate(inner, **kwargs) -> TranslateMiddleware:
+    kwargs.setdefault("model", MODEL)
+    return TranslateMiddleware(inner, provider=HUGGINGFACE, **kwargs)
+
+
+def good_completion() -> bytes:
+    return (HF_RESPONSES / "good.json").read_bytes()
+
+
+async def post_messages(app, body: bytes, *, path="/v1/messages", query=b"", chunks=None) -> tuple[RecordingSend, dict]:
+    scope = http_scope(path=path, query=query, headers=CLIENT_HEADERS, body=body)
+    response = await call(app, scope, chunks or [body])
+    return response, scope
+
+
+def assert_anthropic_error(response: RecordingSend, status: int, error_type: str) -> str:
+    assert response.status == status, response.body
+    assert response.header(b"content-type") == b"application/json"
+    assert response.header(b"content-length") == str(len(response.body)).encode()
+    assert response.complete
+    error = response.json()
+    assert error["type"] == "error"
+    assert error["error"]["type"] == error_type
+    assert isinstance(error["error"]["message"], str) and error["error"]["message"]
+    return error["error"]["message"]
+
+
+# ------------------------------------------------------------------ request side
+
+
+@pytest.mark.parametrize(
+    "path, query",
+    [("/v1/messages", b""), ("/v1/messages", b"beta=true"), ("/anything/v1/messages", b"beta=true")],
+)
+async def test_request_becomes_a_chat_completions_request(path, query):
+    inner = FakeProvider(body=good_completion())
+    body = messages_body(stream=True)
+    response, scope = await post_messages(translate(inner), body, path=path, query=query, chunks=split_at(body, 7, 90))
+
+    assert inner.calls == 1
+    assert inner.scope["method"] == "POST"
+    assert inner.scope["path"] == "/v1/chat/completions"
+    assert inner.scope["raw_path"] == b"/v1/chat/completions"
+    assert inner.scope["root_path"] == ""
+    assert inner.scope["query_string"] == b""  # ?beta=true is Anthropic's only
+    for name in (b"anthropic-version", b"anthropic-beta", b"anthropic-dangerous-direct-browser-access"):
+        assert inner.header_values(name) == []
+    assert inner.header_values(b"content-type") == [b"application/json"]
+    assert inner.header_values(b"content-length") == [str(len(inner.body)).encode()]
+    assert inner.header_values(b"user-agent") == [b"claude-cli/2.1.329 (external, sdk-cli)"]
+
+    chat = json.loads(inner.body)
+    assert chat["model"] == MODEL
+    assert chat["stream"] is True
+    assert chat["max_tokens"] == 512
+    assert chat["messages"][0]["role"] == "system"
+    assert chat["messages"][-1] == {"role": "user", "content": "What is 1 + 1?"}
+    assert "cache_control" not in inner.body.decode()
+
+    exchange = exchange_of(scope)
+    assert exchange is exchange_of(inner.scope)
+    assert exchange.provider_name == "huggingface"
+    assert exchange.request_model == MODEL
+    assert exchange.request_mode == "stream"
+
+
+async def test_model_falls_back_to_the_clients_then_the_providers_default():
+    inner = FakeProvider(body=good_completion())
+    app = translate(inner, model=None)
+
+    _, scope = await post_messages(app, messages_body())
+    assert json.loads(inner.body)["model"] == "claude-opus-5-5"
+    assert exchange_of(scope).request_mode == "oneshot"
+
+    body = json.loads(messages_body())
+    del body["model"]
+    _, scope = await post_messages(app, json.dumps(body).encode())
+    assert json.loads(inner.body)["model"] == HUGGINGFACE.default_model
+    assert exchange_of(scope).request_model == HUGGINGFACE.default_model
+
+
+async def test_a_real_claude_code_request_translates():
+    body = (CORPUS / "001-default-text-json-2.1.329.json").read_bytes()
+    inner = FakeProvider(body=good_completion())
+    response, scope = await post_messages(translate(inner), body, query=b"beta=true")
+    assert response.status == 200
+    chat = json.loads(inner.body)
+    assert chat["model"] == MODEL
+    for anthropic_only in ("context_management", "output_config", "thinking", "metadata"):
+        assert anthropic_only not in chat
+    assert '"cache_control"' not in inner.body.decode()
+    assert '"defer_loading"' not in inner.body.decode()
+
+
+# ------------------------------------------------------------------ response side
+
+
+async def test_json_answer_becomes_an_anthropic_message():
+    inner = FakeProvider(
+        body=good_completion(),
+        headers=[(b"content-type", b"application/json"), (b"content-length", b"99999"), (b"x-request-id", b"r1")],
+    )
+    inner.chunks = split_at(good_completion(), 10, 11, 300)
+    response, _ = await post_messages(translate(inner), messages_body())
+
+    assert response.status == 200
+    assert response.complete
+    assert response.header(b"content-type") == b"application/json"
+    assert response.header(b"content-length") == str(len(response.body)).encode()
+    assert response.header(b"x-request-id") == b"r1"
+    message = response.json()
+    assert message["type"] == "message"
+    assert message["role"] == "assistant"
+    assert message["model"] == "mistralai/Mistral-7B-Instruct-v0.2"
+    assert message["content"] == [
+        {"type": "text", "text": json.loads(good_completion())["choices"][0]["message"]["content"]}
+    ]
+    assert message["stop_reason"] == "end_turn"
+    assert message["usage"]["input_tokens"] == 26
+    assert message["usage"]["output_tokens"] == 40
+
+
+@pytest.mark.parametrize(
+    "status, body, client_status, error_type, needle",
+    [
+        (400, (HF_RESPONSES / "bad_request.json").read_bytes(), 400, "invalid_request_error", "Template error"),
+        (401, (HF_RESPONSES / "unauthorized.json").read_bytes(), 401, "authentication_error", "token seems invalid"),
+        (403, b'{"error": {"message": "no access"}}', 403, "permission_error", "no access"),
+        (404, b'{"error": "Model not found"}', 404, "not_found_error", "Model not found"),
+        (413, b"too big", 413, "request_too_large", "413"),
+        (429, b'{"error": {"message": "slow down", "type": "requests"}}', 429, "rate_limit_error", "slow down"),
+        (500, (KONG / "openai/llm-v1-chat/responses/internal_server_error.html").read_bytes(), 500, "api_error", "500"),
+        (503, (HF_RESPONSES / "bad_response_model_load.json").read_bytes(), 529, "overloaded_error", "loading"),
+        (504, (HF_RESPONSES / "bad_response_timeout.json").read_bytes(), 504, "timeout_error", "time out"),
+        (502, b'{"type":"error","error":{"type":"api_error","message":"the upstream provider is unreachable"}}',
+         502, "api_error", "unreachable"),
+    ],
+)
+async def test_provider_errors_become_anthropic_errors(status, body, client_status, error_type, needle):
+    inner = FakeProvider(status, body, headers=[(b"content-type", b"text/html"), (b"content-length", b"5")])
+    inner.chunks = split_at(body, 3)
+    response, _ = await post_messages(translate(inner), messages_body(stream=True))
+    message = assert_anthropic_error(response, client_status, error_type)
+    assert needle in message
+    assert b"<html" not in response.body.lower()
+
+
+async def test_retry_after_and_model_header_survive_an_error():
+    inner = FakeProvider(
+        429,
+        b'{"error": "rate limited"}',
+        headers=[
+            (b"content-type", b"application/json"),
+            (b"retry-after", b"7"),
+            (b"x-aimw-llm-model", b"huggingface/" + MODEL.encode()),
+            (b"set-cookie", b"session=1"),
+        ],
+    )
+    response, _ = await post_messages(translate(inner), messages_body(stream=True))
+    assert_anthropic_error(response, 429, "rate_limit_error")
+    assert response.header(b"retry-after") == b"7"
+    assert response.header(b"x-aimw-llm-model") == b"huggingface/" + MODEL.encode()
+    assert response.header(b"set-cookie") is None
+
+
+async def test_event_stream_passes_through_untouched():
+    chunks = [b"event: message_start\ndata: {}\n\n", b"event: ping\nda", b"ta: {}\n\n", b""]
+    headers = [(b"content-type", b"text/event-stream; charset=utf-8"), (b"cache-control", b"no-cache")]
+    inner = FakeProvider(200, headers=headers, chunks=chunks)
+    response, _ = await post_messages(translate(inner), messages_body(stream=True))
+    assert response.messages == [
+        {"type": "http.response.start", "status": 200, "headers": headers},
+        *({"type": "http.response.body", "body": c, "more_body": i < 3} for i, c in enumerate(chunks)),
+    ]
+
+
+async def test_invalid_provider_json_is_502():
+    inner = FakeProvider(200, b"<html>proxy says hi</html>")
+    response, _ = await post_messages(translate(inner), messages_body())
+    assert_anthropic_error(response, 502, "api_error")
+
+
+async def test_provider_answer_over_the_limit_is_502():
+    inner = FakeProvider(200, chunks=[b"x" * 60, b"x" * 60])
+    response, _ = await post_messages(translate(inner, max_response_body_size=100), messages_body())
+    assert_anthropic_error(response, 502, "api_error")
+
+
+# ------------------------------------------------------------------ local answers
+
+
+@pytest.mark.parametrize("path", ["/", "/api/hello"])
+async def test_head_preflight_is_200(path):
+    inner = FakeProvider()
+    response = await call(translate(inner), http_scope("HEAD", path))
+    assert response.status == 200
+    assert response.body == b""
+    assert response.complete
+    assert inner.calls == 0
+
+
+async def test_count_tokens_is_answered_locally():
+    inner = FakeProvider()
+    app = translate(inner)
+    counts = {}
+    for name in ("018-count_tokens-minimal-foo.json", "019-count_tokens-11-tools.json"):
+        body = (CORPUS / name).read_bytes()
+        scope = http_scope(path="/v1/messages/count_tokens", query=b"beta=true", headers=CLIENT_HEADERS, body=body)
+        response = await call(app, scope, split_at(body, 1000))
+        assert response.status == 200
+        assert response.header(b"content-type") == b"application/json"
+        answer = response.json()
+        assert list(answer) == ["input_tokens"]
+        assert isinstance(answer["input_tokens"], int) and answer["input_tokens"] > 0
+        counts[name] = answer["input_tokens"]
+    assert inner.calls == 0
+    assert counts["019-count_tokens-11-tools.json"] > counts["018-count_tokens-minimal-foo.json"]
+
+
+@pytest.mark.parametrize(
+    "method, path",
+    [("GET", "/v1/models"), ("GET", "/v1/messages"), ("POST", "/v1/complete"), ("POST", "/v1/messages/batches"), ("GET", "/")],
+)
+async def test_other_endpoints_are_404(method, path):
+    inner = FakeProvider()
+    response = await call(translate(inner), http_scope(method, path, body=b""))
+    message = assert_anthropic_error(response, 404, "not_found_error")
+    assert path in message
+    assert inner.calls == 0
+
+
+# ------------------------------------------------------------------ client errors
+
+
+@pytest.mark.parametrize(
+    "body, needles",
+    [
+        (b'{"messages": [', ["not valid JSON"]),
+        (b"hello", ["not valid JSON"]),
+        (b'{"model": "x", "max_tokens": 5}', ["messages"]),
+        (b'{"messages": [{"role": "robot", "content": "hi"}]}', ["role", "messages[0]"]),
+        (b'{"messages": [{"role": "user", "content": 5}]}', ["content"]),
+        (b'{"messages": [], "stream": "yes"}', ["stream"]),
+    ],
+)
+async def test_bad_requests_are_400_naming_the_problem(body, needles):
+    inner = FakeProvider(body=good_completion())
+    app = translate(inner)
+    response, _ = await post_messages(app, body)
+    message = assert_anthropic_error(response, 400, "invalid_request_error")
+    for needle in needles:
+        assert needle in message
+    assert inner.calls == 0
+    # the same instance keeps serving
+    response, _ = await post_messages(app, messages_body())
+    assert response.status == 200 and inner.calls == 1
+
+
+async def test_count_tokens_with_a_bad_body_is_400():
+    inner = FakeProvider()
+    response = await call(translate(inner), http_scope(path="/v1/messages/count_tokens", body=b"{}"), [b"{}"])
+    assert "messages" in assert_anthropic_error(response, 400, "invalid_request_error")
+
+
+async def test_body_over_the_limit_is_413():
+    inner = FakeProvider(body=good_completion())
+    body = messages_body()
+    response, _ = await post_messages(translate(inner, max_body_size=len(body) - 1), body, chunks=split_at(body, 20))
+    assert_anthropic_error(response, 413, "request_too_large")
+    assert inner.calls == 0
+
+
+async def test_unexpected_failure_before_responding_is_500_without_details():
+    inner = FakeProvider(body=good_completion(), error=RuntimeError("kaboom in /secret/path.py line 12"))
+    app = translate(inner)
+    response, scope = await post_messages(app, messages_body())
+    message = assert_anthropic_error(response, 500, "api_error")
+    assert "kaboom" not in response.body.decode()
+    assert "Traceback" not in response.body.decode()
+    assert "internal" in message
+    assert exchange_of(scope).error == "internal gateway error: RuntimeError"
+
+    inner.error = None  # the same instance keeps serving
+    response, _ = await post_messages(app, messages_body())
+    assert response.status == 200
+    assert response.json()["type"] == "message"
+
+
+async def test_failure_after_the_stream_started_is_raised():
+    inner = FakeProvider(
+        200,
+        headers=[(b"content-type", b"text/event-stream")],
+        chunks=[b"event: ping\ndata: {}\n\n"],
+        error=RuntimeError("cut"),
+        error_after_start=True,
+    )
+    send = RecordingSend()
+    body = messages_body(stream=True)
+    with pytest.raises(RuntimeError, match="cut"):
+        await translate(inner)(http_scope(body=body), ScriptedReceive([body], disconnect_now=True), send)
+    assert send.status == 200  # no second http.response.start was attempted
+    assert len(send.messages) == 2
+
+
+async def test_client_gone_while_sending_the_body():
+    inner = FakeProvider()
+    send = RecordingSend()
+    receive = ScriptedReceive([b'{"messages"'], disconnect_now=True, complete=False)
+    await translate(inner)(http_scope(body=b'{"messages": []}'), receive, send)
+    assert send.messages == []
+    assert inner.calls == 0
+
+
+async def test_lifespan_passes_through():
+    seen = []
+
+    async def inner(scope, receive, send):
+        seen.append(scope)
+
+    scope = {"type": "lifespan", "asgi": {"version": "3.0"}}
+    await translate(inner)(scope, ScriptedReceive(), RecordingSend())
+    assert seen == [scope]
+
+
+async def test_one_instance_keeps_serving_through_every_kind_of_error():
+    inner = FakeProvider(body=good_completion())
+    app = translate(inner, max_body_size=4096)
+    good = messages_body()
+
+    async def good_request():
+        inner.status, inner.headers, inner.chunks, inner.error = 200, [(b"content-type", b"application/json")], [good_completion()], None
+        response, _ = await post_messages(app, good)
+        assert response.status == 200 and response.json()["type"] == "message"
+
+    failures = [
+        lambda: post_messages(app, b"{not json"),
+        lambda: post_messages(app, b'{"messages": [{"role": "robot", "content": "x"}]}'),
+        lambda: post_messages(app, b'{"messages": [], "pad": "' + b"x" * 5000 + b'"}'),
+        lambda: call(app, http_scope("GET", "/v1/models")),
+    ]
+    for failure in failures:
+        response = await failure()
+        response = response[0] if isinstance(response, tuple) else response
+        assert response.status in (400, 404, 413)
+        await good_request()
+    for status in (429, 500, 503):
+        inner.status, inner.chunks = status, [b'{"error": "nope"}']
+        response, _ = await post_messages(app, good)
+        assert response.status == (529 if status == 503 else status)
+        await good_request()
+    inner.error = RuntimeError("unexpected")
+    response, _ = await post_messages(app, good)
+    assert response.status == 500
+    await good_request()

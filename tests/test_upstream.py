@@ -1,0 +1,466 @@
+"""UpstreamApp against a real HTTP/1.1 server on loopback (asyncio streams, hand-written
+responses so the tests control every byte, pause and connection close)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import socket
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+
+import anyio
+import pytest
+from asgi_helpers import RecordingSend, ScriptedReceive, http_scope, split_at
+
+from aimw.exchange import exchange_of
+from aimw.upstream import UpstreamApp, UpstreamStreamError
+
+pytestmark = pytest.mark.anyio
+
+GUARD = 10  # seconds: a hang guard only, never an assertion about speed
+
+
+@dataclass
+class Request:
+    method: str
+    target: str
+    headers: list[tuple[str, str]]
+    body: bytes
+
+    def values(self, name: str) -> list[str]:
+        return [value for key, value in self.headers if key.lower() == name]
+
+
+@dataclass
+class Connection:
+    """What the server saw of one TCP connection."""
+
+    requests: list[Request] = field(default_factory=list)
+    closed_by_peer: asyncio.Event = field(default_factory=asyncio.Event)
+
+
+Handler = Callable[[Request, asyncio.StreamReader, asyncio.StreamWriter, Connection], Awaitable[None]]
+
+
+class LoopbackServer:
+    """A tiny HTTP/1.1 server on 127.0.0.1 (free port) running ``handler`` per request."""
+
+    def __init__(self, handler: Handler) -> None:
+        self.handler = handler
+        self.connections: list[Connection] = []
+        self.server: asyncio.AbstractServer | None = None
+        self.tasks: set[asyncio.Task] = set()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    async def __aenter__(self) -> LoopbackServer:
+        self.server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
+        self.port = self.server.sockets[0].getsockname()[1]
+        return self
+
+    async def __aexit__(self, *exc) -> None:
+        self.server.close()
+        for task in list(self.tasks):
+            task.cancel()
+        await asyncio.gather(*self.tasks, return_exceptions=True)
+        await self.server.wait_closed()
+
+    @property
+    def requests(self) -> list[Request]:
+        return [request for connection in self.connections for request in connection.requests]
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.tasks.add(asyncio.current_task())
+        connection = Connection()
+        self.connections.append(connection)
+        try:
+            while True:
+                request = await _read_request(reader)
+                if request is None:
+                    connection.closed_by_peer.set()
+                    return
+                connection.requests.append(request)
+                await self.handler(request, reader, writer, connection)
+        except (ConnectionError, asyncio.IncompleteReadError):
+            connection.closed_by_peer.set()
+        except asyncio.CancelledError:  # the server is shutting down (__aexit__)
+            pass
+        finally:
+            writer.close()
+
+
+async def _read_request(reader: asyncio.StreamReader) -> Request | None:
+    try:
+        head = await reader.readuntil(b"\r\n\r\n")
+    except asyncio.IncompleteReadError:
+        return None
+    lines = head.decode("latin-1").split("\r\n")
+    method, target, _ = lines[0].split(" ", 2)
+    headers = [tuple(part.strip() for part in line.split(":", 1)) for line in lines[1:] if line]
+    request = Request(method, target, headers, b"")
+    if request.values("transfer-encoding") == ["chunked"]:
+        while True:
+            size = int((await reader.readuntil(b"\r\n")).strip(), 16)
+            data = await reader.readexactly(size + 2)
+            if size == 0:
+                break
+            request.body += data[:-2]
+    elif request.values("content-length"):
+        request.body = await reader.readexactly(int(request.values("content-length")[0]))
+    return request
+
+
+def response_head(status: int, headers: list[tuple[str, str]]) -> bytes:
+    lines = [f"HTTP/1.1 {status} Whatever"] + [f"{name}: {value}" for name, value in headers]
+    return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
+
+
+def chunked(piece: bytes) -> bytes:
+    return b"%x\r\n%s\r\n" % (len(piece), piece)
+
+
+async def echo(request: Request, reader, writer, connection) -> None:
+    body = json.dumps({"method": request.method, "target": request.target, "length": len(request.body)}).encode()
+    writer.write(
+        response_head(
+            201,
+            [
+                ("Content-Type", "application/json"),
+                ("Content-Length", str(len(body))),
+                ("X-Upstream-Thing", "yes"),
+                ("Retry-After", "7"),
+                ("Connection", "keep-alive"),
+                ("Keep-Alive", "timeout=5"),
+            ],
+        )
+        + body
+    )
+    await writer.drain()
+
+
+async def run_app(app, scope, receive, send=None) -> RecordingSend:
+    send = send or RecordingSend()
+    with anyio.fail_after(GUARD):
+        await app(scope, receive, send)
+    return send
+
+
+def upstream_scope(method="POST", path="/v1/chat/completions", query=b"", headers=(), body=b"") -> dict:
+    return http_scope(method, path, query=query, headers=headers, body=body if method != "GET" else None)
+
+
+# ------------------------------------------------------------------ forwarding
+
+
+async def test_forwards_method_path_query_body_and_headers():
+    body = b'{"model":"m","messages":[{"role":"user","content":"' + b"x" * 5000 + b'"}]}'
+    client_headers = [
+        (b"content-type", b"application/json"),
+        (b"authorization", b"Bearer provider-key"),
+        (b"x-custom", b"kept"),
+        (b"connection", b"upgrade-me"),
+        (b"keep-alive", b"timeout=99"),
+        (b"te", b"trailers"),
+        (b"upgrade", b"h2c"),
+        (b"proxy-connection", b"close-me"),
+        (b"trailer", b"x-foo"),
+        (b"accept-encoding", b"gzip, deflate, br, zstd"),
+    ]
+    async with LoopbackServer(echo) as server:
+        app = UpstreamApp(server.url + "/", provider_name="huggingface")
+        scope = upstream_scope(query=b"a=1&b=%20two", headers=client_headers, body=body)
+        exchange_of(scope).request_model = "meta-llama/Llama-3.3-70B-Instruct"
+        send = await run_app(app, scope, ScriptedReceive(split_at(body, 1, 100, 4000), disconnect_now=False))
+        await app.close_client()
+
+    [request] = server.requests
+    assert request.method == "POST"
+    assert request.target == "/v1/chat/completions?a=1&b=%20two"
+    assert request.body == body
+    assert request.values("content-type") == ["application/json"]
+    assert request.values("authorization") == ["Bearer provider-key"]
+    assert request.values("x-custom") == ["kept"]
+    assert request.values("content-length") == [str(len(body))]
+    assert request.values("accept-encoding") == ["identity"]
+    assert request.values("host") == [f"127.0.0.1:{server.port}"]
+    for name, value in client_headers:
+        if name in (b"connection", b"keep-alive", b"te", b"upgrade", b"proxy-connection", b"trailer"):
+            assert value.decode() not in request.values(name.decode()), name
+    assert request.values("transfer-encoding") == []
+
+    assert send.status == 201
+    assert all(name == name.lower() for name, _ in send.header_list), send.header_list  # ASGI: lower-case names
+    assert send.header(b"x-upstream-thing") == b"yes"
+    assert send.header(b"retry-after") == b"7"
+    assert send.header(b"connection") is None
+    assert send.header(b"keep-alive") is None
+    assert send.header(b"x-aimw-llm-model") == b"huggingface/meta-llama/Llama-3.3-70B-Instruct"
+    assert send.complete
+    assert json.loads(send.body) == {"method": "POST", "target": "/v1/chat/completions?a=1&b=%20two", "length": len(body)}
+
+    exchange = exchange_of(scope)
+    assert exchange.provider_name == "huggingface"
+    assert exchange.upstream_uri == server.url + "/v1/chat/completions"
+    assert exchange.tried_targets == [server.url + "/v1/chat/completions"]
+    assert 0 < exchange.upstream_sent_ns <= exchange.upstream_first_byte_ns <= exchange.upstream_last_byte_ns
+    assert exchange.error is None
+
+
+async def test_get_without_model_has_no_model_header_and_reuses_the_connection():
+    async with LoopbackServer(echo) as server:
+        app = UpstreamApp(server.url)
+        sends = []
+        for n in range(3):
+            scope = upstream_scope("GET", "/v1/models", query=f"n={n}".encode())
+            sends.append(await run_app(app, scope, ScriptedReceive(disconnect_now=False)))
+        await app.close_client()
+    assert [json.loads(s.body)["target"] for s in sends] == ["/v1/models?n=0", "/v1/models?n=1", "/v1/models?n=2"]
+    assert all(s.header(b"x-aimw-llm-model") is None for s in sends)
+    assert [r.method for r in server.requests] == ["GET"] * 3
+    assert len(server.connections) == 1  # one pooled keep-alive connection
+
+
+async def test_streams_the_response_back_chunk_by_chunk():
+    pieces = [b"data: one\n\n", b"data: two\n\n", b"data: three\n\n"]
+    delivered = [asyncio.Event() for _ in pieces]
+
+    async def stream(request, reader, writer, connection):
+        writer.write(response_head(200, [("Content-Type", "text/event-stream"), ("Transfer-Encoding", "chunked")]))
+        for index, piece in enumerate(pieces):
+            writer.write(chunked(piece))
+            await writer.drain()
+            await delivered[index].wait()  # the next piece only after the client got this one
+        writer.write(b"0\r\n\r\n")
+        await writer.drain()
+
+    class Send(RecordingSend):
+        async def __call__(self, message):
+            await super().__call__(message)
+            body = message.get("body", b"")
+            for index, piece in enumerate(pieces):
+                if body and piece in body:
+                    delivered[index].set()
+
+    async with LoopbackServer(stream) as server:
+        app = UpstreamApp(server.url)
+        send = await run_app(app, upstream_scope(body=b"{}"), ScriptedReceive([b"{}"]), Send())
+        await app.close_client()
+
+    assert send.status == 200
+    assert send.header(b"transfer-encoding") is None
+    assert send.complete
+    assert [m["body"] for m in send.body_messages] == [*pieces, b""]
+
+
+async def test_lifespan_opens_and_closes_the_client():
+    async with LoopbackServer(echo) as server:
+        app = UpstreamApp(server.url)
+        to_app, from_test = anyio.create_memory_object_stream(10)
+        sent: list[dict] = []
+        acknowledged = anyio.Event()
+
+        async def send(message):
+            sent.append(message)
+            acknowledged.set()
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(app, {"type": "lifespan", "asgi": {"version": "3.0"}}, from_test.receive, send)
+            assert app.client is None
+            await to_app.send({"type": "lifespan.startup"})
+            with anyio.fail_after(GUARD):
+                await acknowledged.wait()
+            assert sent == [{"type": "lifespan.startup.complete"}]
+            client = app.client
+            assert client is not None and not client.is_closed
+
+            response = await run_app(app, upstream_scope("GET", "/x"), ScriptedReceive(disconnect_now=False))
+            assert response.status == 201
+            assert app.client is client  # the lifespan's client serves requests
+
+            acknowledged = anyio.Event()
+            await to_app.send({"type": "lifespan.shutdown"})
+            with anyio.fail_after(GUARD):
+                await acknowledged.wait()
+        assert sent[-1] == {"type": "lifespan.shutdown.complete"}
+        assert client.is_closed
+        assert app.client is None
+
+
+# ------------------------------------------------------------------ failures before the answer
+
+
+def closed_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+async def test_unreachable_upstream_is_502():
+    app = UpstreamApp(f"http://127.0.0.1:{closed_port()}", timeout=5)
+    scope = upstream_scope(body=b"{}")
+    send = await run_app(app, scope, ScriptedReceive([b"{}"]))
+    await app.close_client()
+    assert send.status == 502
+    assert send.header(b"content-type") == b"application/json"
+    error = json.loads(send.body)
+    assert error["type"] == "error"
+    assert error["error"]["type"] == "api_error"
+    assert "unreachable" in error["error"]["message"]
+    assert send.complete
+    assert exchange_of(scope).error.startswith("upstream unreachable")
+
+
+async def test_no_answer_within_the_timeout_is_504():
+    async def silent(request, reader, writer, connection):
+        await asyncio.Event().wait()
+
+    async with LoopbackServer(silent) as server:
+        app = UpstreamApp(server.url, timeout=0.2)
+        scope = upstream_scope(body=b"{}")
+        send = await run_app(app, scope, ScriptedReceive([b"{}"]))
+        await app.close_client()
+    assert server.requests[0].body == b"{}"
+    assert send.status == 504
+    error = json.loads(send.body)
+    assert error["error"]["type"] == "timeout_error"
+    assert exchange_of(scope).error == "upstream timed out"
+
+
+# ------------------------------------------------------------------ failures after the answer started
+
+
+async def test_upstream_dying_mid_body_raises_upstream_stream_error():
+    async def dying(request, reader, writer, connection):
+        writer.write(response_head(200, [("Content-Type", "text/event-stream"), ("Content-Length", "1000")]))
+        writer.write(b"data: partial\n\n")
+        await writer.drain()
+        writer.transport.abort()  # gone without the rest of the body
+        raise ConnectionResetError
+
+    async with LoopbackServer(dying) as server:
+        app = UpstreamApp(server.url)
+        scope = upstream_scope(body=b"{}")
+        send = RecordingSend()
+        with pytest.raises(UpstreamStreamError):
+            await run_app(app, scope, ScriptedReceive([b"{}"]), send)
+        await app.close_client()
+    assert send.status == 200
+    assert not send.complete
+    assert exchange_of(scope).upstream_last_byte_ns
+
+
+async def test_upstream_stalling_mid_body_raises_upstream_stream_error():
+    async def stalling(request, reader, writer, connection):
+        writer.write(response_head(200, [("Content-Type", "text/event-stream"), ("Transfer-Encoding", "chunked")]))
+        writer.write(chunked(b"data: first\n\n"))
+        await writer.drain()
+        await asyncio.Event().wait()
+
+    async with LoopbackServer(stalling) as server:
+        app = UpstreamApp(server.url, timeout=0.2)
+        send = RecordingSend()
+        with pytest.raises(UpstreamStreamError, match="ReadTimeout"):
+            await run_app(app, upstream_scope(body=b"{}"), ScriptedReceive([b"{}"]), send)
+        await app.close_client()
+    assert send.body == b"data: first\n\n"
+
+
+async def test_client_disconnect_cancels_the_upstream_request():
+    stopped = asyncio.Event()
+    sent_pieces = 0
+
+    async def slow_stream(request, reader, writer, connection):
+        nonlocal sent_pieces
+        writer.write(response_head(200, [("Content-Type", "text/event-stream"), ("Transfer-Encoding", "chunked")]))
+        eof = asyncio.ensure_future(reader.read(1))
+        try:
+            while not eof.done():
+                writer.write(chunked(b"data: tick\n\n"))
+                await writer.drain()
+                sent_pieces += 1
+                await asyncio.wait([eof], timeout=0.02)
+        except ConnectionError:
+            pass
+        finally:
+            eof.cancel()
+            stopped.set()  # the connection is gone: the generator stopped
+            connection.closed_by_peer.set()
+
+    async with LoopbackServer(slow_stream) as server:
+        app = UpstreamApp(server.url)
+        scope = upstream_scope(body=b"{}")
+        send = RecordingSend()
+        receive = ScriptedReceive([b"{}"])
+
+        async def disconnect_after_first_piece():
+            await send.first_body.wait()
+            receive.release()
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(disconnect_after_first_piece)
+            await run_app(app, scope, receive, send)  # returns: the upstream call was cancelled
+        with anyio.fail_after(GUARD):
+            await stopped.wait()
+            await server.connections[0].closed_by_peer.wait()
+        await app.close_client()
+
+    assert sent_pieces >= 1
+    assert send.status == 200
+    assert not send.complete  # never a fake end of stream
+    assert exchange_of(scope).error == "client disconnected"
+
+
+async def test_client_disconnect_while_the_body_is_sent_upstream():
+    async with LoopbackServer(echo) as server:
+        app = UpstreamApp(server.url)
+        scope = upstream_scope(body=b'{"messages": []}')
+        send = RecordingSend()
+        receive = ScriptedReceive([b'{"mess'], disconnect_now=True, complete=False)
+        await run_app(app, scope, receive, send)
+        await app.close_client()
+        with anyio.fail_after(GUARD):
+            while not server.connections or not server.connections[0].closed_by_peer.is_set():
+                await anyio.sleep(0.01)
+    assert server.requests == []  # the server never got a complete request
+    assert send.messages == []  # nobody to answer
+    assert exchange_of(scope).error == "client disconnected"
+
+
+@pytest.mark.parametrize("failing_message", [1, 3])  # the http.response.start, the second body piece
+async def test_a_failing_client_send_closes_the_upstream_connection(failing_message):
+    stopped = asyncio.Event()
+
+    async def endless(request, reader, writer, connection):
+        writer.write(response_head(200, [("Content-Type", "text/event-stream"), ("Transfer-Encoding", "chunked")]))
+        eof = asyncio.ensure_future(reader.read(1))
+        try:
+            while not eof.done():
+                writer.write(chunked(b"data: tick\n\n"))
+                await writer.drain()
+                await asyncio.wait([eof], timeout=0.02)
+        except ConnectionError:
+            pass
+        finally:
+            eof.cancel()
+            stopped.set()
+
+    class BrokenSend(RecordingSend):
+        async def __call__(self, message):
+            await super().__call__(message)
+            if len(self.messages) == failing_message:
+                raise OSError("client socket gone")
+
+    async with LoopbackServer(endless) as server:
+        app = UpstreamApp(server.url, max_connections=1)
+        with pytest.raises(OSError, match="client socket gone"):
+            await run_app(app, upstream_scope(body=b"{}"), ScriptedReceive([b"{}"]), BrokenSend())
+        with anyio.fail_after(GUARD):
+            await stopped.wait()  # closed by UpstreamApp, not left streaming into the pool
+        # the pool's only connection was released: the next request gets one
+        server.handler = echo
+        send = await run_app(app, upstream_scope("GET", "/next"), ScriptedReceive(disconnect_now=False))
+        await app.close_client()
+    assert send.status == 201
