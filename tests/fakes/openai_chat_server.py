@@ -1,0 +1,762 @@
+"""A fake Hugging Face router (OpenAI Chat Completions) on a real loopback HTTP server.
+
+It checks what the real router checks and a little more (what OpenAI-compatible servers
+reject): ``POST /v1/chat/completions`` with no query string, ``Authorization: Bearer
+<token>`` (401 with the router's body otherwise), and a valid Chat Completions body (400
+with a TGI-style ``{"error", "error_type"}`` body otherwise). Anthropic's headers and
+Anthropic-only body fields are rejected too: they must never reach an OpenAI provider.
+
+Every request is recorded (method, path, query, headers, parsed body) and every problem
+found is kept in ``violations`` so tests can assert the gateway sent none. Answers come
+from a scripted queue of :class:`Reply` (then from ``responder`` when set): JSON
+completions, SSE streams flushed one ``chat.completion.chunk`` per HTTP chunk, streams cut
+mid-way (connection closed without ``[DONE]`` and without the last chunk of the chunked
+body), and errors with any status, body and headers.
+
+Shapes follow the real captures in ../shared/fixtures/kong (huggingface/llm-v1-chat and
+openai/stream-captures/chat-good.sse).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import socket
+import threading
+import time
+import uuid
+from collections import deque
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from urllib.parse import urlsplit
+
+REPO = Path(__file__).resolve().parents[2]
+SHARED = Path(os.environ.get("AIMW_SHARED_DIR", REPO.parent / "shared"))
+KONG = SHARED / "fixtures" / "kong"
+HF_RESPONSES = KONG / "huggingface" / "llm-v1-chat" / "responses"
+OPENAI_RESPONSES = KONG / "openai" / "llm-v1-chat" / "responses"
+
+CHAT_PATH = "/v1/chat/completions"
+DEFAULT_MODEL = "meta-llama/Llama-3.3-70B-Instruct"
+GATE_TIMEOUT = 30.0  # seconds a gated stream waits for the test at most
+
+# ---------------------------------------------------------------- replies
+
+
+@dataclass(frozen=True)
+class Reply:
+    """One scripted answer.
+
+    status / headers: the HTTP status and extra headers (name, value).
+    body: a whole body sent with Content-Length (when ``chunks`` is None).
+    chunks: a streamed body, each item one HTTP chunk, flushed separately; a
+        ``threading.Event`` item holds the stream until the test sets it (at most 30 s).
+    cut: after ``chunks`` (or after part of ``body``), close the connection without
+        ending the body.
+    drop: close the connection without answering at all.
+    """
+
+    status: int = 200
+    headers: tuple[tuple[str, str], ...] = ()
+    body: bytes = b""
+    chunks: tuple[bytes | threading.Event, ...] | None = None
+    cut: bool = False
+    drop: bool = False
+
+
+def json_reply(payload: dict | bytes, status: int = 200, headers: Iterable[tuple[str, str]] = ()) -> Reply:
+    body = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
+    return Reply(status, (("Content-Type", "application/json"), *headers), body)
+
+
+def error_reply(
+    status: int,
+    body: dict | bytes | str,
+    *,
+    content_type: str = "application/json",
+    headers: Iterable[tuple[str, str]] = (),
+) -> Reply:
+    if isinstance(body, dict):
+        body = json.dumps(body)
+    if isinstance(body, str):
+        body = body.encode()
+    return Reply(status, (("Content-Type", content_type), *headers), body)
+
+
+def hf_unauthorized() -> Reply:
+    """The router's 401 (captured)."""
+    return error_reply(401, (HF_RESPONSES / "unauthorized.json").read_bytes())
+
+
+def hf_model_loading() -> Reply:
+    """The router's 503 while a model loads (captured)."""
+    return error_reply(503, (HF_RESPONSES / "bad_response_model_load.json").read_bytes())
+
+
+def hf_bad_request() -> Reply:
+    """TGI's 400 (captured)."""
+    return error_reply(400, (HF_RESPONSES / "bad_request.json").read_bytes())
+
+
+def html_internal_server_error() -> Reply:
+    """A 500 with an HTML page (captured from a mock server)."""
+    return error_reply(500, (OPENAI_RESPONSES / "internal_server_error.html").read_bytes(), content_type="text/html")
+
+
+def rate_limited(retry_after: str = "7", *, header_name: str = "Retry-After") -> Reply:
+    """A 429 with a retry-after header (seconds)."""
+    return error_reply(
+        429,
+        {"error": "Rate limit reached. You reached free usage limit (reset hourly).", "error_type": "rate_limit"},
+        headers=((header_name, retry_after),),
+    )
+
+
+def completion(
+    text: str | None = "The sum of 1 + 1 is 2.",
+    *,
+    model: str = DEFAULT_MODEL,
+    finish_reason: str = "eos_token",
+    usage: tuple[int, int] = (26, 40),
+    tool_calls: Sequence[tuple[str, str, dict]] = (),
+    reasoning_content: str | None = None,
+) -> dict:
+    """A chat.completion shaped like the router's captured good.json.
+
+    tool_calls: (id, name, arguments) triples.
+    """
+    payload = json.loads((HF_RESPONSES / "good.json").read_text())
+    payload["id"] = "chatcmpl-" + uuid.uuid4().hex
+    payload["model"] = model
+    message = payload["choices"][0]["message"]
+    message["content"] = text
+    if reasoning_content is not None:
+        message["reasoning_content"] = reasoning_content
+    if tool_calls:
+        message["tool_calls"] = [
+            {"id": call_id, "type": "function", "function": {"name": name, "arguments": json.dumps(arguments)}}
+            for call_id, name, arguments in tool_calls
+        ]
+    payload["choices"][0]["finish_reason"] = finish_reason
+    payload["usage"] = {"prompt_tokens": usage[0], "completion_tokens": usage[1], "total_tokens": sum(usage)}
+    return payload
+
+
+class Chunks:
+    """chat.completion.chunk objects of one stream, shaped like chat-good.sse."""
+
+    def __init__(self, model: str = DEFAULT_MODEL) -> None:
+        self.model = model
+        self.id = "chatcmpl-" + uuid.uuid4().hex
+        self.created = int(time.time())
+
+    def chunk(self, delta: dict, finish_reason: str | None = None) -> dict:
+        return {
+            "choices": [{"delta": delta, "finish_reason": finish_reason, "index": 0, "logprobs": None}],
+            "created": self.created,
+            "id": self.id,
+            "model": self.model,
+            "object": "chat.completion.chunk",
+            "system_fingerprint": None,
+        }
+
+    def usage(
+        self,
+        prompt_tokens: int,
+        completion_tokens: int,
+        *,
+        cached_tokens: int | None = None,
+        reasoning_tokens: int | None = None,
+    ) -> dict:
+        """The last chunk with ``stream_options.include_usage``: no choices, the usage."""
+        usage: dict = {
+            "prompt_tokens": prompt_tokens,
+            "completion_tokens": completion_tokens,
+            "total_tokens": prompt_tokens + completion_tokens,
+        }
+        if cached_tokens is not None:
+            usage["prompt_tokens_details"] = {"cached_tokens": cached_tokens}
+        if reasoning_tokens is not None:
+            usage["completion_tokens_details"] = {"reasoning_tokens": reasoning_tokens}
+        return {
+            "choices": [],
+            "created": self.created,
+            "id": self.id,
+            "model": self.model,
+            "object": "chat.completion.chunk",
+            "system_fingerprint": None,
+            "usage": usage,
+        }
+
+
+def sse_reply(chunks: Iterable[dict | bytes | threading.Event], *, done: bool = True, cut: bool = False) -> Reply:
+    """An event stream: each chunk object is one ``data:`` event in one HTTP chunk (bytes and
+    Events pass as they are)."""
+    events = [
+        chunk if isinstance(chunk, (bytes, threading.Event)) else b"data: " + json.dumps(chunk).encode() + b"\n\n"
+        for chunk in chunks
+    ]
+    if done and not cut:
+        events.append(b"data: [DONE]\n\n")
+    return Reply(200, (("Content-Type", "text/event-stream"), ("Cache-Control", "no-cache")), b"", tuple(events), cut)
+
+
+def fragments(text: str, count: int) -> list[str]:
+    """``text`` split into ``count`` non-empty pieces (cut anywhere, as providers do)."""
+    count = max(1, min(count, len(text)))
+    step = len(text) / count
+    bounds = [round(step * i) for i in range(count + 1)]
+    return [text[bounds[i] : bounds[i + 1]] for i in range(count)]
+
+
+def text_chunks(
+    pieces: Sequence[str],
+    *,
+    usage: tuple[int, int] = (25, 12),
+    cached_tokens: int | None = None,
+    reasoning: Sequence[str] = (),
+    reasoning_tokens: int | None = None,
+    finish_reason: str = "stop",
+    model: str = DEFAULT_MODEL,
+) -> list[dict]:
+    c = Chunks(model)
+    out = [c.chunk({"content": "", "role": "assistant"})]
+    out += [c.chunk({"reasoning_content": piece}) for piece in reasoning]
+    out += [c.chunk({"content": piece}) for piece in pieces]
+    out.append(c.chunk({}, finish_reason))
+    out.append(c.usage(*usage, cached_tokens=cached_tokens, reasoning_tokens=reasoning_tokens))
+    return out
+
+
+def text_stream(pieces: Sequence[str] = ("The ", "answer ", "to 1 + ", "1 is ", "2."), **kwargs) -> Reply:
+    """Text streamed piece by piece, then finish_reason, then a usage chunk, then [DONE]."""
+    return sse_reply(text_chunks(pieces, **kwargs))
+
+
+def reasoning_stream(
+    reasoning: Sequence[str] = ("Let me ", "add the ", "numbers."),
+    pieces: Sequence[str] = ("It is ", "2."),
+    **kwargs,
+) -> Reply:
+    """``reasoning_content`` deltas (DeepSeek / Qwen / vLLM style), then text."""
+    return sse_reply(text_chunks(pieces, reasoning=reasoning, **kwargs))
+
+
+@dataclass(frozen=True)
+class ToolCall:
+    id: str
+    name: str
+    arguments: dict
+
+    @property
+    def arguments_json(self) -> str:
+        return json.dumps(self.arguments)
+
+
+def tool_call_chunks(
+    calls: Sequence[ToolCall],
+    *,
+    text: Sequence[str] = (),
+    pieces: int = 4,
+    usage: tuple[int, int] = (120, 30),
+    model: str = DEFAULT_MODEL,
+) -> list[dict]:
+    """Optional text, then each call: a first chunk with id, name and empty arguments, then
+    its arguments in ``pieces`` fragments; finish_reason tool_calls; a usage chunk."""
+    c = Chunks(model)
+    out = [c.chunk({"content": "", "role": "assistant"})]
+    out += [c.chunk({"content": piece}) for piece in text]
+    for index, call in enumerate(calls):
+        out.append(
+            c.chunk(
+                {
+                    "tool_calls": [
+                        {"index": index, "id": call.id, "type": "function", "function": {"name": call.name, "arguments": ""}}
+                    ]
+                }
+            )
+        )
+        for piece in fragments(call.arguments_json, pieces):
+            out.append(c.chunk({"tool_calls": [{"index": index, "function": {"arguments": piece}}]}))
+    out.append(c.chunk({}, "tool_calls"))
+    out.append(c.usage(*usage))
+    return out
+
+
+def tool_call_stream(calls: Sequence[ToolCall], **kwargs) -> Reply:
+    return sse_reply(tool_call_chunks(calls, **kwargs))
+
+
+def cut_stream(pieces: Sequence[str] = ("This answer ", "stops ", "in the mid")) -> Reply:
+    """A text stream whose connection closes mid-way: no finish_reason, no usage, no [DONE],
+    and the chunked HTTP body never ends."""
+    c = Chunks()
+    chunks = [c.chunk({"content": "", "role": "assistant"})] + [c.chunk({"content": piece}) for piece in pieces]
+    return sse_reply(chunks, cut=True)
+
+
+# ---------------------------------------------------------------- what the router checks
+
+ROLES = frozenset(("system", "user", "assistant", "tool"))
+ALLOWED_TOP_LEVEL = frozenset(
+    (
+        "model",
+        "messages",
+        "stream",
+        "stream_options",
+        "max_tokens",
+        "max_completion_tokens",
+        "temperature",
+        "top_p",
+        "stop",
+        "tools",
+        "tool_choice",
+        "parallel_tool_calls",
+        "user",
+        "seed",
+        "n",
+        "frequency_penalty",
+        "presence_penalty",
+        "logprobs",
+        "top_logprobs",
+        "response_format",
+        "logit_bias",
+    )
+)
+ANTHROPIC_ONLY = frozenset(
+    (
+        "system",
+        "thinking",
+        "context_management",
+        "output_config",
+        "metadata",
+        "top_k",
+        "stop_sequences",
+        "cache_control",
+        "anthropic_version",
+        "anthropic_beta",
+        "betas",
+        "container",
+        "mcp_servers",
+        "defer_loading",
+        "input_schema",
+    )
+)
+FORBIDDEN_HEADERS = frozenset(("anthropic-version", "anthropic-beta", "x-api-key", "anthropic-dangerous-direct-browser-access"))
+MESSAGE_KEYS = frozenset(("role", "content", "name", "tool_calls", "tool_call_id"))
+TOOL_NAME = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")
+PART_KEYS = {"text": {"type", "text"}, "image_url": {"type", "image_url"}, "file": {"type", "file"}}
+
+
+def _find_key(value, key: str, where: str) -> list[str]:
+    if isinstance(value, dict):
+        found = [f"{where} has Anthropic-only key {key!r}"] if key in value else []
+        for name, inner in value.items():
+            found += _find_key(inner, key, f"{where}.{name}")
+        return found
+    if isinstance(value, list):
+        return [problem for i, inner in enumerate(value) for problem in _find_key(inner, key, f"{where}[{i}]")]
+    return []
+
+
+def _content_problems(content, role: str, where: str, *, may_be_empty: bool) -> list[str]:
+    if content is None:
+        return [] if may_be_empty else [f"{where}.content is null"]
+    if isinstance(content, str):
+        return []
+    if not isinstance(content, list) or not content:
+        return [f"{where}.content must be a string or a non-empty list of parts"]
+    problems = []
+    for i, part in enumerate(content):
+        place = f"{where}.content[{i}]"
+        if not isinstance(part, dict) or part.get("type") not in PART_KEYS:
+            problems.append(f"{place} is not a text/image_url/file part")
+            continue
+        kind = part["type"]
+        if kind != "text" and role != "user":
+            problems.append(f"{place}: {kind} parts are only allowed in user messages")
+        extra = set(part) - PART_KEYS[kind]
+        if extra:
+            problems.append(f"{place} has unknown keys {sorted(extra)}")
+        if kind == "text" and not isinstance(part.get("text"), str):
+            problems.append(f"{place}.text must be a string")
+        if kind == "image_url" and not (isinstance(part.get("image_url"), dict) and isinstance(part["image_url"].get("url"), str)):
+            problems.append(f"{place}.image_url.url must be a string")
+    return problems
+
+
+def _tool_call_problems(calls, where: str) -> list[str]:
+    if not isinstance(calls, list) or not calls:
+        return [f"{where}.tool_calls must be a non-empty list"]
+    problems = []
+    for i, call in enumerate(calls):
+        place = f"{where}.tool_calls[{i}]"
+        if not isinstance(call, dict) or set(call) - {"id", "type", "function"}:
+            problems.append(f"{place} must be {{id, type, function}}")
+            continue
+        if not isinstance(call.get("id"), str) or not call["id"]:
+            problems.append(f"{place}.id must be a non-empty string")
+        if call.get("type") != "function":
+            problems.append(f"{place}.type must be 'function'")
+        function = call.get("function")
+        if not isinstance(function, dict) or not isinstance(function.get("name"), str) or not isinstance(function.get("arguments"), str):
+            problems.append(f"{place}.function must have string name and arguments")
+            continue
+        try:
+            json.loads(function["arguments"])
+        except ValueError:
+            problems.append(f"{place}.function.arguments is not JSON")
+    return problems
+
+
+def chat_request_problems(body) -> list[str]:
+    """Everything an OpenAI-compatible server (the HF router, TGI, OpenAI) would reject in
+    ``body``, plus Anthropic-only fields; empty when the request is valid."""
+    if not isinstance(body, dict):
+        return ["the body must be a JSON object"]
+    problems: list[str] = []
+    for key in body:
+        if key in ANTHROPIC_ONLY:
+            problems.append(f"unknown field {key!r} (Anthropic-only)")
+        elif key not in ALLOWED_TOP_LEVEL:
+            problems.append(f"unknown field {key!r}")
+    if not isinstance(body.get("model"), str) or not body["model"]:
+        problems.append("model must be a non-empty string")
+    stream = body.get("stream", False)
+    if not isinstance(stream, bool):
+        problems.append("stream must be a boolean")
+    if "stream_options" in body:
+        if stream is not True:
+            problems.append("stream_options is only allowed when stream is true")
+        options = body["stream_options"]
+        if not isinstance(options, dict) or set(options) - {"include_usage"} or not isinstance(options.get("include_usage", False), bool):
+            problems.append("stream_options must be {include_usage: bool}")
+    for name in ("max_tokens", "max_completion_tokens"):
+        if name in body and (not isinstance(body[name], int) or isinstance(body[name], bool) or body[name] < 1):
+            problems.append(f"{name} must be a positive integer")
+    if "temperature" in body and not (isinstance(body["temperature"], (int, float)) and 0 <= body["temperature"] <= 2):
+        problems.append("temperature must be a number in [0, 2]")
+    if "top_p" in body and not (isinstance(body["top_p"], (int, float)) and 0 <= body["top_p"] <= 1):
+        problems.append("top_p must be a number in [0, 1]")
+    if "stop" in body:
+        stop = body["stop"]
+        if not (isinstance(stop, str) or (isinstance(stop, list) and len(stop) <= 4 and all(isinstance(s, str) for s in stop))):
+            problems.append("stop must be a string or at most 4 strings")
+    if "user" in body and not isinstance(body["user"], str):
+        problems.append("user must be a string")
+
+    messages = body.get("messages")
+    if not isinstance(messages, list) or not messages:
+        problems.append("messages must be a non-empty list")
+        messages = []
+    pending: list[str] = []  # tool_call ids of the last assistant turn not yet answered
+    seen_ids: set[str] = set()
+    for i, message in enumerate(messages):
+        where = f"messages[{i}]"
+        if not isinstance(message, dict):
+            problems.append(f"{where} must be an object")
+            continue
+        role = message.get("role")
+        if role not in ROLES:
+            problems.append(f"{where}.role {role!r} is not one of system/user/assistant/tool")
+            continue
+        extra = set(message) - MESSAGE_KEYS
+        if extra:
+            problems.append(f"{where} has unknown keys {sorted(extra)}")
+        problems += _find_key(message, "cache_control", where)
+        if role != "tool" and pending:
+            problems.append(
+                f"{where}: an assistant message with 'tool_calls' must be followed by tool messages "
+                f"responding to each 'tool_call_id'; missing {pending}"
+            )
+            pending = []
+        if role == "tool":
+            call_id = message.get("tool_call_id")
+            if not isinstance(call_id, str) or call_id not in pending:
+                problems.append(f"{where}: tool message with tool_call_id {call_id!r} does not answer a preceding tool call")
+            else:
+                pending.remove(call_id)
+            problems += _content_problems(message.get("content"), role, where, may_be_empty=False)
+            continue
+        if "tool_call_id" in message:
+            problems.append(f"{where}: tool_call_id only belongs in tool messages")
+        if role == "assistant" and "tool_calls" in message:
+            call_problems = _tool_call_problems(message["tool_calls"], where)
+            problems += call_problems
+            if not call_problems:
+                ids = [call["id"] for call in message["tool_calls"]]
+                if len(set(ids)) != len(ids) or seen_ids & set(ids):
+                    problems.append(f"{where}: duplicate tool call ids {ids}")
+                seen_ids.update(ids)
+                pending = ids
+            problems += _content_problems(message.get("content"), role, where, may_be_empty=True)
+        else:
+            if "tool_calls" in message:
+                problems.append(f"{where}: tool_calls only belong in assistant messages")
+            problems += _content_problems(message.get("content"), role, where, may_be_empty=False)
+    if pending:
+        problems.append(f"tool calls {pending} have no tool message answering them")
+
+    tool_names: set[str] = set()
+    if "tools" in body:
+        tools = body["tools"]
+        if not isinstance(tools, list) or not tools:
+            problems.append("tools must be a non-empty list")
+            tools = []
+        for i, tool in enumerate(tools):
+            where = f"tools[{i}]"
+            if not isinstance(tool, dict) or set(tool) != {"type", "function"} or tool.get("type") != "function":
+                problems.append(f"{where} must be exactly {{type: 'function', function}} (got keys {sorted(tool) if isinstance(tool, dict) else tool!r})")
+                continue
+            function = tool["function"]
+            if not isinstance(function, dict):
+                problems.append(f"{where}.function must be an object")
+                continue
+            extra = set(function) - {"name", "description", "parameters", "strict"}
+            if extra:
+                problems.append(f"{where}.function has unknown keys {sorted(extra)}")
+            name = function.get("name")
+            if not isinstance(name, str) or not TOOL_NAME.match(name):
+                problems.append(f"{where}.function.name {name!r} is not a valid function name")
+            elif name in tool_names:
+                problems.append(f"{where}: duplicate function name {name!r}")
+            else:
+                tool_names.add(name)
+            if "description" in function and not isinstance(function["description"], str):
+                problems.append(f"{where}.function.description must be a string")
+            parameters = function.get("parameters")
+            if not isinstance(parameters, dict) or parameters.get("type") != "object":
+                problems.append(f"{where}.function.parameters must be a JSON Schema object with type 'object'")
+    if "tool_choice" in body:
+        choice = body["tool_choice"]
+        if "tools" not in body:
+            problems.append("tool_choice is only allowed when tools are specified")
+        if isinstance(choice, str):
+            if choice not in ("none", "auto", "required"):
+                problems.append(f"tool_choice {choice!r} is not none/auto/required")
+        elif not (
+            isinstance(choice, dict)
+            and choice.get("type") == "function"
+            and isinstance(choice.get("function"), dict)
+            and choice["function"].get("name") in tool_names
+        ):
+            problems.append("tool_choice must name a declared function")
+    if "parallel_tool_calls" in body and not isinstance(body["parallel_tool_calls"], bool):
+        problems.append("parallel_tool_calls must be a boolean")
+    return problems
+
+
+# ---------------------------------------------------------------- the server
+
+
+@dataclass
+class RecordedRequest:
+    method: str
+    path: str
+    query: str
+    headers: dict[str, str]  # lower-case names; repeated headers joined with ", "
+    raw_body: bytes
+    body: object = None  # parsed JSON, or None
+    problems: list[str] = field(default_factory=list)
+    status: int = 0  # what the fake answered
+
+    @property
+    def case(self) -> str | None:
+        """The test case that sent it (the ``x-e2e-case`` header the tests add)."""
+        return self.headers.get("x-e2e-case")
+
+
+class FakeChatServer:
+    """A fake Hugging Face router on ``127.0.0.1``; use as a context manager or start()/stop().
+
+    Args:
+        token: the hf token the router accepts (``Authorization: Bearer <token>``).
+    """
+
+    def __init__(self, token: str) -> None:
+        self.expected_token = token
+        self.requests: list[RecordedRequest] = []
+        self.violations: list[str] = []
+        self.responder: Callable[[RecordedRequest], Reply] | None = None
+        self._replies: deque[Reply] = deque()
+        self._lock = threading.Lock()
+        self._server: ThreadingHTTPServer | None = None
+        self._thread: threading.Thread | None = None
+
+    # -- lifecycle
+
+    def start(self) -> FakeChatServer:
+        handler = type("BoundHandler", (_Handler,), {"fake": self})
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        self._server.daemon_threads = True
+        self._thread = threading.Thread(target=self._server.serve_forever, name="fake-hf-router", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
+
+    def __enter__(self) -> FakeChatServer:
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+    @property
+    def port(self) -> int:
+        assert self._server is not None
+        return self._server.server_address[1]
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    # -- script
+
+    def enqueue(self, *replies: Reply) -> None:
+        with self._lock:
+            self._replies.extend(replies)
+
+    def pending_replies(self) -> int:
+        with self._lock:
+            return len(self._replies)
+
+    def reset(self) -> None:
+        with self._lock:
+            self._replies.clear()
+            self.requests.clear()
+            self.violations.clear()
+            self.responder = None
+
+    def requests_for(self, case: str) -> list[RecordedRequest]:
+        with self._lock:
+            return [request for request in self.requests if request.case == case]
+
+    # -- serving (called on the server's threads)
+
+    def handle(self, handler: BaseHTTPRequestHandler) -> None:
+        split = urlsplit(handler.path)
+        headers: dict[str, str] = {}
+        for name, value in handler.headers.items():
+            name = name.lower()
+            headers[name] = f"{headers[name]}, {value}" if name in headers else value
+        raw = _read_body(handler, headers)
+        request = RecordedRequest(handler.command, split.path, split.query, headers, raw)
+        try:
+            request.body = json.loads(raw) if raw else None
+        except ValueError:
+            request.body = None
+        reply = self._check(request, raw)
+        with self._lock:
+            self.requests.append(request)
+            self.violations.extend(f"{request.method} {handler.path}: {problem}" for problem in request.problems)
+            if reply is None:
+                reply = self._replies.popleft() if self._replies else None
+        if reply is None and self.responder is not None:
+            reply = self.responder(request)
+        if reply is None:
+            message = "fake router: no scripted reply left for this request"
+            with self._lock:
+                self.violations.append(f"{request.method} {handler.path}: {message}")
+            reply = error_reply(500, {"error": message, "error_type": "fake"})
+        request.status = reply.status
+        _write_reply(handler, reply)
+
+    def _check(self, request: RecordedRequest, raw: bytes) -> Reply | None:
+        """The router's checks, in its order: path, auth, headers and body."""
+        if request.path != CHAT_PATH:
+            request.problems.append(f"unexpected path {request.path!r}")
+            return error_reply(404, {"error": "Not Found"})
+        if request.method != "POST":
+            request.problems.append(f"unexpected method {request.method}")
+            return error_reply(405, {"error": "Method Not Allowed"})
+        if request.query:
+            request.problems.append(f"unexpected query string {request.query!r}")
+            return error_reply(400, {"error": f"unexpected query string {request.query!r}", "error_type": "validation"})
+        if request.headers.get("authorization") != f"Bearer {self.expected_token}":
+            request.problems.append("missing or wrong Authorization: Bearer <hf token>")
+            return hf_unauthorized()
+        problems = [f"header {name!r} must not reach an OpenAI provider" for name in FORBIDDEN_HEADERS if name in request.headers]
+        if not request.headers.get("content-type", "").startswith("application/json"):
+            problems.append(f"content-type is {request.headers.get('content-type')!r}, not application/json")
+        if request.body is None:
+            problems.append(f"body is not JSON ({len(raw)} bytes)")
+        else:
+            problems += chat_request_problems(request.body)
+        if problems:
+            request.problems.extend(problems)
+            return error_reply(400, {"error": "Input validation error: " + "; ".join(problems), "error_type": "validation"})
+        return None
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    fake: FakeChatServer  # set on the bound subclass
+
+    def log_message(self, format: str, *args) -> None:  # quiet
+        pass
+
+    def do_POST(self) -> None:
+        self.fake.handle(self)
+
+    do_GET = do_PUT = do_PATCH = do_DELETE = do_OPTIONS = do_POST
+
+
+def _read_body(handler: BaseHTTPRequestHandler, headers: dict[str, str]) -> bytes:
+    if "chunked" in headers.get("transfer-encoding", "").lower():
+        body = bytearray()
+        while True:
+            size = int(handler.rfile.readline().split(b";")[0].strip() or b"0", 16)
+            if size == 0:
+                while handler.rfile.readline() not in (b"\r\n", b"\n", b""):
+                    pass  # trailers
+                return bytes(body)
+            body += handler.rfile.read(size)
+            handler.rfile.readline()
+    length = int(headers.get("content-length", "0") or 0)
+    return handler.rfile.read(length) if length else b""
+
+
+def _close(handler: BaseHTTPRequestHandler) -> None:
+    handler.close_connection = True
+    handler.connection.shutdown(socket.SHUT_RDWR)
+
+
+def _write_reply(handler: BaseHTTPRequestHandler, reply: Reply) -> None:
+    try:
+        if reply.drop:
+            _close(handler)
+            return
+        handler.send_response(reply.status)
+        for name, value in reply.headers:
+            handler.send_header(name, value)
+        if reply.chunks is None:
+            handler.send_header("Content-Length", str(len(reply.body)))
+            handler.end_headers()
+            handler.wfile.write(reply.body[: len(reply.body) // 2] if reply.cut else reply.body)
+            handler.wfile.flush()
+            if reply.cut:
+                _close(handler)
+            return
+        handler.send_header("Transfer-Encoding", "chunked")
+        handler.end_headers()
+        handler.wfile.flush()
+        for chunk in reply.chunks:
+            if isinstance(chunk, threading.Event):
+                chunk.wait(GATE_TIMEOUT)
+                continue
+            handler.wfile.write(b"%x\r\n%s\r\n" % (len(chunk), chunk))
+            handler.wfile.flush()
+        if reply.cut:
+            _close(handler)
+            return
+        handler.wfile.write(b"0\r\n\r\n")
+        handler.wfile.flush()
+    except OSError:  # the gateway hung up (BrokenPipeError, ConnectionResetError ...)
+        handler.close_connection = True
