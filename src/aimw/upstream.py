@@ -34,13 +34,18 @@ _HOP_BY_HOP = frozenset(
         b"accept-encoding",
     )
 )
-_RESPONSE_HOP_BY_HOP = frozenset(
-    (b"connection", b"keep-alive", b"transfer-encoding", b"upgrade", b"trailer", b"proxy-connection")
+# Hop-by-hop fields, and date/server, which the serving gateway sets itself.
+_NOT_RELAYED_RESPONSE_HEADERS = frozenset(
+    (b"connection", b"keep-alive", b"transfer-encoding", b"upgrade", b"trailer", b"proxy-connection", b"date", b"server")
 )
 
 
-class UpstreamStreamError(Exception):
-    """The provider's response failed after it had started (the client got part of it)."""
+class UpstreamStreamError(GatewayError):
+    """The provider's response failed after it had started: 502 api_error when nothing has
+    reached the client yet (a buffered answer), ``event: error`` on a rewritten stream."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(502, message, "api_error")
 
 
 class UpstreamApp:
@@ -153,7 +158,7 @@ class UpstreamApp:
         headers = [
             (name, value)
             for name, value in ((name.lower(), value) for name, value in response.headers.raw)
-            if name not in _RESPONSE_HOP_BY_HOP
+            if name not in _NOT_RELAYED_RESPONSE_HEADERS
         ]
         if exchange.request_model:
             headers.append((b"x-aimw-llm-model", f"{exchange.provider_name}/{exchange.request_model}".encode()))
@@ -165,7 +170,7 @@ class UpstreamApp:
                 await send({"type": "http.response.body", "body": chunk, "more_body": True})
         except httpx.HTTPError as exc:
             exchange.upstream_last_byte_ns = time.monotonic_ns()
-            raise UpstreamStreamError(f"upstream response failed: {type(exc).__name__}") from exc
+            raise UpstreamStreamError(f"the upstream provider's answer broke off ({type(exc).__name__})") from exc
         exchange.upstream_last_byte_ns = time.monotonic_ns()
         await send({"type": "http.response.body", "body": b"", "more_body": False})
 

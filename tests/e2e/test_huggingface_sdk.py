@@ -323,11 +323,6 @@ def test_thinking_from_reasoning_content_oneshot(client, fake, case):
     ]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="reasoning_tokens from the provider's completion_tokens_details never reach the log: "
-    "nothing sets Exchange.usage.reasoning_tokens (FileLogMiddleware only reads Anthropic usage)",
-)
 def test_log_reasoning_tokens(client, fake, hf_gateway, case):
     fake.enqueue(reasoning_stream(usage=(30, 16), reasoning_tokens=7))
     with client.messages.stream(model="claude-x", max_tokens=2048, messages=USER) as stream:
@@ -613,11 +608,6 @@ def test_provider_hangs_up_is_502(client, fake, hf_gateway, case):
     assert_still_serving(hf_gateway, fake, case)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="UpstreamStreamError raised while a non-streaming answer is buffered reaches TranslateMiddleware's "
-    "catch-all: 500 'internal gateway error' plus logger.exception, instead of 502 api_error",
-)
 def test_truncated_json_answer_is_502(client, fake, hf_gateway, case):
     """A non-streaming answer whose body is cut mid-way -> 502 api_error, not an internal error."""
     reply = json_reply(completion("never whole"))
@@ -653,11 +643,6 @@ def test_log_file_lines_and_secrets(client, fake, hf_gateway, case):
     assert HF_TOKEN not in text
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the provider's Date and Server headers are relayed and Hypercorn adds its own (two Date fields); "
-    "SSERewriteMiddleware adds cache-control without dropping the provider's (two cache-control fields)",
-)
 @pytest.mark.parametrize("stream", [False, True], ids=["oneshot", "stream"])
 def test_response_headers_are_not_doubled(hf_gateway, fake, case, stream):
     fake.enqueue(text_stream(("x",)) if stream else json_reply(completion("x")))

@@ -23,7 +23,7 @@ FALLBACK = "fallback-model"
 
 def translate(body: bytes | dict, fallback: str = FALLBACK) -> dict:
     raw = body if isinstance(body, bytes) else json.dumps(body).encode()
-    encoded = oc.response_to_anthropic(raw, fallback)
+    encoded, _ = oc.response_to_anthropic(raw, fallback)
     message = json.loads(encoded)
     # the client's own parser accepts it
     anthropic.types.Message.model_validate(message)
@@ -326,3 +326,20 @@ def test_invalid_body_is_a_502(body: bytes) -> None:
         oc.response_to_anthropic(body, FALLBACK)
     assert info.value.status == 502
     assert info.value.error_type == "api_error"
+
+
+def test_a_200_answer_holding_only_an_error_is_a_502() -> None:
+    body = json.dumps({"error": {"message": "Model too busy", "type": "server_error"}}).encode()
+    with pytest.raises(GatewayError) as info:
+        oc.response_to_anthropic(body, FALLBACK)
+    assert info.value.status == 502
+    assert "Model too busy" in info.value.message
+
+
+def test_reasoning_tokens_travel_beside_the_message() -> None:
+    body = json.dumps({"choices": [{"message": {"content": "2"}, "finish_reason": "stop"}],
+                       "usage": {"prompt_tokens": 5, "completion_tokens": 9,
+                                 "completion_tokens_details": {"reasoning_tokens": 6}}}).encode()
+    encoded, reasoning_tokens = oc.response_to_anthropic(body, FALLBACK)
+    assert reasoning_tokens == 6
+    assert json.loads(encoded)["usage"]["output_tokens"] == 9

@@ -422,6 +422,24 @@ def test_trailing_usage_chunk_with_cached_tokens() -> None:
     assert stream.stop_reason == "end_turn"
 
 
+def test_reasoning_tokens_are_kept_beside_the_usage() -> None:
+    usage = {**usage_chunk(prompt=40, completion=30), "usage": {"prompt_tokens": 40, "completion_tokens": 30,
+             "completion_tokens_details": {"reasoning_tokens": 12}}}
+    translator = ChatStreamTranslator(MODEL, message_id=MESSAGE_ID)
+    decoder = SSEDecoder()
+    for event in decoder.feed(sse(chunk({"content": "x"}), chunk({}, "stop"), usage)):
+        translator.feed(event.data)
+    assert translator.reasoning_tokens == 12
+    assert translator.usage.output_tokens == 30
+
+
+def test_events_with_empty_data_are_ignored() -> None:
+    wire = b"data: \n\n" + sse(chunk({"content": "still here"}), chunk({}, "stop"))
+    stream = run_resplit(wire)
+    assert stream.blocks[0]["text"] == "still here"
+    assert "error" not in stream.names
+
+
 def test_usage_null_on_every_chunk_then_real_usage() -> None:
     # OpenAI with include_usage sends "usage": null on each chunk before the last
     with_null = {**chunk({"content": "x"}), "usage": None}

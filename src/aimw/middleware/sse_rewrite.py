@@ -19,7 +19,9 @@ from aimw.types import ASGIApp, Message, Receive, Scope, Send
 logger = logging.getLogger("aimw.sse_rewrite")
 
 _STREAM_TRANSLATORS = {"openai_chat": openai_chat.ChatStreamTranslator}
-_DROPPED_HEADERS = frozenset((b"content-length", b"content-type", b"content-encoding", b"transfer-encoding"))
+_DROPPED_HEADERS = frozenset(
+    (b"content-length", b"content-type", b"content-encoding", b"transfer-encoding", b"cache-control")
+)
 _STREAM_HEADERS = ((b"content-type", b"text/event-stream; charset=utf-8"), (b"cache-control", b"no-cache"))
 
 
@@ -70,6 +72,7 @@ class SSERewriteMiddleware:
             if not more_body:
                 out.extend(feed(event.data) for event in decoder.flush())
                 out.append(translator.finish())
+                exchange.usage.reasoning_tokens = translator.reasoning_tokens
                 finished = True
             body = b"".join(out)
             if body or not more_body:

@@ -28,7 +28,7 @@ from aimw.asgi import (
     with_headers,
 )
 from aimw.errors import GatewayError, error_from_provider
-from aimw.exchange import exchange_of
+from aimw.exchange import Exchange, exchange_of
 from aimw.providers import Provider
 from aimw.token_estimate import estimate_input_tokens
 from aimw.translators import anthropic, openai_chat
@@ -140,14 +140,14 @@ class TranslateMiddleware:
             "query_string": query.encode(),
             "headers": headers,
         }
-        await self.app(upstream_scope, replay_body(body, receive), self._response_sender(send, model))
+        await self.app(upstream_scope, replay_body(body, receive), self._response_sender(send, model, exchange))
 
     async def count_tokens(self, receive: Receive, send: Send) -> None:
         request = _decode_request(await read_body(receive, self.max_body_size))
         body = msgspec.json.encode({"input_tokens": estimate_input_tokens(request)})
         await send_body(send, 200, body)
 
-    def _response_sender(self, send: Send, model: str) -> Send:
+    def _response_sender(self, send: Send, model: str, exchange: Exchange) -> Send:
         """A ``send`` that translates non-streaming answers and errors, passing streams through."""
         start: Message | None = None
         chunks: list[bytes] = []
@@ -175,11 +175,11 @@ class TranslateMiddleware:
                 chunks.append(chunk)
             if message.get("more_body", False):
                 return
-            await self._send_translated(send, start, b"".join(chunks), model)
+            await self._send_translated(send, start, b"".join(chunks), model, exchange)
 
         return translating_send
 
-    async def _send_translated(self, send: Send, start: Message, body: bytes, model: str) -> None:
+    async def _send_translated(self, send: Send, start: Message, body: bytes, model: str, exchange: Exchange) -> None:
         status = start["status"]
         upstream_headers = start.get("headers", ())
         if status >= 400:
@@ -187,7 +187,7 @@ class TranslateMiddleware:
             kept = [(name, value) for name, value in upstream_headers if name in _KEPT_ERROR_HEADERS]
             await send_body(send, status, body, [*JSON_HEADERS, *kept])
             return
-        body = self.translate_response(body, model)
+        body, exchange.usage.reasoning_tokens = self.translate_response(body, model)
         headers = with_headers(upstream_headers, drop=_DROPPED_RESPONSE_HEADERS, add=JSON_HEADERS)
         await send_body(send, status, body, headers)
 

@@ -9,7 +9,7 @@ thinking.
 
 Entry points:
     request_from_anthropic(request, model, ...) -> bytes   (Chat Completions JSON body)
-    response_to_anthropic(body, fallback_model) -> bytes    (Anthropic Message JSON)
+    response_to_anthropic(body, fallback_model) -> (bytes, reasoning tokens)
     ChatStreamTranslator: feed(data) -> bytes, finish() -> bytes (Anthropic SSE bytes)
 """
 
@@ -22,7 +22,7 @@ from types import MappingProxyType
 import msgspec
 from msgspec import UNSET, Raw, Struct, UnsetType
 
-from aimw.errors import GatewayError, error_type_for_status
+from aimw.errors import GatewayError, error_type_for_status, provider_error_message
 from aimw.translators import anthropic as a
 
 logger = logging.getLogger("aimw.translators.openai_chat")
@@ -323,6 +323,14 @@ class ChatUsage(Struct):
     completion_tokens_details: CompletionTokensDetails | None = None
 
 
+def reasoning_tokens_of(usage: ChatUsage | None) -> int:
+    """``completion_tokens_details.reasoning_tokens`` (tokens; part of completion_tokens), else 0.
+    Anthropic's usage has no such field, so it travels beside the translated answer."""
+    if usage is None or usage.completion_tokens_details is None:
+        return 0
+    return usage.completion_tokens_details.reasoning_tokens or 0
+
+
 def usage_to_anthropic(usage: ChatUsage | None) -> a.ResponseUsage:
     """OpenAI's prompt_tokens include cached tokens; Anthropic's input_tokens exclude cache reads."""
     if usage is None:
@@ -358,11 +366,17 @@ class Choice(Struct):
     finish_reason: str | None = None
 
 
+class ChunkError(Struct):
+    message: str | None = None
+    code: int | str | None = None
+
+
 class ChatCompletion(Struct):
     id: str | None = None
     model: str | None = None
     choices: list[Choice] | None = None
     usage: ChatUsage | None = None
+    error: ChunkError | str | None = None  # some servers answer 200 with only an error object
 
 
 _completion_decoder = msgspec.json.Decoder(ChatCompletion)
@@ -386,8 +400,9 @@ def tool_input(arguments: str | None) -> Raw:
     return _EMPTY_OBJECT
 
 
-def response_to_anthropic(body: bytes, fallback_model: str) -> bytes:
-    """Translate a Chat Completions response body into an Anthropic Message (JSON bytes).
+def response_to_anthropic(body: bytes, fallback_model: str) -> tuple[bytes, int]:
+    """Translate a Chat Completions response body into ``(Anthropic Message JSON bytes,
+    reasoning tokens)``.
 
     Raises:
         GatewayError: 502 api_error when ``body`` is not a chat completion.
@@ -396,6 +411,8 @@ def response_to_anthropic(body: bytes, fallback_model: str) -> bytes:
         completion = _completion_decoder.decode(body)
     except (msgspec.DecodeError, msgspec.ValidationError) as exc:
         raise GatewayError(502, f"upstream provider sent an invalid chat completion: {exc}", "api_error") from None
+    if not completion.choices and completion.error is not None:
+        raise GatewayError(502, provider_error_message(200, body), "api_error")
     content: list = []
     finish_reason = None
     tool_used = False
@@ -430,7 +447,7 @@ def response_to_anthropic(body: bytes, fallback_model: str) -> bytes:
         stop_reason=stop_reason,
         usage=usage_to_anthropic(completion.usage),
     )
-    return a.response_encoder.encode(response)
+    return a.response_encoder.encode(response), reasoning_tokens_of(completion.usage)
 
 
 # ---------------------------------------------------------------- streams
@@ -460,11 +477,6 @@ class ChunkChoice(Struct):
     finish_reason: str | None = None
 
 
-class ChunkError(Struct):
-    message: str | None = None
-    code: int | str | None = None
-
-
 class ChatChunk(Struct):
     """A chat.completion.chunk view: only what is translated. ``error`` is how vLLM, TGI and
     the Hugging Face router report a failure inside a 200 stream."""
@@ -484,7 +496,7 @@ _TEXT, _THINKING, _TOOL = 1, 2, 3
 class ChatStreamTranslator:
     """One stream's state: Chat Completions chunks in, Anthropic SSE events out.
 
-    ``feed(data)`` takes the ``data`` of one provider event (bytes) and returns the encoded
+    ``feed(data)`` takes the ``data`` of one provider event (bytes; empty data is ignored) and returns the encoded
     Anthropic events it yields (possibly ``b""``); ``finish()`` returns the closing events
     when the provider stream ends (``[DONE]`` or end of body, with or without a
     finish_reason). Emitted streams keep DESIGN §6's invariants: message_start first, one
@@ -496,6 +508,7 @@ class ChatStreamTranslator:
         "model",
         "message_id",
         "usage",
+        "reasoning_tokens",
         "started",
         "done",
         "_next_index",
@@ -513,6 +526,7 @@ class ChatStreamTranslator:
         self.model = model
         self.message_id = message_id or new_message_id()
         self.usage = a.ResponseUsage()
+        self.reasoning_tokens = 0
         self.started = False
         self.done = False
         self._next_index = 0
@@ -530,6 +544,8 @@ class ChatStreamTranslator:
             return b""
         if data == b"[DONE]":
             return self.finish()
+        if not data.strip():
+            return b""
         try:
             chunk = _chunk_decoder.decode(data)
         except (msgspec.DecodeError, msgspec.ValidationError) as exc:
@@ -547,6 +563,7 @@ class ChatStreamTranslator:
             return b"".join(out)
         if chunk.usage is not None:
             self.usage = usage_to_anthropic(chunk.usage)
+            self.reasoning_tokens = reasoning_tokens_of(chunk.usage)
         for choice in chunk.choices or ():
             delta = choice.delta
             if delta is not None:
