@@ -8,7 +8,9 @@ Anthropic's shape (docs.anthropic.com, "Errors"): ``{"type": "error", "error": {
 Provider bodies read here: OpenAI ``{"error": {"message", "type", "code"}}`` (OpenAI API
 reference, "Error codes"), Hugging Face TGI/router ``{"error": "...", "error_type": "..."}``,
 Google ``{"error": {"code", "message", "status"}}`` (Google AIP-193), Azure OpenAI
-``{"error": {"code", "message", "innererror": {...}}}``, Anthropic's own shape, or
+``{"error": {"code": "content_filter", "message", "innererror": {"code",
+"content_filter_result": {category: {"filtered", "severity"}}}}}`` (Azure OpenAI docs,
+"Content filtering"), Anthropic's own shape, or
 anything else (HTML, plain text), which is summarised by its status only.
 """
 
@@ -75,11 +77,17 @@ def error_body(error_type: str, message: str) -> bytes:
     )
 
 
+class _InnerError(msgspec.Struct):
+    code: str | None = None
+    content_filter_result: dict[str, object] | None = None
+
+
 class _ProviderError(msgspec.Struct):
     message: str | None = None
     type: str | None = None
     code: str | int | None = None
-    status: str | None = None
+    status: str | int | None = None
+    innererror: _InnerError | None = None
 
 
 class _ProviderErrorBody(msgspec.Struct):
@@ -106,11 +114,25 @@ def provider_error_message(status: int, body: bytes) -> str:
         detail = error.code if error.code not in (None, "") else error.status
         if detail not in (None, "") and str(detail) not in message:
             message = f"{detail}: {message}"
+        filtered = _filtered_categories(error.innererror)
+        if filtered:
+            message = f"{message} (filtered: {', '.join(filtered)})"
     elif parsed.message:
         message = parsed.message
     else:
         return f"upstream provider answered HTTP {status}"
     return message[:_MAX_MESSAGE_CHARS]
+
+
+def _filtered_categories(inner: _InnerError | None) -> list[str]:
+    """Azure OpenAI's content filter categories that fired (hate, sexual, violence, self_harm, jailbreak …)."""
+    if inner is None or not inner.content_filter_result:
+        return []
+    return [
+        name
+        for name, result in inner.content_filter_result.items()
+        if isinstance(result, dict) and result.get("filtered") is True
+    ]
 
 
 def client_status_for(status: int) -> int:

@@ -1,7 +1,8 @@
-"""The standard stack for a provider that speaks another wire format (DESIGN.md §1).
+"""The standard stacks (DESIGN.md §1): :func:`translated_gateway` for a provider that
+speaks another wire format, :func:`passthrough_gateway` for Anthropic itself.
 
-Recipes call :func:`translated_gateway`; apps that want a different stack compose the
-middlewares themselves the same way.
+Recipes call them; apps that want a different stack compose the middlewares themselves
+the same way.
 """
 
 from __future__ import annotations
@@ -25,12 +26,15 @@ def translated_gateway(
     *,
     credential: str | None,
     transport: httpx.AsyncBaseTransport | None = None,
+    default_max_tokens: int | None = None,
+    default_temperature: float | None = None,
 ) -> ASGIApp:
     """FileLog > StripFields > Translate > SSERewrite > ProviderAuth > Upstream for ``provider``.
 
     The client's ``model`` is dropped (Kong's pre-function) and replaced by AIMW_MODEL or
-    the provider's default; AIMW_MAX_TOKENS caps max_tokens; AIMW_TEMPERATURE overrides
-    temperature. ``credential`` is the provider's secret (None sends none).
+    the provider's default; AIMW_MAX_TOKENS (else ``default_max_tokens``, tokens) caps
+    max_tokens; AIMW_TEMPERATURE (else ``default_temperature``) overrides temperature.
+    ``credential`` is the provider's secret (None sends none).
     """
     upstream = UpstreamApp(
         settings.base_url(provider.base_url),
@@ -48,8 +52,47 @@ def translated_gateway(
     app = StripFieldsMiddleware(
         app,
         drop=("model",),
-        set={} if settings.temperature is None else {"temperature": settings.temperature},
-        cap={} if settings.max_tokens is None else {"max_tokens": settings.max_tokens},
+        **_field_rules(settings, default_max_tokens, default_temperature),
         max_body_size=settings.max_request_body_size,
     )
     return FileLogMiddleware(app, path=settings.log_path, log_payloads=settings.log_payloads)
+
+
+def passthrough_gateway(provider: Provider, settings: Settings, *, credential: str | None) -> ASGIApp:
+    """FileLog > StripFields > SSERewrite (pass-through) > [ProviderAuth] > Upstream, no translation.
+
+    Every path is forwarded (``/v1/messages``, ``/v1/messages/count_tokens``, pre-flight
+    ``HEAD``), with its query and headers (``anthropic-version``, ``anthropic-beta``); a
+    client-side prefix before ``/v1/`` is dropped. Bodies that no setting changes go on
+    byte for byte; AIMW_MODEL sets ``model`` on messages and count_tokens, AIMW_MAX_TOKENS
+    and AIMW_TEMPERATURE act on messages. With ``credential`` None the client's own
+    ``x-api-key`` / ``authorization`` pass; otherwise they are replaced by it.
+    """
+    upstream = UpstreamApp(
+        settings.base_url(provider.base_url),
+        provider_name=provider.name,
+        timeout=settings.upstream_timeout,
+        api_root="/v1/",
+    )
+    app: ASGIApp = upstream
+    if credential is not None:
+        app = ProviderAuthMiddleware(app, header=provider.auth_header, credential=credential, prefix=provider.auth_prefix)
+    app = SSERewriteMiddleware(app, wire_format=provider.wire_format)
+    model = {} if settings.model is None else {"model": settings.model}
+    app = StripFieldsMiddleware(
+        app, set=model, path_suffixes=("/v1/messages/count_tokens",), max_body_size=settings.max_request_body_size
+    )
+    rules = _field_rules(settings, None, None)
+    rules["set"].update(model)
+    app = StripFieldsMiddleware(app, **rules, max_body_size=settings.max_request_body_size)
+    return FileLogMiddleware(app, path=settings.log_path, log_payloads=settings.log_payloads)
+
+
+def _field_rules(settings: Settings, default_max_tokens: int | None, default_temperature: float | None) -> dict:
+    """StripFieldsMiddleware's ``set`` and ``cap`` from the AIMW_* settings and a recipe's defaults."""
+    temperature = settings.temperature if settings.temperature is not None else default_temperature
+    max_tokens = settings.max_tokens if settings.max_tokens is not None else default_max_tokens
+    return {
+        "set": {} if temperature is None else {"temperature": temperature},
+        "cap": {} if max_tokens is None else {"max_tokens": max_tokens},
+    }

@@ -86,6 +86,17 @@ def required_env(name: str, purpose: str, environ: Mapping[str, str] = os.enviro
     return value
 
 
+def choice_env(name: str, choices: tuple[str, ...], environ: Mapping[str, str] = os.environ) -> str:
+    """The variable's value, one of ``choices`` (``choices[0]`` when unset).
+    Raises ConfigurationError naming it for any other value."""
+    value = optional_env(name, environ)
+    if value is None:
+        return choices[0]
+    if value not in choices:
+        raise ConfigurationError(f"aimw: {name} must be one of {', '.join(choices)}; got {value!r}")
+    return value
+
+
 def _number(name, kind, environ, default):
     value = optional_env(name, environ)
     if value is None:

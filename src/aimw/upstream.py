@@ -58,6 +58,9 @@ class UpstreamApp:
         timeout: seconds allowed to connect and between two reads.
         max_connections: size of the keep-alive pool.
         transport: an httpx transport to use instead of the network (the demo's emulator).
+        api_root: when set (e.g. ``"/v1/"``), the forwarded path starts at its first
+            occurrence, dropping a client-side prefix (``/anything/v1/messages`` ->
+            ``/v1/messages``); for providers reached without TranslateMiddleware.
 
     Errors (Anthropic shape): unreachable provider -> 502 api_error; no answer within
     ``timeout`` -> 504 timeout_error. A failure after the response started raises
@@ -72,8 +75,10 @@ class UpstreamApp:
         timeout: float = 600.0,
         max_connections: int = 512,
         transport: httpx.AsyncBaseTransport | None = None,
+        api_root: str | None = None,
     ) -> None:
         self.base_url = base_url.rstrip("/")
+        self.api_root = api_root
         self.provider_name = provider_name
         self.timeout = timeout
         self.max_connections = max_connections
@@ -115,7 +120,12 @@ class UpstreamApp:
         client = self.client or self.open_client()
         exchange = exchange_of(scope)
         exchange.provider_name = exchange.provider_name or self.provider_name
-        url = self.base_url + scope["path"]
+        path = scope["path"]
+        if self.api_root:
+            root = path.find(self.api_root)
+            if root > 0:
+                path = path[root:]
+        url = self.base_url + path
         exchange.upstream_uri = url
         exchange.tried_targets.append(url)
         query = scope.get("query_string", b"")

@@ -534,14 +534,6 @@ def test_max_completion_tokens_field() -> None:
     assert "max_tokens" not in out
 
 
-def test_max_tokens_cap() -> None:
-    assert translate(body([{"role": "user", "content": "hi"}], max_tokens=32000), max_tokens_cap=4096)["max_tokens"] == 4096
-    assert translate(body([{"role": "user", "content": "hi"}], max_tokens=100), max_tokens_cap=4096)["max_tokens"] == 100
-    no_max = {"model": "m", "messages": [{"role": "user", "content": "hi"}]}
-    assert translate(no_max, max_tokens_cap=4096)["max_tokens"] == 4096
-    assert "max_tokens" not in translate(no_max)
-
-
 def test_stream_asks_for_usage() -> None:
     out = translate(body([{"role": "user", "content": "hi"}], stream=True))
     assert out["stream"] is True

@@ -177,7 +177,7 @@ class FileLogMiddleware:
                 "request_model": exchange.request_model,
                 "response_model": exchange.response_model or exchange.request_model,
                 "llm_latency": llm_latency_ms,
-                "request_mode": exchange.request_mode,
+                "request_mode": exchange.request_mode or ("stream" if record.sse is not None else "oneshot"),
                 **exchange.log_meta,
             },
             "usage": {

@@ -3,11 +3,15 @@
 Each upstream read becomes at most one ASGI ``send`` of the Anthropic events it
 completed; nothing is buffered beyond a partial event. A failure of the upstream after
 the stream began ends the client's stream with an Anthropic ``event: error``.
+For a provider that already speaks Anthropic (``wire_format="anthropic"``) the bytes and
+headers pass unchanged, cut only at event boundaries so that such an error event can
+always follow a whole event.
 """
 
 from __future__ import annotations
 
 import logging
+from types import MappingProxyType
 
 from aimw.asgi import header_value, with_headers
 from aimw.exchange import exchange_of
@@ -18,11 +22,74 @@ from aimw.types import ASGIApp, Message, Receive, Scope, Send
 
 logger = logging.getLogger("aimw.sse_rewrite")
 
-_STREAM_TRANSLATORS = {"openai_chat": openai_chat.ChatStreamTranslator}
 _DROPPED_HEADERS = frozenset(
     (b"content-length", b"content-type", b"content-encoding", b"transfer-encoding", b"cache-control")
 )
 _STREAM_HEADERS = ((b"content-type", b"text/event-stream; charset=utf-8"), (b"cache-control", b"no-cache"))
+_STREAM_FAILED = "the upstream provider's stream failed"
+
+
+class _TranslatedStream:
+    """A provider event stream decoded and translated into Anthropic events."""
+
+    __slots__ = ("decoder", "translator")
+
+    rewrites_headers = True
+
+    def __init__(self, translator: openai_chat.ChatStreamTranslator) -> None:
+        self.decoder = SSEDecoder()
+        self.translator = translator
+
+    def feed(self, chunk: bytes) -> bytes:
+        feed = self.translator.feed
+        return b"".join([feed(event.data) for event in self.decoder.feed(chunk)])
+
+    def finish(self) -> bytes:
+        feed = self.translator.feed
+        out = [feed(event.data) for event in self.decoder.flush()]
+        out.append(self.translator.finish())
+        return b"".join(out)
+
+    def fail(self) -> bytes:
+        return b"" if self.translator.done else error_event("api_error", _STREAM_FAILED)
+
+    @property
+    def reasoning_tokens(self) -> int:
+        return self.translator.reasoning_tokens
+
+
+class _AnthropicStream:
+    """An Anthropic event stream passed on byte for byte, released a whole event at a time."""
+
+    __slots__ = ("tail",)
+
+    rewrites_headers = False
+    reasoning_tokens = 0
+
+    def __init__(self) -> None:
+        self.tail = b""
+
+    def feed(self, chunk: bytes) -> bytes:
+        data = self.tail + chunk if self.tail else chunk
+        end = max(data.rfind(b"\n\n") + 2, data.rfind(b"\r\n\r\n") + 4, 0)
+        self.tail = data[end:]
+        return data[:end]
+
+    def finish(self) -> bytes:
+        tail, self.tail = self.tail, b""
+        return tail
+
+    def fail(self) -> bytes:
+        return error_event("api_error", _STREAM_FAILED)
+
+
+# wire format -> a factory of one response's stream state, given the request's model
+_STREAMS = MappingProxyType(
+    {
+        "openai_chat": lambda model: _TranslatedStream(openai_chat.ChatStreamTranslator(model)),
+        "anthropic": lambda model: _AnthropicStream(),
+    }
+)
 
 
 class SSERewriteMiddleware:
@@ -30,60 +97,55 @@ class SSERewriteMiddleware:
 
     Args:
         app: the app that returns the provider's response.
-        wire_format: the provider's stream format (``"openai_chat"``).
+        wire_format: the provider's stream format: ``"openai_chat"``, or ``"anthropic"``
+            (passed through; only mid-stream failures are turned into ``event: error``).
 
     Other responses pass untouched. The message_start model is the provider's (from its
     first chunk), else the exchange's request_model.
     """
 
     def __init__(self, app: ASGIApp, *, wire_format: str = "openai_chat") -> None:
-        if wire_format not in _STREAM_TRANSLATORS:
+        if wire_format not in _STREAMS:
             raise ValueError(f"no stream translator for wire format {wire_format!r}")
         self.app = app
-        self.translator_class = _STREAM_TRANSLATORS[wire_format]
+        self.new_stream = _STREAMS[wire_format]
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
         exchange = exchange_of(scope)
-        translator = None
-        decoder = SSEDecoder()
+        stream: _TranslatedStream | _AnthropicStream | None = None
         finished = False
 
         async def rewriting_send(message: Message) -> None:
-            nonlocal translator, finished
+            nonlocal stream, finished
             if message["type"] == "http.response.start":
                 content_type = header_value(message.get("headers", ()), b"content-type") or b""
                 if 200 <= message["status"] < 300 and content_type.startswith(b"text/event-stream"):
-                    translator = self.translator_class(exchange.request_model or "unknown")
-                    message = {
-                        **message,
-                        "headers": with_headers(message.get("headers", ()), drop=_DROPPED_HEADERS, add=_STREAM_HEADERS),
-                    }
+                    stream = self.new_stream(exchange.request_model or "unknown")
+                    if stream.rewrites_headers:
+                        headers = with_headers(message.get("headers", ()), drop=_DROPPED_HEADERS, add=_STREAM_HEADERS)
+                        message = {**message, "headers": headers}
                 await send(message)
                 return
-            if translator is None:
+            if stream is None:
                 await send(message)
                 return
-            feed = translator.feed
-            out = [feed(event.data) for event in decoder.feed(message.get("body", b""))]
+            body = stream.feed(message.get("body", b""))
             more_body = message.get("more_body", False)
             if not more_body:
-                out.extend(feed(event.data) for event in decoder.flush())
-                out.append(translator.finish())
-                exchange.usage.reasoning_tokens = translator.reasoning_tokens
+                body += stream.finish()
+                exchange.usage.reasoning_tokens = stream.reasoning_tokens
                 finished = True
-            body = b"".join(out)
             if body or not more_body:
                 await send({"type": "http.response.body", "body": body, "more_body": more_body})
 
         try:
             await self.app(scope, receive, rewriting_send)
         except Exception as exc:
-            if translator is None or finished:
+            if stream is None or finished:
                 raise
             logger.warning("upstream stream failed: %s", type(exc).__name__)
             exchange.error = f"upstream stream failed: {type(exc).__name__}"
-            error = b"" if translator.done else error_event("api_error", "the upstream provider's stream failed")
-            await send({"type": "http.response.body", "body": error, "more_body": False})
+            await send({"type": "http.response.body", "body": stream.fail(), "more_body": False})

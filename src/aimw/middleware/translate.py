@@ -120,7 +120,12 @@ class TranslateMiddleware:
     async def messages(self, scope: Scope, receive: Receive, send: Send) -> None:
         request = _decode_request(await read_body(receive, self.max_body_size))
         model = self.model or (request.model if isinstance(request.model, str) else None) or self.provider.default_model
-        body = self.translate_request(request, model, max_tokens_field=self.provider.max_tokens_field)
+        body = self.translate_request(
+            request,
+            model,
+            max_tokens_field=self.provider.max_tokens_field,
+            thinking_format=self.provider.thinking_format,
+        )
         exchange = exchange_of(scope)
         exchange.provider_name = self.provider.name
         exchange.request_model = model

@@ -10,6 +10,8 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Literal
 
+from aimw.translators.openai_chat import ThinkingFormat
+
 WireFormat = Literal["openai_chat", "anthropic", "gemini"]
 
 
@@ -27,6 +29,7 @@ class Provider:
     auth_header: the request header carrying the credential (lower-case).
     auth_prefix: what stands before the credential in that header (``"Bearer "`` or ``""``).
     max_tokens_field: ``max_tokens`` or ``max_completion_tokens`` (OpenAI reasoning models).
+    thinking_format: how Anthropic thinking is sent (``none`` or ``qwen``), see openai_chat.
     log_meta: extra ai.proxy.meta fields (Kong's names, e.g. azure_instance_id).
     """
 
@@ -40,6 +43,7 @@ class Provider:
     stream_path: str | None = None
     query: str = ""
     max_tokens_field: str = "max_tokens"
+    thinking_format: ThinkingFormat = "none"
     log_meta: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
 
     def upstream_path(self, model: str, stream: bool) -> tuple[str, str]:

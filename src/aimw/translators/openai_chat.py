@@ -18,6 +18,7 @@ from __future__ import annotations
 import logging
 import uuid
 from types import MappingProxyType
+from typing import Literal
 
 import msgspec
 from msgspec import UNSET, Raw, Struct, UnsetType
@@ -44,6 +45,7 @@ class ToolCall(Struct):
 class ChatMessage(Struct, omit_defaults=True):
     role: str
     content: str | list[dict] | None = None
+    reasoning_content: str | UnsetType = UNSET
     tool_calls: list[ToolCall] | UnsetType = UNSET
     tool_call_id: str | UnsetType = UNSET
 
@@ -77,7 +79,14 @@ class ChatRequest(Struct, omit_defaults=True):
     tool_choice: str | dict | UnsetType = UNSET
     parallel_tool_calls: bool | UnsetType = UNSET
     user: str | UnsetType = UNSET
+    enable_thinking: bool | UnsetType = UNSET
+    thinking_budget: int | UnsetType = UNSET
 
+
+ThinkingFormat = Literal["none", "qwen"]
+"""How a provider takes Anthropic thinking: ``none`` (not sent) or ``qwen`` (DashScope /
+Qwen3: ``enable_thinking`` + ``thinking_budget``, earlier thinking as the assistant's
+``reasoning_content``; Alibaba Cloud Model Studio docs, "Deep thinking")."""
 
 _request_encoder = msgspec.json.Encoder()
 
@@ -140,23 +149,29 @@ def _tool_result_text(block: a.ToolResultBlock) -> tuple[str, list[dict]]:
     return text, images
 
 
-def _assistant(message: a.Message) -> ChatMessage:
+def _assistant(message: a.Message, thinking_format: ThinkingFormat) -> ChatMessage:
     if isinstance(message.content, str):
         return ChatMessage(role="assistant", content=message.content)
     texts: list[str] = []
+    thoughts: list[str] = []
     calls: list[ToolCall] = []
     for block in message.content:
         if isinstance(block, a.TextBlock):
             texts.append(block.text)
         elif isinstance(block, a.ToolUseBlock):
             calls.append(ToolCall(id=block.id, function=FunctionCall(block.name, bytes(block.input).decode())))
+        elif isinstance(block, a.ThinkingBlock) and block.thinking:
+            thoughts.append(block.thinking)
     text = "\n\n".join(texts)
+    chat = ChatMessage(role="assistant", content=text or None) if calls else ChatMessage(role="assistant", content=text)
     if calls:
-        return ChatMessage(role="assistant", content=text or None, tool_calls=calls)
-    return ChatMessage(role="assistant", content=text)
+        chat.tool_calls = calls
+    if thoughts and thinking_format == "qwen":
+        chat.reasoning_content = "\n\n".join(thoughts)
+    return chat
 
 
-def _messages(request: a.MessagesRequest) -> list[ChatMessage]:
+def _messages(request: a.MessagesRequest, thinking_format: ThinkingFormat) -> list[ChatMessage]:
     out: list[ChatMessage] = []
     system = "\n\n".join(a.system_texts(request))
     if system:
@@ -164,7 +179,7 @@ def _messages(request: a.MessagesRequest) -> list[ChatMessage]:
     pending_calls: list[str] = []  # tool_call ids of the last assistant turn, in order
     for message in request.messages:
         if message.role == "assistant":
-            chat = _assistant(message)
+            chat = _assistant(message, thinking_format)
             out.append(chat)
             pending_calls = [call.id for call in chat.tool_calls] if chat.tool_calls else []
             continue
@@ -238,27 +253,27 @@ def request_from_anthropic(
     model: str,
     *,
     max_tokens_field: str = "max_tokens",
-    max_tokens_cap: int | None = None,
+    thinking_format: ThinkingFormat = "none",
 ) -> bytes:
     """Translate an Anthropic Messages request into a Chat Completions request body (JSON bytes).
 
     ``model`` is the upstream model name. ``max_tokens_field`` is ``max_tokens`` or
     ``max_completion_tokens`` (OpenAI's reasoning models and Azure deployments of them
-    accept only the latter). ``max_tokens_cap`` (tokens) lowers max_tokens when set.
-    Anthropic-only fields (thinking, cache_control, context_management, output_config,
-    top_k, metadata other than user_id, deferred and server tools) are not sent.
+    accept only the latter). ``thinking_format`` says how thinking is sent (ThinkingFormat):
+    with ``qwen``, thinking ``enabled`` -> ``enable_thinking: true`` and ``thinking_budget``
+    (budget_tokens), ``disabled`` -> ``enable_thinking: false``, ``adaptive`` (Claude Code's
+    default) leaves the model's own default. Anthropic-only fields (thinking, cache_control,
+    context_management, output_config, top_k, metadata other than user_id, deferred and
+    server tools) are not sent.
 
     Raises:
         GatewayError: 400 for content that has no Chat Completions form.
     """
-    chat = ChatRequest(model=model, messages=_messages(request), stream=request.stream)
+    chat = ChatRequest(model=model, messages=_messages(request, thinking_format), stream=request.stream)
     if request.stream:
         chat.stream_options = StreamOptions()
-    max_tokens = request.max_tokens
-    if max_tokens_cap is not None and (max_tokens is UNSET or max_tokens > max_tokens_cap):
-        max_tokens = max_tokens_cap
-    if max_tokens is not UNSET:
-        setattr(chat, max_tokens_field, max_tokens)
+    if request.max_tokens is not UNSET:
+        setattr(chat, max_tokens_field, request.max_tokens)
     chat.temperature = request.temperature
     chat.top_p = request.top_p
     if request.stop_sequences:
@@ -272,6 +287,12 @@ def request_from_anthropic(
                 chat.parallel_tool_calls = False
     if request.metadata is not UNSET and isinstance(request.metadata.user_id, str):
         chat.user = request.metadata.user_id
+    if thinking_format == "qwen" and request.thinking is not UNSET:
+        if request.thinking.type == "enabled":
+            chat.enable_thinking = True
+            chat.thinking_budget = request.thinking.budget_tokens
+        elif request.thinking.type == "disabled":
+            chat.enable_thinking = False
     return _request_encoder.encode(chat)
 
 
