@@ -217,3 +217,93 @@ def test_gateway_error() -> None:
     error = GatewayError(502, "bad upstream", "api_error")
     assert (error.status, error.error_type) == (502, "api_error")
     assert GatewayError(422, "x").error_type == "invalid_request_error"
+
+
+# ---------------------------------------------------------------- Azure OpenAI's content filter
+
+# Azure OpenAI docs, "Content filtering": a prompt that trips the filter gets HTTP 400 with
+# error.code "content_filter" and, per category, {"filtered", "severity"} (or "detected").
+AZURE_FILTER_MESSAGE = (
+    "The response was filtered due to the prompt triggering Azure OpenAI's content management policy. "
+    "Please modify your prompt and retry."
+)
+
+
+def azure_filter_body(results: dict | None, inner_code: str = "ResponsibleAIPolicyViolation") -> bytes:
+    inner: dict = {"code": inner_code}
+    if results is not None:
+        inner["content_filter_result"] = results
+    return json.dumps(
+        {
+            "error": {
+                "message": AZURE_FILTER_MESSAGE,
+                "type": None,
+                "param": "prompt",
+                "code": "content_filter",
+                "status": 400,
+                "innererror": inner,
+            }
+        }
+    ).encode()
+
+
+def test_azure_content_filter_names_the_filtered_categories() -> None:
+    body = azure_filter_body(
+        {
+            "hate": {"filtered": False, "severity": "safe"},
+            "jailbreak": {"filtered": False, "detected": False},
+            "self_harm": {"filtered": True, "severity": "high"},
+            "sexual": {"filtered": False, "severity": "low"},
+            "violence": {"filtered": True, "severity": "medium"},
+            "custom_blocklists": {"filtered": False, "details": []},
+        }
+    )
+    status, error = mapped(400, body)
+    assert status == 400 and error["type"] == "invalid_request_error"
+    message = error["message"]
+    assert message.startswith("content_filter: ")
+    assert AZURE_FILTER_MESSAGE in message
+    assert message.endswith("(filtered: self_harm, violence)")
+    for quiet in ("hate", "jailbreak", "sexual", "custom_blocklists"):
+        assert quiet not in message
+    assert provider_error_message(400, body) == message
+
+
+def test_azure_jailbreak_detection_is_named() -> None:
+    body = azure_filter_body({"jailbreak": {"filtered": True, "detected": True}, "hate": {"filtered": False, "severity": "safe"}})
+    assert provider_error_message(400, body).endswith("(filtered: jailbreak)")
+
+
+@pytest.mark.parametrize(
+    "results",
+    [
+        None,
+        {},
+        {"hate": {"filtered": False, "severity": "safe"}, "violence": {"filtered": False, "severity": "safe"}},
+        {"violence": {"filtered": "true"}, "hate": {"severity": "high"}, "odd": [1, 2], "flag": True},
+    ],
+)
+def test_azure_error_without_a_filtered_category_has_no_suffix(results) -> None:
+    message = provider_error_message(400, azure_filter_body(results))
+    assert message == f"content_filter: {AZURE_FILTER_MESSAGE}"
+    assert "filtered:" not in message
+
+
+def test_numeric_status_in_an_error_object_is_read() -> None:
+    body = json.dumps({"error": {"message": "Resource not found", "status": 404}}).encode()
+    status, error = mapped(404, body)
+    assert status == 404 and error["type"] == "not_found_error"
+    assert error["message"] == "404: Resource not found"
+
+
+def test_azure_filter_message_is_bounded_and_redacted() -> None:
+    results = {f"category_{i}": {"filtered": True} for i in range(2000)}
+    body = azure_filter_body(results)
+    assert len(provider_error_message(400, body)) < 10_000
+    leaky = json.dumps(
+        {"error": {"message": "bad key Bearer sekrit-azure-token-9", "code": "content_filter",
+                   "innererror": {"content_filter_result": {"violence": {"filtered": True}}}}}
+    ).encode()
+    _, raw = error_from_provider(400, leaky)
+    assert b"sekrit-azure-token-9" not in raw
+    assert b"(filtered: violence)" in raw

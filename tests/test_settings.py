@@ -164,3 +164,275 @@ def test_recipe_with_a_malformed_variable_stops_naming_it():
     )
     assert result.returncode != 0
     assert "AIMW_MAX_TOKENS" in result.stderr
+
+
+# ---------------------------------------------------------------- choice_env
+
+import json  # noqa: E402
+
+from aimw.settings import choice_env  # noqa: E402
+
+AUTH_CHOICES = ("api-key", "authorization")
+
+
+def test_choice_env_unset_or_empty_is_the_first_choice():
+    assert choice_env("AIMW_AUTH_HEADER", AUTH_CHOICES, {}) == "api-key"
+    assert choice_env("AIMW_AUTH_HEADER", AUTH_CHOICES, {"AIMW_AUTH_HEADER": ""}) == "api-key"
+    assert choice_env("AIMW_AUTH_HEADER", AUTH_CHOICES, {"AIMW_AUTH_HEADER": "   "}) == "api-key"
+    assert choice_env("X", ("b", "a"), {}) == "b"
+
+
+def test_choice_env_accepts_each_choice():
+    for choice in AUTH_CHOICES:
+        assert choice_env("AIMW_AUTH_HEADER", AUTH_CHOICES, {"AIMW_AUTH_HEADER": f" {choice} "}) == choice
+
+
+@pytest.mark.parametrize("value", ["x-api-key", "API-KEY", "Authorization", "api-key,authorization", "bearer"])
+def test_choice_env_refuses_anything_else_naming_the_variable(value):
+    with pytest.raises(ConfigurationError) as caught:
+        choice_env("AIMW_AUTH_HEADER", AUTH_CHOICES, {"AIMW_AUTH_HEADER": value})
+    message = str(caught.value)
+    assert "AIMW_AUTH_HEADER" in message
+    assert "api-key" in message and "authorization" in message  # the allowed values
+    assert repr(value) in message
+    assert isinstance(caught.value, SystemExit)
+
+
+def test_choice_env_reads_the_process_environment(monkeypatch):
+    monkeypatch.setenv("DASHSCOPE_REGION", "china")
+    assert choice_env("DASHSCOPE_REGION", ("international", "china")) == "china"
+    monkeypatch.delenv("DASHSCOPE_REGION")
+    assert choice_env("DASHSCOPE_REGION", ("international", "china")) == "international"
+
+
+# ---------------------------------------------------------------- the provider recipes, started for real
+
+PROVIDER_PREFIXES = ("AIMW_", "HUGGINGFACE_", "AZURE_", "DASHSCOPE_", "OPENAI_", "ANTHROPIC_")
+AZURE_ENV = {"AZURE_OPENAI_API_KEY": "azure-test-key-1", "AZURE_INSTANCE_NAME": "my-resource", "AZURE_DEPLOYMENT_ID": "gpt-4o-prod"}
+
+# Imports the recipe and prints what it built: the middleware stack and the facts that
+# reached it (upstream, provider, auth header, field rules).
+DESCRIBE = """
+import json, sys
+import recipes.{name} as r
+from aimw.upstream import UpstreamApp
+app, layers, facts = r.app, [], {{"callable": callable(r.app)}}
+while not isinstance(app, UpstreamApp):
+    name = type(app).__name__
+    layers.append(name)
+    if name == "TranslateMiddleware":
+        p = app.provider
+        facts["provider"] = [p.name, p.path, p.query, p.default_model, p.max_tokens_field, p.thinking_format]
+        facts["model"] = app.model
+    elif name == "ProviderAuthMiddleware":
+        facts["auth"] = [[h.decode(), v.decode()] for h, v in app._auth]
+    elif name == "StripFieldsMiddleware":
+        facts.setdefault("rules", []).append(
+            {{"drop": sorted(app.drop), "set": {{k: bytes(v).decode() for k, v in app.set.items()}}, "cap": app.cap}}
+        )
+    app = app.app
+facts["layers"] = layers
+facts["base_url"] = app.base_url
+facts["api_root"] = app.api_root
+json.dump(facts, sys.stdout)
+"""
+
+
+def recipe_run(name: str, tmp_path, **extra: str) -> subprocess.CompletedProcess:
+    environ = {k: v for k, v in os.environ.items() if not k.startswith(PROVIDER_PREFIXES)}
+    environ["AIMW_LOG_PATH"] = str(tmp_path / "aimw.log")
+    environ.update(extra)
+    return subprocess.run(
+        [sys.executable, "-c", DESCRIBE.format(name=name)],
+        cwd=REPO,
+        env=environ,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def recipe_facts(name: str, tmp_path, **extra: str) -> dict:
+    result = recipe_run(name, tmp_path, **extra)
+    assert result.returncode == 0, result.stderr
+    facts = json.loads(result.stdout)
+    assert facts["callable"] is True
+    assert facts["layers"][0] == "FileLogMiddleware"
+    assert not (tmp_path / "aimw.log").exists()  # nothing written before a request
+    return facts
+
+
+def assert_stops_naming(result: subprocess.CompletedProcess, variable: str, *also: str) -> None:
+    assert result.returncode != 0
+    assert result.stdout == ""
+    assert variable in result.stderr
+    for text in also:
+        assert text in result.stderr
+    assert "Traceback" not in result.stderr  # a clean message, not a crash
+
+
+# anthropic
+
+
+def test_anthropic_recipe_needs_no_key(tmp_path):
+    facts = recipe_facts("anthropic", tmp_path)
+    assert facts["layers"] == ["FileLogMiddleware", "StripFieldsMiddleware", "StripFieldsMiddleware", "SSERewriteMiddleware"]
+    assert "auth" not in facts  # the client's own key passes
+    assert facts["base_url"] == "https://api.anthropic.com"
+    assert facts["api_root"] == "/v1/"
+    assert all(rule == {"drop": [], "set": {}, "cap": {}} for rule in facts["rules"])
+
+
+def test_anthropic_recipe_with_a_key_and_settings(tmp_path):
+    facts = recipe_facts(
+        "anthropic",
+        tmp_path,
+        ANTHROPIC_API_KEY="sk-ant-gateway-1",
+        AIMW_MODEL="claude-haiku-4-5",
+        AIMW_MAX_TOKENS="2048",
+        AIMW_UPSTREAM_URL="http://127.0.0.1:9",
+    )
+    assert facts["layers"][-1] == "ProviderAuthMiddleware"
+    assert facts["auth"] == [["x-api-key", "sk-ant-gateway-1"]]
+    assert facts["base_url"] == "http://127.0.0.1:9"
+    messages_rule, count_rule = facts["rules"]
+    assert messages_rule == {"drop": [], "set": {"model": '"claude-haiku-4-5"'}, "cap": {"max_tokens": 2048}}
+    assert count_rule == {"drop": [], "set": {"model": '"claude-haiku-4-5"'}, "cap": {}}
+
+
+def test_anthropic_recipe_with_a_malformed_setting_stops_naming_it(tmp_path):
+    assert_stops_naming(recipe_run("anthropic", tmp_path, AIMW_TEMPERATURE="hot"), "AIMW_TEMPERATURE", "'hot'")
+
+
+# azure
+
+
+@pytest.mark.parametrize("missing", sorted(AZURE_ENV))
+def test_azure_recipe_without_a_required_variable_stops_naming_it(tmp_path, missing):
+    environ = {k: v for k, v in AZURE_ENV.items() if k != missing}
+    assert_stops_naming(recipe_run("azure", tmp_path, **environ), missing)
+
+
+@pytest.mark.parametrize(
+    "variable, value",
+    [
+        ("AIMW_AUTH_HEADER", "x-api-key"),
+        ("AIMW_AUTH_HEADER", "Bearer"),
+        ("AZURE_MAX_TOKENS_FIELD", "max_output_tokens"),
+        ("AZURE_MAX_TOKENS_FIELD", "MAX_TOKENS"),
+    ],
+)
+def test_azure_recipe_with_a_bad_choice_stops_naming_it(tmp_path, variable, value):
+    assert_stops_naming(recipe_run("azure", tmp_path, **AZURE_ENV, **{variable: value}), variable, repr(value))
+
+
+def test_azure_recipe_defaults(tmp_path):
+    facts = recipe_facts("azure", tmp_path, **AZURE_ENV)
+    assert facts["layers"] == [
+        "FileLogMiddleware",
+        "StripFieldsMiddleware",
+        "TranslateMiddleware",
+        "SSERewriteMiddleware",
+        "ProviderAuthMiddleware",
+    ]
+    assert facts["base_url"] == "https://my-resource.openai.azure.com"
+    assert facts["provider"] == [
+        "azure",
+        "/openai/deployments/gpt-4o-prod/chat/completions",
+        "api-version=2025-01-01-preview",
+        "gpt-4o-prod",
+        "max_tokens",
+        "none",
+    ]
+    assert facts["auth"] == [["api-key", "azure-test-key-1"]]
+    assert facts["rules"] == [{"drop": ["model"], "set": {}, "cap": {}}]
+
+
+def test_azure_recipe_choices(tmp_path):
+    facts = recipe_facts(
+        "azure",
+        tmp_path,
+        **AZURE_ENV,
+        AZURE_API_VERSION="2024-10-21",
+        AIMW_AUTH_HEADER="authorization",
+        AZURE_MAX_TOKENS_FIELD="max_completion_tokens",
+    )
+    assert facts["provider"][2] == "api-version=2024-10-21"
+    assert facts["provider"][4] == "max_completion_tokens"
+    assert facts["auth"] == [["authorization", "Bearer azure-test-key-1"]]
+
+
+# dashscope
+
+
+def test_dashscope_recipe_without_its_key_stops_naming_it(tmp_path):
+    assert_stops_naming(recipe_run("dashscope", tmp_path), "DASHSCOPE_API_KEY")
+
+
+@pytest.mark.parametrize("region", ["eu", "China", "us-east-1"])
+def test_dashscope_recipe_with_an_unknown_region_stops_naming_it(tmp_path, region):
+    result = recipe_run("dashscope", tmp_path, DASHSCOPE_API_KEY="sk-ds-1", DASHSCOPE_REGION=region)
+    assert_stops_naming(result, "DASHSCOPE_REGION", "international", "china", repr(region))
+
+
+@pytest.mark.parametrize(
+    "region, host", [(None, "https://dashscope-intl.aliyuncs.com"), ("international", "https://dashscope-intl.aliyuncs.com"), ("china", "https://dashscope.aliyuncs.com")]
+)
+def test_dashscope_recipe_regions_and_defaults(tmp_path, region, host):
+    extra = {} if region is None else {"DASHSCOPE_REGION": region}
+    facts = recipe_facts("dashscope", tmp_path, DASHSCOPE_API_KEY="sk-ds-1", **extra)
+    assert facts["base_url"] == host
+    assert facts["provider"] == ["dashscope", "/compatible-mode/v1/chat/completions", "", "qwen-plus", "max_tokens", "qwen"]
+    assert facts["auth"] == [["authorization", "Bearer sk-ds-1"]]
+    assert facts["rules"] == [{"drop": ["model"], "set": {"temperature": "1.0"}, "cap": {"max_tokens": 8192}}]
+
+
+def test_dashscope_recipe_settings_win_over_its_defaults(tmp_path):
+    facts = recipe_facts(
+        "dashscope", tmp_path, DASHSCOPE_API_KEY="sk-ds-1", AIMW_MAX_TOKENS="16384", AIMW_TEMPERATURE="0.6", AIMW_MODEL="qwen3-max"
+    )
+    assert facts["rules"] == [{"drop": ["model"], "set": {"temperature": "0.6"}, "cap": {"max_tokens": 16384}}]
+    assert facts["model"] == "qwen3-max"
+
+
+# openai
+
+
+def test_openai_recipe_without_its_key_stops_naming_it(tmp_path):
+    assert_stops_naming(recipe_run("openai", tmp_path), "OPENAI_API_KEY", "AIMW_UPSTREAM_URL")
+
+
+@pytest.mark.parametrize("value", ["max_output_tokens", "none", "AUTO"])
+def test_openai_recipe_with_a_bad_token_field_stops_naming_it(tmp_path, value):
+    result = recipe_run("openai", tmp_path, OPENAI_API_KEY="sk-oa-1", OPENAI_MAX_TOKENS_FIELD=value)
+    assert_stops_naming(result, "OPENAI_MAX_TOKENS_FIELD", repr(value))
+
+
+def test_openai_recipe_defaults(tmp_path):
+    facts = recipe_facts("openai", tmp_path, OPENAI_API_KEY="sk-oa-1")
+    assert facts["base_url"] == "https://api.openai.com"
+    assert facts["provider"] == ["openai", "/v1/chat/completions", "", "gpt-4.1", "max_tokens", "none"]
+    assert facts["auth"] == [["authorization", "Bearer sk-oa-1"]]
+
+
+def test_openai_recipe_for_a_local_server_needs_no_key(tmp_path):
+    facts = recipe_facts("openai", tmp_path, AIMW_UPSTREAM_URL="http://localhost:11434", AIMW_MODEL="qwen3-coder")
+    assert facts["base_url"] == "http://localhost:11434"
+    assert facts["provider"][3:5] == ["qwen3-coder", "max_tokens"]
+    assert facts["auth"] == []  # the client's credentials removed, none added
+
+
+@pytest.mark.parametrize(
+    "model, field_env, field",
+    [
+        ("o3", None, "max_completion_tokens"),
+        ("o3", "auto", "max_completion_tokens"),
+        ("gpt-5-mini", None, "max_completion_tokens"),
+        ("o3", "max_tokens", "max_tokens"),
+        ("llama3.1", "max_completion_tokens", "max_completion_tokens"),
+    ],
+)
+def test_openai_recipe_token_field(tmp_path, model, field_env, field):
+    extra = {} if field_env is None else {"OPENAI_MAX_TOKENS_FIELD": field_env}
+    facts = recipe_facts("openai", tmp_path, OPENAI_API_KEY="sk-oa-1", AIMW_MODEL=model, **extra)
+    assert facts["provider"][3:5] == [model, field]

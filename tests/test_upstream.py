@@ -464,3 +464,53 @@ async def test_a_failing_client_send_closes_the_upstream_connection(failing_mess
         send = await run_app(app, upstream_scope("GET", "/next"), ScriptedReceive(disconnect_now=False))
         await app.close_client()
     assert send.status == 201
+
+
+# ------------------------------------------------------------------ api_root: a client-side prefix cut
+
+
+@pytest.mark.parametrize(
+    "path, query, forwarded",
+    [
+        ("/anything/v1/messages", b"beta=true", "/v1/messages?beta=true"),
+        ("/a/b/c/v1/messages/count_tokens", b"beta=true&x=%20y", "/v1/messages/count_tokens?beta=true&x=%20y"),
+        ("/v1/messages", b"beta=true", "/v1/messages?beta=true"),  # no prefix: unchanged
+        ("/x/v1/y/v1/z", b"", "/v1/y/v1/z"),  # cut at the first occurrence
+        ("/api/hello", b"", "/api/hello"),  # no /v1/: unchanged
+        ("/", b"", "/"),
+        ("/anything/v1", b"q=1", "/anything/v1?q=1"),  # "/v1" without its slash is no api root
+    ],
+)
+async def test_api_root_drops_a_client_prefix(path, query, forwarded):
+    async with LoopbackServer(echo) as server:
+        app = UpstreamApp(server.url + "/", provider_name="anthropic", api_root="/v1/")
+        scope = upstream_scope(path=path, query=query, body=b"{}")
+        send = await run_app(app, scope, ScriptedReceive([b"{}"], disconnect_now=False))
+        await app.close_client()
+    [request] = server.requests
+    assert request.target == forwarded
+    assert send.status == 201
+    assert json.loads(send.body)["target"] == forwarded
+    exchange = exchange_of(scope)
+    assert exchange.upstream_uri == server.url + forwarded.split("?")[0]
+    assert exchange.tried_targets == [exchange.upstream_uri]
+    assert scope["path"] == path  # the client's scope is not changed
+
+
+async def test_without_api_root_the_prefix_is_forwarded():
+    async with LoopbackServer(echo) as server:
+        app = UpstreamApp(server.url)
+        send = await run_app(
+            app, upstream_scope(path="/anything/v1/messages", query=b"beta=true", body=b"{}"), ScriptedReceive([b"{}"], disconnect_now=False)
+        )
+        await app.close_client()
+    assert server.requests[0].target == "/anything/v1/messages?beta=true"
+    assert send.status == 201
+
+
+async def test_api_root_keeps_the_base_urls_own_path():
+    async with LoopbackServer(echo) as server:
+        app = UpstreamApp(server.url + "/proxy", api_root="/v1/")
+        await run_app(app, upstream_scope(path="/anything/v1/messages", body=b"{}"), ScriptedReceive([b"{}"], disconnect_now=False))
+        await app.close_client()
+    assert server.requests[0].target == "/proxy/v1/messages"

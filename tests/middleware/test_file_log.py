@@ -355,3 +355,64 @@ def test_several_processes_append_whole_lines(tmp_path):
     assert seen == {(w, s) for w in range(PROCESSES) for s in range(LINES_PER_PROCESS)}
     for w in range(PROCESSES):  # each process's lines stay in its own order
         assert [json.loads(l)["seq"] for l in lines if json.loads(l)["worker"] == w] == list(range(LINES_PER_PROCESS))
+
+
+# ---------------------------------------------------------------- request_mode when nothing set it
+
+
+class PassThroughGateway(Gateway):
+    """Like the pass-through stack: the provider and model are known, request_mode is not
+    (no TranslateMiddleware decoded the request)."""
+
+    async def __call__(self, scope, receive, send) -> None:
+        exchange = exchange_of(scope)
+        exchange.provider_name = "anthropic"
+        exchange.request_model = "claude-sonnet-4-5"
+        await super().__call__(scope, receive, send)
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize(
+    "chunks, content_type, status, mode",
+    [
+        (split_at(SSE_BODY, 40, 41, 500), b"text/event-stream; charset=utf-8", 200, "stream"),
+        ([SSE_BODY], b"text/event-stream", 200, "stream"),
+        ([JSON_MESSAGE], b"application/json", 200, "oneshot"),
+        ([b'{"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}}'], b"application/json", 529, "oneshot"),
+        ([b"<html>bad gateway</html>"], b"text/html", 502, "oneshot"),
+        ([b""], b"", 200, "oneshot"),
+    ],
+)
+async def test_request_mode_is_inferred_from_the_answer(tmp_path, chunks, content_type, status, mode):
+    log = tmp_path / "aimw.log"
+    app = FileLogMiddleware(PassThroughGateway(chunks, content_type, status=status, mode=None), path=str(log))
+    response = await call(app, scope_for(), [REQUEST_BODY])
+    assert response.body == b"".join(chunks)
+    [line] = read_lines(log)
+    meta = line["ai"]["proxy"]["meta"]
+    assert meta["request_mode"] == mode
+    assert meta["provider_name"] == "anthropic"
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("mode", ["oneshot", "stream"])
+async def test_a_request_mode_set_by_the_gateway_wins(tmp_path, mode):
+    # TranslateMiddleware knows what the client asked for, e.g. a stream answered with a JSON error
+    log = tmp_path / "aimw.log"
+    chunks, content_type = ([SSE_BODY], b"text/event-stream") if mode == "oneshot" else ([JSON_MESSAGE], b"application/json")
+    app = FileLogMiddleware(Gateway(chunks, content_type, mode=mode), path=str(log))
+    await call(app, scope_for(), [REQUEST_BODY])
+    [line] = read_lines(log)
+    assert line["ai"]["proxy"]["meta"]["request_mode"] == mode
+
+
+@pytest.mark.anyio
+async def test_inferred_stream_mode_still_reads_usage(tmp_path):
+    log = tmp_path / "aimw.log"
+    app = FileLogMiddleware(PassThroughGateway([SSE_BODY], mode=None), path=str(log))
+    await call(app, scope_for(), [REQUEST_BODY])
+    [line] = read_lines(log)
+    proxy = line["ai"]["proxy"]
+    assert proxy["meta"]["request_mode"] == "stream"
+    assert proxy["meta"]["response_model"] == "provider-model-7b"
+    assert (proxy["usage"]["prompt_tokens"], proxy["usage"]["completion_tokens"]) == (125, 42)

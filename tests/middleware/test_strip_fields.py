@@ -208,3 +208,71 @@ async def test_client_gone_before_the_body_ends():
     await middleware(inner)(http_scope(body=BODY), receive, send)
     assert inner.calls == 0
     assert send.messages == []
+
+
+# ---------------------------------------------------------------- unchanged bodies go on byte for byte
+
+
+@pytest.mark.parametrize(
+    "rules",
+    [
+        {"drop": ()},
+        {"drop": ("not_there",)},
+        {"drop": (), "cap": {"max_tokens": 64000, "absent": 1}},
+        {"drop": (), "set": {"max_tokens": 32000}},  # the same bytes as the client's
+        {"drop": (), "set": {"model": "claude-opus-5-5"}},
+    ],
+)
+async def test_a_body_no_rule_changes_is_forwarded_byte_for_byte(rules):
+    inner = Inner()
+    scope = http_scope(body=BODY)
+    response = await call(middleware(inner, **rules), scope, split_at(BODY, 1, 77, 78))
+    assert response.status == 200
+    assert inner.body == BODY  # odd spacing, key order and \u escapes all kept
+    assert inner.header(b"content-length") == [str(len(BODY)).encode()]
+    assert exchange_of(scope).request_model == "claude-opus-5-5"
+
+
+async def test_a_changed_body_is_re_encoded():
+    inner = Inner()
+    await call(middleware(inner, drop=(), set={"temperature": 0.5}), http_scope(body=BODY), [BODY])
+    assert inner.body != BODY
+    assert json.loads(inner.body)["temperature"] == 0.5
+    assert inner.header(b"content-length") == [str(len(inner.body)).encode()]
+
+
+async def test_set_compares_the_json_bytes():
+    # 1.0 and 1 are the same number but not the same bytes: the override is written
+    inner = Inner()
+    await call(middleware(inner, drop=(), set={"temperature": 1}), http_scope(body=BODY), [BODY])
+    assert inner.body != BODY
+    assert b'"temperature":1,' in inner.body
+
+
+async def test_dropping_a_null_field_changes_the_body():
+    inner = Inner()
+    body = b'{"model": null, "messages": []}'
+    await call(middleware(inner), http_scope(body=body), [body])
+    assert inner.body == b'{"messages":[]}'
+
+
+async def test_unchanged_body_with_a_stale_content_length_gets_the_right_one():
+    inner = Inner()
+    scope = http_scope(body=BODY, headers=[(b"content-length", b"5")])
+    await call(middleware(inner, drop=()), scope, [BODY])
+    assert inner.body == BODY
+    assert inner.header(b"content-length") == [str(len(BODY)).encode()]
+
+
+async def test_count_tokens_suffix_edits_only_count_tokens():
+    body = b'{"model": "claude-x",  "messages": []}'
+    inner = Inner()
+    app = StripFieldsMiddleware(inner, set={"model": "claude-haiku"}, path_suffixes=("/v1/messages/count_tokens",))
+    await call(app, http_scope(path="/anything/v1/messages/count_tokens", body=body), [body])
+    assert json.loads(inner.body) == {"model": "claude-haiku", "messages": []}
+
+    inner = Inner()
+    app = StripFieldsMiddleware(inner, set={"model": "claude-haiku"}, path_suffixes=("/v1/messages/count_tokens",))
+    scope = http_scope(body=body)
+    await call(app, scope, [body])
+    assert inner.scope is scope and inner.body == body  # /v1/messages untouched by this one

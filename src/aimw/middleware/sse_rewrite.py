@@ -59,28 +59,36 @@ class _TranslatedStream:
 
 
 class _AnthropicStream:
-    """An Anthropic event stream passed on byte for byte, released a whole event at a time."""
+    """An Anthropic event stream passed on byte for byte, released a whole event at a time
+    (events end with a blank line, LF or CRLF). After ``message_stop`` a failure adds no
+    error event: the answer is already complete."""
 
-    __slots__ = ("tail",)
+    __slots__ = ("tail", "done")
 
     rewrites_headers = False
     reasoning_tokens = 0
 
     def __init__(self) -> None:
         self.tail = b""
+        self.done = False
 
     def feed(self, chunk: bytes) -> bytes:
         data = self.tail + chunk if self.tail else chunk
-        end = max(data.rfind(b"\n\n") + 2, data.rfind(b"\r\n\r\n") + 4, 0)
+        lf, crlf = data.rfind(b"\n\n"), data.rfind(b"\r\n\r\n")
+        end = max(lf + 2 if lf >= 0 else 0, crlf + 4 if crlf >= 0 else 0)
         self.tail = data[end:]
-        return data[:end]
+        released = data[:end]
+        # an event line starts the released bytes or follows a newline (JSON data holds no raw newline)
+        if released and (released.startswith(b"event: message_stop") or b"\nevent: message_stop" in released):
+            self.done = True
+        return released
 
     def finish(self) -> bytes:
         tail, self.tail = self.tail, b""
         return tail
 
     def fail(self) -> bytes:
-        return error_event("api_error", _STREAM_FAILED)
+        return b"" if self.done else error_event("api_error", _STREAM_FAILED)
 
 
 # wire format -> a factory of one response's stream state, given the request's model

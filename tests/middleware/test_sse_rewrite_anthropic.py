@@ -1,0 +1,299 @@
+"""SSERewriteMiddleware(wire_format="anthropic"): an Anthropic stream passes byte for byte,
+headers untouched, released only at event boundaries; a mid-stream failure ends it with
+the whole events so far and one ``event: error``."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+from asgi_helpers import RecordingSend, ScriptedReceive, http_scope, split_at, sse_events
+from conftest import KONG
+
+from aimw.exchange import exchange_of
+from aimw.middleware.sse_rewrite import SSERewriteMiddleware
+from aimw.upstream import UpstreamStreamError
+
+pytestmark = pytest.mark.anyio
+
+TEXT_SSE = (KONG / "anthropic" / "stream-captures" / "messages-stream-text.sse").read_bytes()
+TEXT_SSE_CRLF = TEXT_SSE.replace(b"\n", b"\r\n")
+# Anthropic's own headers, in the provider's order (UpstreamApp lower-cases the names)
+UPSTREAM_HEADERS = [
+    (b"content-type", b"text/event-stream; charset=utf-8"),
+    (b"cache-control", b"no-cache"),
+    (b"request-id", b"req_011CUpstream"),
+    (b"anthropic-organization-id", b"org-1"),
+    (b"x-aimw-llm-model", b"anthropic/claude-2.1"),
+]
+
+
+def boundaries(data: bytes, separator: bytes = b"\n\n") -> list[int]:
+    """Offsets just past each event's blank line."""
+    out, at = [], data.find(separator)
+    while at >= 0:
+        out.append(at + len(separator))
+        at = data.find(separator, at + len(separator))
+    return out
+
+
+def test_the_fixture_is_a_real_anthropic_stream():
+    events = sse_events(TEXT_SSE)
+    assert [name for name, _ in events][:2] == ["message_start", "content_block_start"]
+    assert [name for name, _ in events][-2:] == ["message_delta", "message_stop"]
+    assert len(boundaries(TEXT_SSE)) == len(events) == 11
+    assert TEXT_SSE.endswith(b"\n\n") and b"\r" not in TEXT_SSE
+
+
+class Provider:
+    """Sends ``start`` then each of ``pieces`` as one body message; then raises ``error``
+    (never finishing) or finishes with more_body False on the last piece."""
+
+    def __init__(self, pieces, *, status=200, headers=UPSTREAM_HEADERS, error: Exception | None = None):
+        self.pieces = list(pieces)
+        self.status = status
+        self.headers = list(headers)
+        self.error = error
+        self.start = {"type": "http.response.start", "status": status, "headers": self.headers}
+
+    async def __call__(self, scope, receive, send) -> None:
+        await send(dict(self.start))
+        last = len(self.pieces) - 1
+        for index, piece in enumerate(self.pieces):
+            await send({"type": "http.response.body", "body": piece, "more_body": self.error is not None or index < last})
+        if self.error is not None:
+            raise self.error
+
+
+async def run(inner) -> tuple[RecordingSend, dict]:
+    scope = http_scope(body=b"{}")
+    exchange_of(scope).request_model = "claude-2.1"
+    send = RecordingSend()
+    app = SSERewriteMiddleware(inner, wire_format="anthropic")
+    await app(scope, ScriptedReceive([b"{}"], disconnect_now=True), send)
+    return send, scope
+
+
+def random_splits(data: bytes, seed: int) -> list[bytes]:
+    rng = random.Random(seed)
+    count = rng.randint(1, 40)
+    return split_at(data, *(rng.randrange(1, len(data)) for _ in range(count)))
+
+
+def assert_whole_events(send: RecordingSend, separator: bytes = b"\n\n") -> None:
+    for message in send.body_messages:
+        body = message["body"]
+        assert body == b"" or body.endswith(separator), body[-40:]
+
+
+SPLITS = [
+    pytest.param([TEXT_SSE], id="one-read"),
+    pytest.param(split_at(TEXT_SSE, *range(1, len(TEXT_SSE))), id="every-byte"),
+    pytest.param(split_at(TEXT_SSE, *boundaries(TEXT_SSE)), id="at-boundaries"),
+    pytest.param(split_at(TEXT_SSE, *(b - 1 for b in boundaries(TEXT_SSE))), id="between-the-two-newlines"),
+    pytest.param(split_at(TEXT_SSE, *(b + 1 for b in boundaries(TEXT_SSE))), id="one-byte-past"),
+    *(pytest.param(random_splits(TEXT_SSE, seed), id=f"random-{seed}") for seed in range(25)),
+]
+
+
+@pytest.mark.parametrize("pieces", SPLITS)
+async def test_any_split_comes_out_byte_identical(pieces):
+    inner = Provider(pieces)
+    send, scope = await run(inner)
+
+    assert send.start == inner.start  # status and headers exactly as the provider sent them
+    assert send.body == TEXT_SSE
+    assert send.complete
+    assert_whole_events(send)
+    assert len(send.body_messages) <= len(pieces)  # at most one send per upstream read
+    for message in send.body_messages[:-1]:
+        assert message["body"], "a read that completes no event sends nothing"
+    for message in send.body_messages:  # each send parses on its own: whole events only
+        if message["body"]:
+            sse_events(message["body"])
+    exchange = exchange_of(scope)
+    assert exchange.error is None
+    assert exchange.usage.reasoning_tokens == 0
+
+
+async def test_events_are_released_as_soon_as_their_read_completes():
+    first, second = boundaries(TEXT_SSE)[:2]
+    pieces = [TEXT_SSE[:10], TEXT_SSE[10 : first + 5], TEXT_SSE[first + 5 : second], TEXT_SSE[second:]]
+    send, _ = await run(Provider(pieces))
+    assert [m["body"] for m in send.body_messages] == [TEXT_SSE[:first], TEXT_SSE[first:second], TEXT_SSE[second:]]
+    assert [m["more_body"] for m in send.body_messages] == [True, True, False]
+
+
+async def test_a_read_with_a_blank_line_at_its_start_holds_the_partial_event():
+    first = boundaries(TEXT_SSE)[0]
+    pieces = [TEXT_SSE[: first - 2], TEXT_SSE[first - 2 : first + 5], TEXT_SSE[first + 5 :]]
+    send, _ = await run(Provider(pieces))
+    assert [m["body"] for m in send.body_messages] == [TEXT_SSE[:first], TEXT_SSE[first:]]
+
+
+@pytest.mark.parametrize("seed", range(10))
+async def test_crlf_event_separators(seed):
+    pieces = random_splits(TEXT_SSE_CRLF, seed) if seed else split_at(TEXT_SSE_CRLF, *range(1, len(TEXT_SSE_CRLF)))
+    send, _ = await run(Provider(pieces))
+    assert send.body == TEXT_SSE_CRLF
+    assert send.complete
+    assert_whole_events(send, b"\r\n\r\n")
+    bodies = [m["body"] for m in send.body_messages if m["body"]]
+    assert all(body.count(b"\r\n\r\n") >= 1 for body in bodies)
+
+
+async def test_a_trailing_event_without_its_blank_line_is_still_delivered():
+    cut = TEXT_SSE.rstrip(b"\n")
+    send, _ = await run(Provider(split_at(cut, 100, len(cut) - 3)))
+    assert send.body == cut
+    assert send.complete
+
+
+async def test_empty_stream():
+    send, scope = await run(Provider([b""]))
+    assert send.body == b"" and send.complete
+    assert exchange_of(scope).error is None
+
+
+# ---------------------------------------------------------------- failures mid-stream
+
+
+def expected_after_failure(sent: bytes, separator: bytes = b"\n\n") -> bytes:
+    """The whole events within ``sent``: everything up to its last event boundary."""
+    last = sent.rfind(separator)
+    return sent[: last + len(separator)] if last >= 0 else b""
+
+
+def assert_one_error_at_the_end(send: RecordingSend, whole_events: bytes) -> None:
+    assert send.complete
+    assert send.body_messages[-1]["more_body"] is False
+    body = send.body
+    assert body.startswith(whole_events)
+    tail = body[len(whole_events) :]
+    [(name, data)] = sse_events(tail)
+    assert name == "error"
+    assert data == {"type": "error", "error": {"type": "api_error", "message": data["error"]["message"]}}
+    assert data["error"]["message"]
+    assert body.count(b"event: error") == 1
+    assert_whole_events(send)
+
+
+@pytest.mark.parametrize("cut", [1, 30, *boundaries(TEXT_SSE)[:-1], *(b + 7 for b in boundaries(TEXT_SSE)[:-1]), len(TEXT_SSE) - 5])
+async def test_failure_mid_stream_sends_whole_events_then_one_error(cut):
+    sent = TEXT_SSE[:cut]
+    inner = Provider(random_splits(sent, cut) if cut > 1 else [sent], error=UpstreamStreamError("broke off (ReadError)"))
+    send, scope = await run(inner)
+    assert send.status == 200
+    assert_one_error_at_the_end(send, expected_after_failure(sent))
+    assert b"message_stop" not in send.body
+    assert exchange_of(scope).error == "upstream stream failed: UpstreamStreamError"
+
+
+async def test_failure_at_every_offset():
+    for cut in range(1, len(TEXT_SSE) - len(b'event: message_stop\ndata: {"type":"message_stop"}\n\n')):
+        sent = TEXT_SSE[:cut]
+        send, _ = await run(Provider(split_at(sent, cut // 2), error=RuntimeError("gone")))
+        assert_one_error_at_the_end(send, expected_after_failure(sent))
+
+
+async def test_failure_mid_event_with_crlf_separators():
+    cut = boundaries(TEXT_SSE_CRLF, b"\r\n\r\n")[3] + 12
+    sent = TEXT_SSE_CRLF[:cut]
+    send, _ = await run(Provider(split_at(sent, 5, 100, 101), error=UpstreamStreamError("x")))
+    whole = expected_after_failure(sent, b"\r\n\r\n")
+    assert send.body.startswith(whole) and whole.endswith(b"\r\n\r\n")
+    assert send.body[len(whole) :].startswith(b"event: error\n")
+    assert send.body.count(b"event: error") == 1
+    assert send.complete
+
+
+async def test_failure_before_any_byte_sends_only_the_error():
+    send, _ = await run(Provider([], error=UpstreamStreamError("x")))
+    assert send.start["headers"] == UPSTREAM_HEADERS
+    assert_one_error_at_the_end(send, b"")
+
+
+async def test_failure_after_message_stop_just_ends_the_stream():
+    send, scope = await run(Provider(split_at(TEXT_SSE, 500), error=UpstreamStreamError("reset after the end")))
+    assert send.body == TEXT_SSE
+    assert send.complete
+    assert b"event: error" not in send.body
+    assert exchange_of(scope).error == "upstream stream failed: UpstreamStreamError"
+
+
+async def test_message_stop_inside_text_does_not_count_as_the_end():
+    start, stop = boundaries(TEXT_SSE)[0], boundaries(TEXT_SSE)[1]
+    tricky = (
+        b'event: content_block_delta\ndata: {"type":"content_block_delta","index":0,'
+        b'"delta":{"type":"text_delta","text":"event: message_stop"}}\n\n'
+    )
+    sent = TEXT_SSE[:stop] + tricky
+    send, _ = await run(Provider([sent[:start], sent[start:]], error=UpstreamStreamError("x")))
+    assert_one_error_at_the_end(send, sent)
+
+
+async def test_failure_before_the_response_started_is_raised():
+    async def failing(scope, receive, send):
+        raise UpstreamStreamError("early")
+
+    with pytest.raises(UpstreamStreamError):
+        await run(failing)
+
+
+async def test_failure_after_the_stream_finished_is_raised():
+    async def finish_then_fail(scope, receive, send):
+        await Provider([TEXT_SSE])(scope, receive, send)
+        raise RuntimeError("after the end")
+
+    with pytest.raises(RuntimeError):
+        await run(finish_then_fail)
+
+
+# ---------------------------------------------------------------- other answers pass untouched
+
+
+@pytest.mark.parametrize(
+    "status, headers, pieces",
+    [
+        (200, [(b"content-type", b"application/json"), (b"content-length", b"13")], [b'{"id":', b' "x"}']),
+        (
+            529,
+            [(b"content-type", b"text/event-stream")],
+            [b'event: error\ndata: {"type":"error","error":{"type":"overloaded_error",', b'"message":"Overloaded"}}\n\n'],
+        ),
+        (429, [(b"content-type", b"application/json"), (b"retry-after", b"7")], [b'{"type":"error"}']),
+        (200, [], [b"event: ping\ndata: {}", b"\n\n"]),
+    ],
+)
+async def test_other_responses_pass_untouched(status, headers, pieces):
+    inner = Provider(pieces, status=status, headers=headers)
+    send, _ = await run(inner)
+    assert send.messages == [
+        {"type": "http.response.start", "status": status, "headers": headers},
+        *(
+            {"type": "http.response.body", "body": piece, "more_body": i < len(pieces) - 1}
+            for i, piece in enumerate(pieces)
+        ),
+    ]
+
+
+async def test_failure_of_a_json_answer_is_raised():
+    inner = Provider([b'{"a":'], headers=[(b"content-type", b"application/json")], error=RuntimeError("x"))
+    with pytest.raises(RuntimeError):
+        await run(inner)
+
+
+async def test_lifespan_passes_through():
+    seen = []
+
+    async def inner(scope, receive, send):
+        seen.append(scope)
+
+    scope = {"type": "lifespan", "asgi": {"version": "3.0"}}
+    await SSERewriteMiddleware(inner, wire_format="anthropic")(scope, ScriptedReceive(), RecordingSend())
+    assert seen == [scope]
+
+
+def test_unknown_wire_format_is_refused():
+    with pytest.raises(ValueError, match="gemini"):
+        SSERewriteMiddleware(lambda *a: None, wire_format="gemini")
