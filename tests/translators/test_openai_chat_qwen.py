@@ -267,3 +267,11 @@ def test_qwen_reasoning_content_comes_back_as_thinking():
     assert [block["type"] for block in message["content"]] == ["thinking", "text"]
     assert message["content"][0]["thinking"] == "2 + 2 is 4."
     assert reasoning_tokens == 25
+
+
+def test_thinking_budget_never_exceeds_max_tokens() -> None:
+    """A max_tokens capped by AIMW_MAX_TOKENS (or DashScope's 8192) caps the budget with it."""
+    capped = translate(body(max_tokens=8192, thinking={"type": "enabled", "budget_tokens": 20000}))
+    assert capped["thinking_budget"] == 8192
+    kept = translate(body(max_tokens=8192, thinking={"type": "enabled", "budget_tokens": 2048}))
+    assert kept["thinking_budget"] == 2048

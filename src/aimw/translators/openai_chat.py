@@ -261,7 +261,7 @@ def request_from_anthropic(
     ``max_completion_tokens`` (OpenAI's reasoning models and Azure deployments of them
     accept only the latter). ``thinking_format`` says how thinking is sent (ThinkingFormat):
     with ``qwen``, thinking ``enabled`` -> ``enable_thinking: true`` and ``thinking_budget``
-    (budget_tokens), ``disabled`` -> ``enable_thinking: false``, ``adaptive`` (Claude Code's
+    (budget_tokens, at most max_tokens), ``disabled`` -> ``enable_thinking: false``, ``adaptive`` (Claude Code's
     default) leaves the model's own default. Anthropic-only fields (thinking, cache_control,
     context_management, output_config, top_k, metadata other than user_id, deferred and
     server tools) are not sent.
@@ -290,7 +290,10 @@ def request_from_anthropic(
     if thinking_format == "qwen" and request.thinking is not UNSET:
         if request.thinking.type == "enabled":
             chat.enable_thinking = True
-            chat.thinking_budget = request.thinking.budget_tokens
+            budget = request.thinking.budget_tokens
+            if budget is not UNSET and request.max_tokens is not UNSET:
+                budget = min(budget, request.max_tokens)  # a capped max_tokens caps the budget too
+            chat.thinking_budget = budget
         elif request.thinking.type == "disabled":
             chat.enable_thinking = False
     return _request_encoder.encode(chat)
