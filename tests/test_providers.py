@@ -218,7 +218,7 @@ def messages_body(**extra) -> bytes:
     body = {
         "messages": [{"role": "user", "content": "What is 1 + 1?"}],
         "max_tokens": 512,
-        "thinking": {"type": "enabled", "budget_tokens": 2048},
+        "thinking": {"type": "enabled", "budget_tokens": 256},
         **extra,
     }
     return json.dumps(body).encode()
@@ -263,7 +263,7 @@ async def test_dashscope_request_carries_qwen_thinking():
     assert recorder.scope["query_string"] == b""
     assert chat["model"] == "qwen3-max"
     assert chat["enable_thinking"] is True
-    assert chat["thinking_budget"] == 2048
+    assert chat["thinking_budget"] == 256
     assert "thinking" not in chat
     assert exchange_of(scope).provider_name == "dashscope"
     assert exchange_of(scope).log_meta == {}

@@ -41,7 +41,7 @@ def assert_no_anthropic_thinking(out: dict) -> None:
 
 @pytest.mark.parametrize("budget", [1024, 2048, 31999])
 def test_enabled_sends_enable_thinking_and_the_budget(budget):
-    out = translate(body(thinking={"type": "enabled", "budget_tokens": budget}))
+    out = translate(body(max_tokens=32000, thinking={"type": "enabled", "budget_tokens": budget}))
     assert out["enable_thinking"] is True
     assert out["thinking_budget"] == budget
     assert isinstance(out["thinking_budget"], int)
