@@ -43,6 +43,9 @@ class Exchange:
         tried_targets: upstream URLs tried, in order (Kong's ``ai.proxy.tried_targets``).
         log_meta: provider-specific log meta (e.g. Kong's ``azure_instance_id``).
         error: a short description of what went wrong, never containing secrets.
+        stream_observed: a middleware that wrote the client's stream itself (SSERewrite)
+            has filled usage, response_model and first_token_ns, so FileLog need not
+            decode the stream again.
     """
 
     provider_name: str | None = None
@@ -60,6 +63,7 @@ class Exchange:
     tried_targets: list[str] = field(default_factory=list)
     log_meta: dict[str, str] = field(default_factory=dict)
     error: str | None = None
+    stream_observed: bool = False
 
 
 def exchange_of(scope: Scope) -> Exchange:

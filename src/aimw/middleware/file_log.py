@@ -3,7 +3,8 @@ with Kong's AI Proxy fields.
 
 It never changes a byte. It reads the client-facing Anthropic response (JSON, or the
 SSE events message_start / content_block_delta / message_delta / error) for the model,
-token usage and time to first token.
+token usage and time to first token, unless the middleware that wrote the stream already
+recorded them (``Exchange.stream_observed``).
 
 A line (sources: Kong docs, "File Log" plugin log format, and "AI Gateway" analytics
 ``ai.proxy`` fields; latencies in ms, sizes in bytes, started_at in ms since the epoch)::
@@ -177,7 +178,7 @@ class FileLogMiddleware:
                 "request_model": exchange.request_model,
                 "response_model": exchange.response_model or exchange.request_model,
                 "llm_latency": llm_latency_ms,
-                "request_mode": exchange.request_mode or ("stream" if record.sse is not None else "oneshot"),
+                "request_mode": exchange.request_mode or ("stream" if record.streamed else "oneshot"),
                 **exchange.log_meta,
             },
             "usage": {
@@ -224,6 +225,7 @@ class _ExchangeRecord:
         "response_headers",
         "response_size",
         "sse",
+        "streamed",
         "json_chunks",
         "json_size",
         "payload_request",
@@ -240,6 +242,7 @@ class _ExchangeRecord:
         self.response_headers: list[tuple[bytes, bytes]] = []
         self.response_size = 0
         self.sse: SSEDecoder | None = None
+        self.streamed = False
         self.json_chunks: list[bytes] | None = None
         self.json_size = 0
         self.payload_request: bytes | None = b"" if log_payloads else None
@@ -265,7 +268,9 @@ class _ExchangeRecord:
                 self.response_headers = list(message.get("headers", ()))
                 content_type = header_value(self.response_headers, b"content-type") or b""
                 if content_type.startswith(b"text/event-stream"):
-                    self.sse = SSEDecoder()
+                    self.streamed = True
+                    if not self.exchange.stream_observed:
+                        self.sse = SSEDecoder()
                 elif content_type.startswith(b"application/json"):
                     self.json_chunks = []
             elif message["type"] == "http.response.body":

@@ -11,10 +11,11 @@ always follow a whole event.
 from __future__ import annotations
 
 import logging
+import time
 from types import MappingProxyType
 
 from aimw.asgi import header_value, with_headers
-from aimw.exchange import exchange_of
+from aimw.exchange import Exchange, exchange_of
 from aimw.sse import SSEDecoder
 from aimw.translators import openai_chat
 from aimw.translators.anthropic import error_event
@@ -30,32 +31,49 @@ _STREAM_FAILED = "the upstream provider's stream failed"
 
 
 class _TranslatedStream:
-    """A provider event stream decoded and translated into Anthropic events."""
+    """A provider event stream decoded and translated into Anthropic events. It records the
+    usage, model and first-token time on the exchange itself (``stream_observed``), so
+    FileLogMiddleware need not decode the stream it wrote."""
 
-    __slots__ = ("decoder", "translator")
+    __slots__ = ("decoder", "translator", "exchange")
 
     rewrites_headers = True
 
-    def __init__(self, translator: openai_chat.ChatStreamTranslator) -> None:
+    def __init__(self, translator: openai_chat.ChatStreamTranslator, exchange: Exchange) -> None:
         self.decoder = SSEDecoder()
         self.translator = translator
+        self.exchange = exchange
+        exchange.stream_observed = True
 
     def feed(self, chunk: bytes) -> bytes:
         feed = self.translator.feed
-        return b"".join([feed(event.data) for event in self.decoder.feed(chunk)])
+        out = b"".join([feed(event.data) for event in self.decoder.feed(chunk)])
+        if not self.exchange.first_token_ns and self.translator.has_content:
+            self.exchange.first_token_ns = time.monotonic_ns()
+        return out
 
     def finish(self) -> bytes:
         feed = self.translator.feed
         out = [feed(event.data) for event in self.decoder.flush()]
         out.append(self.translator.finish())
+        self.record()
         return b"".join(out)
 
     def fail(self) -> bytes:
+        self.record()
         return b"" if self.translator.done else error_event("api_error", _STREAM_FAILED)
 
-    @property
-    def reasoning_tokens(self) -> int:
-        return self.translator.reasoning_tokens
+    def record(self) -> None:
+        translator, exchange = self.translator, self.exchange
+        usage = exchange.usage
+        usage.input_tokens = translator.usage.input_tokens
+        usage.output_tokens = translator.usage.output_tokens
+        usage.cache_read_input_tokens = translator.usage.cache_read_input_tokens
+        usage.reasoning_tokens = translator.reasoning_tokens
+        exchange.response_model = translator.model
+        exchange.error = exchange.error or translator.error
+        if not exchange.first_token_ns and translator.has_content:
+            exchange.first_token_ns = time.monotonic_ns()
 
 
 class _AnthropicStream:
@@ -66,7 +84,6 @@ class _AnthropicStream:
     __slots__ = ("tail", "done")
 
     rewrites_headers = False
-    reasoning_tokens = 0
 
     def __init__(self) -> None:
         self.tail = b""
@@ -91,11 +108,11 @@ class _AnthropicStream:
         return b"" if self.done else error_event("api_error", _STREAM_FAILED)
 
 
-# wire format -> a factory of one response's stream state, given the request's model
+# wire format -> a factory of one response's stream state, given the request's model and exchange
 _STREAMS = MappingProxyType(
     {
-        "openai_chat": lambda model: _TranslatedStream(openai_chat.ChatStreamTranslator(model)),
-        "anthropic": lambda model: _AnthropicStream(),
+        "openai_chat": lambda model, exchange: _TranslatedStream(openai_chat.ChatStreamTranslator(model), exchange),
+        "anthropic": lambda model, exchange: _AnthropicStream(),
     }
 )
 
@@ -131,7 +148,7 @@ class SSERewriteMiddleware:
             if message["type"] == "http.response.start":
                 content_type = header_value(message.get("headers", ()), b"content-type") or b""
                 if 200 <= message["status"] < 300 and content_type.startswith(b"text/event-stream"):
-                    stream = self.new_stream(exchange.request_model or "unknown")
+                    stream = self.new_stream(exchange.request_model or "unknown", exchange)
                     if stream.rewrites_headers:
                         headers = with_headers(message.get("headers", ()), drop=_DROPPED_HEADERS, add=_STREAM_HEADERS)
                         message = {**message, "headers": headers}
@@ -144,7 +161,6 @@ class SSERewriteMiddleware:
             more_body = message.get("more_body", False)
             if not more_body:
                 body += stream.finish()
-                exchange.usage.reasoning_tokens = stream.reasoning_tokens
                 finished = True
             if body or not more_body:
                 await send({"type": "http.response.body", "body": body, "more_body": more_body})

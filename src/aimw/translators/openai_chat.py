@@ -23,7 +23,7 @@ from typing import Literal
 import msgspec
 from msgspec import UNSET, Raw, Struct, UnsetType
 
-from aimw.errors import GatewayError, error_type_for_status, provider_error_message
+from aimw.errors import GatewayError, error_type_for_status, provider_error_message, redact
 from aimw.translators import anthropic as a
 
 logger = logging.getLogger("aimw.translators.openai_chat")
@@ -525,7 +525,7 @@ class ChatStreamTranslator:
     when the provider stream ends (``[DONE]`` or end of body, with or without a
     finish_reason). Emitted streams keep DESIGN §6's invariants: message_start first, one
     block open at a time, indices from 0, message_delta with cumulative usage, message_stop.
-    After an ``event: error`` nothing more is emitted.
+    After an ``event: error`` nothing more is emitted and ``error`` says what it was.
     """
 
     __slots__ = (
@@ -533,6 +533,7 @@ class ChatStreamTranslator:
         "message_id",
         "usage",
         "reasoning_tokens",
+        "error",
         "started",
         "done",
         "_next_index",
@@ -551,6 +552,7 @@ class ChatStreamTranslator:
         self.message_id = message_id or new_message_id()
         self.usage = a.ResponseUsage()
         self.reasoning_tokens = 0
+        self.error: str | None = None
         self.started = False
         self.done = False
         self._next_index = 0
@@ -622,6 +624,11 @@ class ChatStreamTranslator:
         self.done = True
         return b"".join(out)
 
+    @property
+    def has_content(self) -> bool:
+        """True once a content block has been emitted."""
+        return self._next_index > 0
+
     def _start(self) -> bytes:
         self.started = True
         return a.message_start(self.message_id, self.model, a.ResponseUsage())
@@ -629,6 +636,7 @@ class ChatStreamTranslator:
     def _fail(self, error_type: str, message: str) -> bytes:
         out = b"" if self.started else self._start()
         self.done = True
+        self.error = redact(f"{error_type}: {message}")
         return out + a.error_event(error_type, message)
 
     def _close(self) -> bytes:
