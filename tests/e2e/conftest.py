@@ -3,6 +3,9 @@ Hugging Face router on loopback, the Anthropic SDK and the real Claude Code CLI.
 
 Tests attribute requests and log lines to themselves with an ``x-e2e-case`` header: the
 gateway forwards it to the fake and keeps it in the log line's request headers.
+
+Other recipes' modules start their own fakes and gateways with :func:`running_gateway`
+(any recipe, any environment) and check each test with :func:`checked_fake`.
 """
 
 from __future__ import annotations
@@ -16,8 +19,10 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Protocol
 
 import anthropic
 import pytest
@@ -33,6 +38,7 @@ LOG_TIMEOUT = 10.0  # seconds a log line may take to appear after its response
 CLI_TIMEOUT = 120.0  # seconds for one Claude Code run
 
 _PROXY_VARS = {"http_proxy", "https_proxy", "all_proxy", "no_proxy"}
+_PROVIDER_PREFIXES = ("AIMW_", "HUGGINGFACE_", "ANTHROPIC_", "CLAUDE_", "AZURE_", "DASHSCOPE_", "OPENAI_")
 
 
 def free_port() -> int:
@@ -46,7 +52,7 @@ def clean_env(**extra: str) -> dict[str, str]:
     env = {
         name: value
         for name, value in os.environ.items()
-        if not name.startswith(("AIMW_", "HUGGINGFACE_", "ANTHROPIC_", "CLAUDE_"))
+        if not name.startswith(_PROVIDER_PREFIXES)
         and name.lower() not in _PROXY_VARS
     }
     env["NO_PROXY"] = env["no_proxy"] = "127.0.0.1,localhost"
@@ -130,6 +136,46 @@ class GatewayProcess:
         return self.log_lines(case)[since:]
 
 
+@contextmanager
+def running_gateway(app: str, env: dict[str, str], tmp_path_factory: pytest.TempPathFactory, name: str) -> Iterator[GatewayProcess]:
+    """``hypercorn <app>`` (e.g. ``recipes.azure:app``) as a real process with ``env`` added to
+    a clean environment; stopped on exit. For module- or session-scoped fixtures."""
+    gateway = GatewayProcess(app, env, tmp_path_factory.mktemp(name))
+    try:
+        yield gateway.start()
+    finally:
+        gateway.stop()
+
+
+class CheckedFake(Protocol):
+    """What :func:`checked_fake` needs of a fake provider server."""
+
+    violations: list[str]
+
+    def restore(self) -> None: ...
+
+    def pending_replies(self) -> int: ...
+
+
+@contextmanager
+def checked_fake(fake: CheckedFake, gateways: Sequence[GatewayProcess], request: pytest.FixtureRequest) -> Iterator:
+    """Give a test ``fake`` emptied and with its initial configuration; afterwards every
+    gateway must still be up and free of tracebacks, the fake must have rejected nothing
+    the gateways sent, and the test must have used all its replies."""
+    fake.restore()
+    outputs_before = [len(gateway.output()) for gateway in gateways]
+    yield fake
+    violations, pending = list(fake.violations), fake.pending_replies()
+    fake.restore()
+    for gateway, before in zip(gateways, outputs_before):
+        new_output = gateway.output()[before:]
+        assert gateway.alive(), f"the gateway {gateway.app} died:\n{new_output}"
+        if request.node.get_closest_marker("xfail") is None:  # a known bug may log one
+            assert "Traceback" not in new_output, f"the gateway logged a traceback:\n{new_output}"
+    assert not violations, f"the fake provider rejected what the gateway sent: {violations}"
+    assert not pending, f"{pending} scripted replies were not requested"
+
+
 @pytest.fixture(scope="session")
 def fake_router() -> Iterator[FakeChatServer]:
     with FakeChatServer(HF_TOKEN) as server:
@@ -139,34 +185,17 @@ def fake_router() -> Iterator[FakeChatServer]:
 @pytest.fixture(scope="session")
 def hf_gateway(fake_router: FakeChatServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[GatewayProcess]:
     """The Hugging Face recipe, as a real process, calling the fake router."""
-    gateway = GatewayProcess(
-        "recipes.huggingface:app",
-        {"HUGGINGFACE_API_TOKEN": HF_TOKEN, "AIMW_UPSTREAM_URL": fake_router.url},
-        tmp_path_factory.mktemp("hf-gateway"),
-    )
-    try:
-        yield gateway.start()
-    finally:
-        gateway.stop()
+    env = {"HUGGINGFACE_API_TOKEN": HF_TOKEN, "AIMW_UPSTREAM_URL": fake_router.url}
+    with running_gateway("recipes.huggingface:app", env, tmp_path_factory, "hf-gateway") as gateway:
+        yield gateway
 
 
 @pytest.fixture
 def fake(fake_router: FakeChatServer, hf_gateway: GatewayProcess, request: pytest.FixtureRequest) -> Iterator[FakeChatServer]:
     """The fake router, emptied for this test; afterwards the gateway must still be up, must
     have sent the router nothing it rejects, and the test must have used all its replies."""
-    fake_router.reset()
-    fake_router.expected_token = HF_TOKEN
-    output_before = len(hf_gateway.output())
-    yield fake_router
-    violations, pending = list(fake_router.violations), fake_router.pending_replies()
-    fake_router.reset()
-    fake_router.expected_token = HF_TOKEN
-    new_output = hf_gateway.output()[output_before:]
-    assert hf_gateway.alive(), f"the gateway died:\n{new_output}"
-    assert not violations, f"the fake router rejected what the gateway sent: {violations}"
-    assert not pending, f"{pending} scripted replies were not requested"
-    if request.node.get_closest_marker("xfail") is None:  # a known bug may log one
-        assert "Traceback" not in new_output, f"the gateway logged a traceback:\n{new_output}"
+    with checked_fake(fake_router, [hf_gateway], request) as server:
+        yield server
 
 
 @pytest.fixture
@@ -175,16 +204,34 @@ def case(request: pytest.FixtureRequest) -> str:
     return f"{request.node.name}-{uuid.uuid4().hex[:8]}"
 
 
-def sdk_client(base_url: str, case: str, **kwargs) -> anthropic.Anthropic:
+def sdk_client(base_url: str, case: str, *, sent: list | None = None, **kwargs) -> anthropic.Anthropic:
+    """The Anthropic SDK with the client key, no retries, the case header; ``sent``, when
+    given, receives every HTTP request the SDK makes (``request.content`` is its body)."""
+    hooks = {"request": [sent.append]} if sent is not None else None
     return anthropic.Anthropic(
         base_url=base_url,
         api_key=CLIENT_KEY,
         max_retries=0,
         timeout=30.0,
         default_headers={"x-e2e-case": case},
-        http_client=anthropic.DefaultHttpxClient(trust_env=False),
+        http_client=anthropic.DefaultHttpxClient(trust_env=False, event_hooks=hooks),
         **kwargs,
     )
+
+
+def exact_log_lines(gateway: GatewayProcess, case: str, count: int = 1) -> list[dict]:
+    """The log lines of ``case``: exactly ``count`` of them."""
+    lines = gateway.wait_log_lines(count, case)
+    assert len(lines) == count, lines
+    return lines
+
+
+def assert_log_usage(line: dict, prompt: int, completion: int, cached: int = 0) -> None:
+    """The line's ai.proxy.usage holds these token counts."""
+    usage = line["ai"]["proxy"]["usage"]
+    assert (usage["prompt_tokens"], usage["completion_tokens"]) == (prompt, completion), usage
+    assert usage["total_tokens"] == prompt + completion
+    assert usage["prompt_tokens_details"]["cached_tokens"] == cached
 
 
 # ---------------------------------------------------------------- Claude Code

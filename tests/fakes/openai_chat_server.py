@@ -15,6 +15,12 @@ body), and errors with any status, body and headers.
 
 Shapes follow the real captures in ../shared/fixtures/kong (huggingface/llm-v1-chat and
 openai/stream-captures/chat-good.sse).
+
+The same server plays the other OpenAI-compatible providers through a :class:`ChatProfile`
+(what the provider accepts: path, query string, credential header, extra body fields,
+``max_tokens`` or ``max_completion_tokens``, its 401 body): ``HUGGINGFACE`` (the default),
+:func:`azure_profile`, ``DASHSCOPE``, ``OPENAI``. Provider-shaped replies (Azure's content
+filter, DashScope's ``reasoning_content`` chunks ...) are built by the helpers at the end.
 """
 
 from __future__ import annotations
@@ -123,12 +129,14 @@ def completion(
     usage: tuple[int, int] = (26, 40),
     tool_calls: Sequence[tuple[str, str, dict]] = (),
     reasoning_content: str | None = None,
+    template: Path = HF_RESPONSES / "good.json",
 ) -> dict:
-    """A chat.completion shaped like the router's captured good.json.
+    """A chat.completion shaped like the router's captured good.json (or ``template``, another
+    captured chat.completion).
 
     tool_calls: (id, name, arguments) triples.
     """
-    payload = json.loads((HF_RESPONSES / "good.json").read_text())
+    payload = json.loads(template.read_text())
     payload["id"] = "chatcmpl-" + uuid.uuid4().hex
     payload["model"] = model
     message = payload["choices"][0]["message"]
@@ -146,21 +154,29 @@ def completion(
 
 
 class Chunks:
-    """chat.completion.chunk objects of one stream, shaped like chat-good.sse."""
+    """chat.completion.chunk objects of one stream, shaped like chat-good.sse.
 
-    def __init__(self, model: str = DEFAULT_MODEL) -> None:
+    extra: top-level fields every chunk also carries (DashScope's ``"usage": null``).
+    choice_extra: fields every choice also carries (Azure's ``content_filter_results``).
+    """
+
+    def __init__(self, model: str = DEFAULT_MODEL, *, extra: dict | None = None, choice_extra: dict | None = None) -> None:
         self.model = model
         self.id = "chatcmpl-" + uuid.uuid4().hex
         self.created = int(time.time())
+        self.extra = dict(extra or {})
+        self.choice_extra = dict(choice_extra or {})
 
     def chunk(self, delta: dict, finish_reason: str | None = None) -> dict:
+        choice = {"delta": delta, "finish_reason": finish_reason, "index": 0, "logprobs": None, **self.choice_extra}
         return {
-            "choices": [{"delta": delta, "finish_reason": finish_reason, "index": 0, "logprobs": None}],
+            "choices": [choice],
             "created": self.created,
             "id": self.id,
             "model": self.model,
             "object": "chat.completion.chunk",
             "system_fingerprint": None,
+            **self.extra,
         }
 
     def usage(
@@ -188,6 +204,7 @@ class Chunks:
             "model": self.model,
             "object": "chat.completion.chunk",
             "system_fingerprint": None,
+            **self.extra,
             "usage": usage,
         }
 
@@ -221,8 +238,10 @@ def text_chunks(
     reasoning_tokens: int | None = None,
     finish_reason: str = "stop",
     model: str = DEFAULT_MODEL,
+    chunks: Chunks | None = None,
 ) -> list[dict]:
-    c = Chunks(model)
+    """``chunks`` (else ``Chunks(model)``) shapes every chunk."""
+    c = chunks or Chunks(model)
     out = [c.chunk({"content": "", "role": "assistant"})]
     out += [c.chunk({"reasoning_content": piece}) for piece in reasoning]
     out += [c.chunk({"content": piece}) for piece in pieces]
@@ -263,10 +282,12 @@ def tool_call_chunks(
     pieces: int = 4,
     usage: tuple[int, int] = (120, 30),
     model: str = DEFAULT_MODEL,
+    chunks: Chunks | None = None,
 ) -> list[dict]:
     """Optional text, then each call: a first chunk with id, name and empty arguments, then
-    its arguments in ``pieces`` fragments; finish_reason tool_calls; a usage chunk."""
-    c = Chunks(model)
+    its arguments in ``pieces`` fragments; finish_reason tool_calls; a usage chunk.
+    ``chunks`` (else ``Chunks(model)``) shapes every chunk."""
+    c = chunks or Chunks(model)
     out = [c.chunk({"content": "", "role": "assistant"})]
     out += [c.chunk({"content": piece}) for piece in text]
     for index, call in enumerate(calls):
@@ -346,7 +367,313 @@ ANTHROPIC_ONLY = frozenset(
     )
 )
 FORBIDDEN_HEADERS = frozenset(("anthropic-version", "anthropic-beta", "x-api-key", "anthropic-dangerous-direct-browser-access"))
+CREDENTIAL_HEADERS = frozenset(("authorization", "api-key", "x-api-key", "x-goog-api-key"))
 MESSAGE_KEYS = frozenset(("role", "content", "name", "tool_calls", "tool_call_id"))
+MAX_TOKENS_FIELDS = ("max_tokens", "max_completion_tokens")
+
+
+@dataclass(frozen=True)
+class ChatProfile:
+    """What one OpenAI-compatible provider accepts (the fake checks exactly this).
+
+    name: for messages.
+    path / query: the request path and the exact query string (without ``?``).
+    auth_header / auth_prefix: the credential header (lower-case) and what precedes the
+        key in it; every other credential header is rejected.
+    extra_body_keys: top-level fields accepted beyond OpenAI's (DashScope's
+        ``enable_thinking``, ``thinking_budget``).
+    extra_message_keys: message fields accepted beyond OpenAI's (``reasoning_content`` on
+        assistant messages).
+    max_tokens_field: when set, the only one of max_tokens / max_completion_tokens accepted
+        (OpenAI's reasoning models reject max_tokens); None accepts both.
+    unauthorized: the provider's answer to a wrong or missing key.
+    """
+
+    name: str = "huggingface"
+    path: str = CHAT_PATH
+    query: str = ""
+    auth_header: str = "authorization"
+    auth_prefix: str = "Bearer "
+    extra_body_keys: frozenset[str] = frozenset()
+    extra_message_keys: frozenset[str] = frozenset()
+    max_tokens_field: str | None = None
+    unauthorized: Callable[[], Reply] = hf_unauthorized
+
+    def credential(self, token: str) -> str:
+        return self.auth_prefix + token
+
+
+HUGGINGFACE = ChatProfile()
+
+# ---------------------------------------------------------------- other providers
+
+AZURE_RESPONSES = KONG / "azure" / "unit" / "real-responses"
+AZURE_MODEL = "gpt-4o-2024-11-20"  # what Azure says answered (the deployment's model version)
+DASHSCOPE_PATH = "/compatible-mode/v1/chat/completions"
+DASHSCOPE_MODEL = "qwen-plus"
+OPENAI_MODEL = "gpt-4.1-2025-04-14"
+AZURE_FILTER_CATEGORIES = ("hate", "self_harm", "sexual", "violence")
+
+
+def azure_unauthorized() -> Reply:
+    """Azure OpenAI's 401 for a wrong or missing key (Azure OpenAI docs, "REST API reference")."""
+    return error_reply(
+        401,
+        {
+            "error": {
+                "code": "401",
+                "message": "Access denied due to invalid subscription key or wrong API endpoint. Make sure to provide a valid "
+                "key for an active subscription and use a correct regional API endpoint for your resource.",
+            }
+        },
+    )
+
+
+def azure_filter_results(filtered: Sequence[str] = ()) -> dict:
+    """Azure's content_filter_result(s): every category, those in ``filtered`` filtered at high severity."""
+    results: dict = {
+        name: {"filtered": name in filtered, "severity": "high" if name in filtered else "safe"} for name in AZURE_FILTER_CATEGORIES
+    }
+    results["jailbreak"] = {"filtered": "jailbreak" in filtered, "detected": "jailbreak" in filtered}
+    return results
+
+
+def azure_content_filter_error(filtered: Sequence[str] = ("hate",)) -> Reply:
+    """Azure's 400 for a prompt its content filter blocked (Azure OpenAI docs, "Content filtering")."""
+    return error_reply(
+        400,
+        {
+            "error": {
+                "message": "The response was filtered due to the prompt triggering Azure OpenAI's content management policy. "
+                "Please modify your prompt and retry. To learn more about our content filtering policies please read our "
+                "documentation: https://go.microsoft.com/fwlink/?linkid=2198766",
+                "type": None,
+                "param": "prompt",
+                "code": "content_filter",
+                "status": 400,
+                "innererror": {"code": "ResponsibleAIPolicyViolation", "content_filter_result": azure_filter_results(filtered)},
+            }
+        },
+    )
+
+
+def azure_rate_limited(retry_after: str = "7") -> Reply:
+    return error_reply(
+        429,
+        {
+            "error": {
+                "code": "429",
+                "message": "Requests to the ChatCompletions_Create Operation under Azure OpenAI API version 2025-01-01-preview "
+                f"have exceeded token rate limit of your current AIServices S0 pricing tier. Please retry after {retry_after} seconds.",
+            }
+        },
+        headers=(("Retry-After", retry_after), ("x-ratelimit-remaining-requests", "0")),
+    )
+
+
+def azure_completion(
+    text: str | None = "Dividing by zero is undefined.",
+    *,
+    finish_reason: str = "stop",
+    usage: tuple[int, int] = (130, 139),
+    tool_calls: Sequence[tuple[str, str, dict]] = (),
+    filtered: Sequence[str] = (),
+    model: str = AZURE_MODEL,
+) -> dict:
+    """A chat.completion shaped like the captured Azure answer, with Azure's
+    prompt_filter_results and content_filter_results."""
+    payload = completion(
+        text, model=model, finish_reason=finish_reason, usage=usage, tool_calls=tool_calls, template=AZURE_RESPONSES / "llm-v1-chat.json"
+    )
+    payload["choices"][0]["content_filter_results"] = azure_filter_results(filtered)
+    payload["prompt_filter_results"] = [{"prompt_index": 0, "content_filter_results": azure_filter_results()}]
+    return payload
+
+
+def azure_chunks(model: str = AZURE_MODEL) -> Chunks:
+    """Azure's chunks: each choice carries content_filter_results."""
+    return Chunks(model, choice_extra={"content_filter_results": azure_filter_results()})
+
+
+def azure_prelude() -> dict:
+    """Azure's first stream chunk: no choices, no model, only the prompt's filter results."""
+    return {
+        "choices": [],
+        "created": 0,
+        "id": "",
+        "model": "",
+        "object": "",
+        "prompt_filter_results": [{"prompt_index": 0, "content_filter_results": azure_filter_results()}],
+    }
+
+
+def azure_text_stream(pieces: Sequence[str] = ("Dividing ", "by zero ", "is undefined."), **kwargs) -> Reply:
+    return sse_reply([azure_prelude(), *text_chunks(pieces, chunks=azure_chunks(), **kwargs)])
+
+
+def azure_tool_call_stream(calls: Sequence[ToolCall], **kwargs) -> Reply:
+    return sse_reply([azure_prelude(), *tool_call_chunks(calls, chunks=azure_chunks(), **kwargs)])
+
+
+def azure_filtered_stream(pieces: Sequence[str] = ("Here is how ", "to"), usage: tuple[int, int] = (40, 6)) -> Reply:
+    """A completion Azure's filter stopped mid-way: the last choice says finish_reason
+    content_filter and which category fired."""
+    c = azure_chunks()
+    chunks: list[dict] = [azure_prelude(), c.chunk({"content": "", "role": "assistant"})]
+    chunks += [c.chunk({"content": piece}) for piece in pieces]
+    last = c.chunk({}, "content_filter")
+    last["choices"][0]["content_filter_results"] = azure_filter_results(("violence",))
+    chunks += [last, c.usage(*usage)]
+    return sse_reply(chunks)
+
+
+def dashscope_unauthorized() -> Reply:
+    """DashScope compatible mode's 401 (Model Studio docs, "Error codes": invalid_api_key)."""
+    return error_reply(
+        401,
+        {
+            "error": {"message": "Incorrect API key provided. ", "type": "invalid_request_error", "param": None, "code": "invalid_api_key"},
+            "request_id": str(uuid.uuid4()),
+        },
+    )
+
+
+def dashscope_rate_limited(retry_after: str = "7") -> Reply:
+    return error_reply(
+        429,
+        {
+            "error": {
+                "message": "Requests rate limit exceeded, please try again later.",
+                "type": "limit_requests",
+                "param": None,
+                "code": "limit_requests",
+            },
+            "request_id": str(uuid.uuid4()),
+        },
+        headers=(("Retry-After", retry_after),),
+    )
+
+
+class DashScopeChunks(Chunks):
+    """DashScope's chunks: ``"usage": null`` on each, ``content`` and ``reasoning_content``
+    both present (one of them null)."""
+
+    def __init__(self, model: str = DASHSCOPE_MODEL) -> None:
+        super().__init__(model, extra={"usage": None})
+
+    def chunk(self, delta: dict, finish_reason: str | None = None) -> dict:
+        if "tool_calls" not in delta:
+            delta = {"content": None, "reasoning_content": None, **delta}
+        return super().chunk(delta, finish_reason)
+
+
+def dashscope_stream(
+    pieces: Sequence[str] = ("It is ", "2."),
+    *,
+    reasoning: Sequence[str] = (),
+    usage: tuple[int, int] = (30, 16),
+    cached_tokens: int | None = None,
+    reasoning_tokens: int | None = None,
+    model: str = DASHSCOPE_MODEL,
+) -> Reply:
+    """A Qwen answer as DashScope streams it (deep thinking: ``reasoning_content`` first)."""
+    c = DashScopeChunks(model)
+    chunks = [c.chunk({"role": "assistant", "reasoning_content": "" if reasoning else None, "content": None if reasoning else ""})]
+    chunks += [c.chunk({"reasoning_content": piece}) for piece in reasoning]
+    chunks += [c.chunk({"content": piece}) for piece in pieces]
+    chunks.append(c.chunk({"content": ""}, "stop"))
+    chunks.append(c.usage(*usage, cached_tokens=cached_tokens, reasoning_tokens=reasoning_tokens))
+    return sse_reply(chunks)
+
+
+def dashscope_completion(
+    text: str | None = "It is 2.",
+    *,
+    reasoning_content: str | None = None,
+    finish_reason: str = "stop",
+    usage: tuple[int, int] = (30, 16),
+    cached_tokens: int = 0,
+    tool_calls: Sequence[tuple[str, str, dict]] = (),
+    model: str = DASHSCOPE_MODEL,
+) -> dict:
+    """A chat.completion as DashScope's compatible mode answers (Model Studio docs, "OpenAI
+    compatibility - Chat": ``prompt_tokens_details.cached_tokens`` always present)."""
+    message: dict = {"role": "assistant", "content": text}
+    if reasoning_content is not None:
+        message["reasoning_content"] = reasoning_content
+    if tool_calls:
+        message["tool_calls"] = [
+            {"index": i, "id": call_id, "type": "function", "function": {"name": name, "arguments": json.dumps(arguments)}}
+            for i, (call_id, name, arguments) in enumerate(tool_calls)
+        ]
+    return {
+        "choices": [{"message": message, "finish_reason": finish_reason, "index": 0, "logprobs": None}],
+        "object": "chat.completion",
+        "usage": {
+            "prompt_tokens": usage[0],
+            "completion_tokens": usage[1],
+            "total_tokens": sum(usage),
+            "prompt_tokens_details": {"cached_tokens": cached_tokens},
+        },
+        "created": int(time.time()),
+        "system_fingerprint": None,
+        "model": model,
+        "id": "chatcmpl-" + str(uuid.uuid4()),
+    }
+
+
+def dashscope_tool_call_stream(
+    calls: Sequence[ToolCall], *, text: Sequence[str] = (), pieces: int = 4, usage: tuple[int, int] = (120, 30), model: str = DASHSCOPE_MODEL
+) -> Reply:
+    """Qwen tool calls as DashScope streams them: later fragments repeat ``type`` with an empty ``id``."""
+    c = DashScopeChunks(model)
+    chunks = [c.chunk({"role": "assistant", "content": ""})]
+    chunks += [c.chunk({"content": piece}) for piece in text]
+    for index, call in enumerate(calls):
+        first, *rest = fragments(call.arguments_json, pieces)
+        chunks.append(
+            c.chunk({"content": None, "tool_calls": [{"index": index, "id": call.id, "type": "function", "function": {"name": call.name, "arguments": first}}]})
+        )
+        chunks += [
+            c.chunk({"content": None, "tool_calls": [{"index": index, "id": "", "type": "function", "function": {"arguments": piece}}]})
+            for piece in rest
+        ]
+    chunks.append(c.chunk({"content": ""}, "tool_calls"))
+    chunks.append(c.usage(*usage))
+    return sse_reply(chunks)
+
+
+def openai_unauthorized() -> Reply:
+    """OpenAI's 401 (captured, Kong's mock)."""
+    return error_reply(401, (OPENAI_RESPONSES / "unauthorized.json").read_bytes())
+
+
+def openai_completion(text: str | None = "The sum of 1 + 1 is 2.", *, model: str = OPENAI_MODEL, finish_reason: str = "stop", **kwargs) -> dict:
+    """A chat.completion shaped like OpenAI's captured good.json."""
+    return completion(text, model=model, finish_reason=finish_reason, template=OPENAI_RESPONSES / "good.json", **kwargs)
+
+
+def azure_profile(deployment: str, api_version: str, *, auth_header: str = "api-key") -> ChatProfile:
+    """Azure OpenAI: ``/openai/deployments/{deployment}/chat/completions?api-version=...``, the key
+    in ``api-key`` (or ``Authorization: Bearer`` with ``auth_header="authorization"``)."""
+    return ChatProfile(
+        name="azure",
+        path=f"/openai/deployments/{deployment}/chat/completions",
+        query=f"api-version={api_version}",
+        auth_header=auth_header,
+        auth_prefix="" if auth_header == "api-key" else "Bearer ",
+        unauthorized=azure_unauthorized,
+    )
+
+
+DASHSCOPE = ChatProfile(
+    name="dashscope",
+    path=DASHSCOPE_PATH,
+    extra_body_keys=frozenset(("enable_thinking", "thinking_budget")),
+    extra_message_keys=frozenset(("reasoning_content",)),
+    unauthorized=dashscope_unauthorized,
+)
+OPENAI = ChatProfile(name="openai", unauthorized=openai_unauthorized)
 TOOL_NAME = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")
 PART_KEYS = {"text": {"type", "text"}, "image_url": {"type", "image_url"}, "file": {"type", "file"}}
 
@@ -412,17 +739,39 @@ def _tool_call_problems(calls, where: str) -> list[str]:
     return problems
 
 
-def chat_request_problems(body) -> list[str]:
-    """Everything an OpenAI-compatible server (the HF router, TGI, OpenAI) would reject in
-    ``body``, plus Anthropic-only fields; empty when the request is valid."""
+def _profile_body_problems(body: dict, profile: ChatProfile) -> list[str]:
+    """The provider-specific top-level fields: which max tokens field, DashScope's thinking."""
+    problems = []
+    if profile.max_tokens_field is not None:
+        for name in MAX_TOKENS_FIELDS:
+            if name != profile.max_tokens_field and name in body:
+                problems.append(
+                    f"Unsupported parameter: {name!r} is not supported with this model. Use {profile.max_tokens_field!r} instead."
+                )
+    if "enable_thinking" in body and not isinstance(body["enable_thinking"], bool):
+        problems.append("enable_thinking must be a boolean")
+    if "thinking_budget" in body:
+        budget = body["thinking_budget"]
+        if not isinstance(budget, int) or isinstance(budget, bool) or budget < 1:
+            problems.append("thinking_budget must be a positive integer")
+        if body.get("enable_thinking") is not True:
+            problems.append("thinking_budget is only meaningful with enable_thinking: true")
+    return problems
+
+
+def chat_request_problems(body, profile: ChatProfile = HUGGINGFACE) -> list[str]:
+    """Everything an OpenAI-compatible server (the HF router, TGI, OpenAI, or the provider
+    ``profile`` describes) would reject in ``body``, plus Anthropic-only fields; empty when
+    the request is valid."""
     if not isinstance(body, dict):
         return ["the body must be a JSON object"]
     problems: list[str] = []
     for key in body:
         if key in ANTHROPIC_ONLY:
             problems.append(f"unknown field {key!r} (Anthropic-only)")
-        elif key not in ALLOWED_TOP_LEVEL:
+        elif key not in ALLOWED_TOP_LEVEL and key not in profile.extra_body_keys:
             problems.append(f"unknown field {key!r}")
+    problems += _profile_body_problems(body, profile)
     if not isinstance(body.get("model"), str) or not body["model"]:
         problems.append("model must be a non-empty string")
     stream = body.get("stream", False)
@@ -463,9 +812,11 @@ def chat_request_problems(body) -> list[str]:
         if role not in ROLES:
             problems.append(f"{where}.role {role!r} is not one of system/user/assistant/tool")
             continue
-        extra = set(message) - MESSAGE_KEYS
+        extra = set(message) - MESSAGE_KEYS - profile.extra_message_keys
         if extra:
             problems.append(f"{where} has unknown keys {sorted(extra)}")
+        if "reasoning_content" in message and (role != "assistant" or not isinstance(message["reasoning_content"], str)):
+            problems.append(f"{where}.reasoning_content must be a string on an assistant message")
         problems += _find_key(message, "cache_control", where)
         if role != "tool" and pending:
             problems.append(
@@ -570,14 +921,22 @@ class RecordedRequest:
 
 
 class FakeChatServer:
-    """A fake Hugging Face router on ``127.0.0.1``; use as a context manager or start()/stop().
+    """A fake Hugging Face router (or the provider ``profile`` describes) on ``127.0.0.1``;
+    use as a context manager or start()/stop().
 
     Args:
-        token: the hf token the router accepts (``Authorization: Bearer <token>``).
+        token: the key the provider accepts (``Authorization: Bearer <token>`` for the
+            router); None: a local server that wants no credential header at all.
+        profile: what the provider accepts (default the Hugging Face router).
+
+    ``expected_token`` and ``profile`` may be changed by a test; :meth:`restore` puts back
+    the ones given here.
     """
 
-    def __init__(self, token: str) -> None:
+    def __init__(self, token: str | None, profile: ChatProfile = HUGGINGFACE) -> None:
         self.expected_token = token
+        self.profile = profile
+        self._initial = (token, profile)
         self.requests: list[RecordedRequest] = []
         self.violations: list[str] = []
         self.responder: Callable[[RecordedRequest], Reply] | None = None
@@ -634,6 +993,11 @@ class FakeChatServer:
             self.violations.clear()
             self.responder = None
 
+    def restore(self) -> None:
+        """:meth:`reset`, and the token and profile given at construction back."""
+        self.reset()
+        self.expected_token, self.profile = self._initial
+
     def requests_for(self, case: str) -> list[RecordedRequest]:
         with self._lock:
             return [request for request in self.requests if request.case == case]
@@ -669,26 +1033,37 @@ class FakeChatServer:
         _write_reply(handler, reply)
 
     def _check(self, request: RecordedRequest, raw: bytes) -> Reply | None:
-        """The router's checks, in its order: path, auth, headers and body."""
-        if request.path != CHAT_PATH:
-            request.problems.append(f"unexpected path {request.path!r}")
+        """The provider's checks, in its order: path, query, auth, headers and body."""
+        profile, token = self.profile, self.expected_token
+        if request.path != profile.path:
+            request.problems.append(f"unexpected path {request.path!r} (expected {profile.path!r})")
             return error_reply(404, {"error": "Not Found"})
         if request.method != "POST":
             request.problems.append(f"unexpected method {request.method}")
             return error_reply(405, {"error": "Method Not Allowed"})
-        if request.query:
-            request.problems.append(f"unexpected query string {request.query!r}")
+        if request.query != profile.query:
+            request.problems.append(f"unexpected query string {request.query!r} (expected {profile.query!r})")
             return error_reply(400, {"error": f"unexpected query string {request.query!r}", "error_type": "validation"})
-        if request.headers.get("authorization") != f"Bearer {self.expected_token}":
-            request.problems.append("missing or wrong Authorization: Bearer <hf token>")
-            return hf_unauthorized()
+        if token is None:
+            sent = sorted(name for name in CREDENTIAL_HEADERS if name in request.headers)
+            if sent:
+                request.problems.append(f"credential headers {sent} reached a server that wants none")
+                return profile.unauthorized()
+        elif request.headers.get(profile.auth_header) != profile.credential(token):
+            request.problems.append(f"missing or wrong {profile.auth_header}: {profile.auth_prefix}<{profile.name} key>")
+            return profile.unauthorized()
         problems = [f"header {name!r} must not reach an OpenAI provider" for name in FORBIDDEN_HEADERS if name in request.headers]
+        problems += [
+            f"credential header {name!r} must not reach {profile.name} (it takes {profile.auth_header!r})"
+            for name in sorted(CREDENTIAL_HEADERS - {profile.auth_header} - FORBIDDEN_HEADERS)
+            if name in request.headers
+        ]
         if not request.headers.get("content-type", "").startswith("application/json"):
             problems.append(f"content-type is {request.headers.get('content-type')!r}, not application/json")
         if request.body is None:
             problems.append(f"body is not JSON ({len(raw)} bytes)")
         else:
-            problems += chat_request_problems(request.body)
+            problems += chat_request_problems(request.body, profile)
         if problems:
             request.problems.extend(problems)
             return error_reply(400, {"error": "Input validation error: " + "; ".join(problems), "error_type": "validation"})
