@@ -255,7 +255,7 @@ async def test_azure_behind_aimw_upstream_url_keeps_path_and_query(log_settings)
     "region, host", [("international", "dashscope-intl.aliyuncs.com"), ("china", "dashscope.aliyuncs.com")]
 )
 async def test_dashscope_on_the_wire(log_settings, region, host):
-    body = messages(max_tokens=32000, thinking={"type": "enabled", "budget_tokens": 4000})
+    body = messages(max_tokens=32000, stream=True, thinking={"type": "enabled", "budget_tokens": 4000})
     transport, response = await translated(dashscope(region), log_settings(), body, credential="sk-dashscope")
     request = transport.request
     assert str(request.url) == f"https://{host}/compatible-mode/v1/chat/completions"

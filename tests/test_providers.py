@@ -258,7 +258,7 @@ async def test_azure_request_goes_to_the_deployment(field):
 
 @pytest_anyio
 async def test_dashscope_request_carries_qwen_thinking():
-    recorder, chat, scope = await translated(dashscope("china"), model="qwen3-max")
+    recorder, chat, scope = await translated(dashscope("china"), model="qwen3-max", stream=True)
     assert recorder.scope["path"] == "/compatible-mode/v1/chat/completions"
     assert recorder.scope["query_string"] == b""
     assert chat["model"] == "qwen3-max"

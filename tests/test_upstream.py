@@ -223,6 +223,18 @@ async def test_get_without_model_has_no_model_header_and_reuses_the_connection()
     assert len(server.connections) == 1  # one pooled keep-alive connection
 
 
+async def test_a_request_without_a_body_is_sent_without_one():
+    """HEAD / and GET carry neither content-length nor transfer-encoding: nor may the upstream request."""
+    async with LoopbackServer(echo) as server:
+        app = UpstreamApp(server.url)
+        for method in ("GET", "HEAD"):
+            await run_app(app, http_scope(method, "/", body=None), ScriptedReceive(disconnect_now=False))
+        await app.close_client()
+    for request in server.requests:
+        assert request.values("transfer-encoding") == [] and request.values("content-length") in ([], ["0"])
+        assert request.body == b""
+
+
 async def test_streams_the_response_back_chunk_by_chunk():
     pieces = [b"data: one\n\n", b"data: two\n\n", b"data: three\n\n"]
     delivered = [asyncio.Event() for _ in pieces]

@@ -135,7 +135,7 @@ class UpstreamApp:
             scope["method"],
             url + ("?" + query.decode("latin-1") if query else ""),
             headers=headers,
-            content=_request_body(receive),
+            content=_request_body(receive) if _has_body(scope["headers"]) else None,
         )
         exchange.upstream_sent_ns = time.monotonic_ns()
         try:
@@ -183,6 +183,11 @@ class UpstreamApp:
             raise UpstreamStreamError(f"the upstream provider's answer broke off ({type(exc).__name__})") from exc
         exchange.upstream_last_byte_ns = time.monotonic_ns()
         await send({"type": "http.response.body", "body": b"", "more_body": False})
+
+
+def _has_body(headers) -> bool:
+    """RFC 9112 §6.3: a request has a body only with content-length or transfer-encoding."""
+    return any(name.lower() in (b"content-length", b"transfer-encoding") for name, _ in headers)
 
 
 async def _request_body(receive: Receive):

@@ -445,15 +445,6 @@ def test_errors_pass_unchanged(gateway, fake, case, reply, error_class, status, 
     assert_still_serving(gateway, fake, case)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "passthrough_gateway (src/aimw/gateway.py) never sets Exchange.request_mode from the request's "
-        "'stream' field, so FileLogMiddleware falls back to the response content-type: a stream:true request "
-        "answered with a JSON error is logged as 'oneshot' (translated recipes log 'stream': "
-        "TranslateMiddleware sets it from the request)"
-    ),
-)
 def test_stream_request_answered_with_an_error_is_logged_as_stream(gateway, fake, case):
     fake.enqueue(anthropic_error(529, "overloaded_error", "Overloaded"))
     response, _ = raw_post(gateway.url + "/v1/messages?beta=true", stream_body(), case)

@@ -218,15 +218,6 @@ def test_streamed_tool_use_then_tool_result(client, fake, gateway, case):
     assert_log_usage(second, 160, 6)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "ChatStreamTranslator (src/aimw/translators/openai_chat.py, feed/_start) emits message_start on the "
-        "first chunk and takes the model only from it; Azure's first stream chunk is the prompt_filter_results "
-        "prelude with model '' and no choices, so the SDK's message.model and the log's response_model are the "
-        "deployment name, not the model Azure names in every later chunk (the oneshot path reports it)"
-    ),
-)
 def test_stream_names_the_model_azure_reports(client, fake, gateway, case):
     fake.enqueue(azure_text_stream(("Dividing ", "by zero."), usage=(41, 4)))
     with client.messages.stream(model="claude-x", max_tokens=256, messages=USER) as stream:

@@ -276,3 +276,14 @@ async def test_count_tokens_suffix_edits_only_count_tokens():
     scope = http_scope(body=body)
     await call(app, scope, [body])
     assert inner.scope is scope and inner.body == body  # /v1/messages untouched by this one
+
+
+@pytest.mark.parametrize("stream, mode", [(b"true", "stream"), (b"false", "oneshot"), (None, "oneshot")])
+async def test_records_the_request_mode(stream, mode):
+    """The log says stream/oneshot from the request even when the answer is an error (pass-through)."""
+    inner = Inner()
+    app = middleware(inner, drop=())
+    body = b'{"model": "m", "messages": []' + (b', "stream": ' + stream if stream else b"") + b"}"
+    scope = http_scope(body=body)
+    await call(app, scope, [body])
+    assert exchange_of(scope).request_mode == mode

@@ -27,7 +27,8 @@ def translate(body: dict | bytes, thinking_format: str = "qwen", **kwargs: Any) 
 
 
 def body(messages: list | None = None, **fields: Any) -> dict:
-    return {"model": "claude-x", "max_tokens": 100, "messages": messages or [{"role": "user", "content": "hi"}], **fields}
+    """A streamed request (Qwen3 thinks only on streams), like Claude Code's."""
+    return {"model": "claude-x", "max_tokens": 100, "stream": True, "messages": messages or [{"role": "user", "content": "hi"}], **fields}
 
 
 def assert_no_anthropic_thinking(out: dict) -> None:
@@ -275,3 +276,9 @@ def test_thinking_budget_never_exceeds_max_tokens() -> None:
     assert capped["thinking_budget"] == 8192
     kept = translate(body(max_tokens=8192, thinking={"type": "enabled", "budget_tokens": 2048}))
     assert kept["thinking_budget"] == 2048
+
+
+def test_enabled_thinking_is_not_asked_of_a_non_streaming_request() -> None:
+    """Qwen3 on DashScope refuses enable_thinking on non-streaming calls."""
+    out = translate(body(max_tokens=4096, stream=False, thinking={"type": "enabled", "budget_tokens": 1024}))
+    assert "enable_thinking" not in out and "thinking_budget" not in out

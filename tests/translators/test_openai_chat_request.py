@@ -6,6 +6,7 @@ against its own JSON; hand-built requests cover what the corpus does not show.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 from typing import Any
@@ -301,10 +302,18 @@ def test_corpus_stream_max_tokens_and_user(corpus_case: tuple[dict, dict]) -> No
         assert "max_tokens" not in out
     assert "max_completion_tokens" not in out
     user_id = (raw.get("metadata") or {}).get("user_id")
-    if user_id is not None:
-        assert out["user"] == user_id
+    if user_id is not None:  # Claude Code's is a ~150-character JSON string: sent as its SHA-256
+        assert len(user_id) > 64
+        assert out["user"] == hashlib.sha256(user_id.encode()).hexdigest()
     else:
         assert "user" not in out
+
+
+def test_a_short_user_id_is_sent_as_it_is() -> None:
+    out = json.loads(oc.request_from_anthropic(a.request_decoder.decode(json.dumps(
+        {"max_tokens": 5, "messages": [{"role": "user", "content": "hi"}], "metadata": {"user_id": "user-42"}}
+    ).encode()), "m"))
+    assert out["user"] == "user-42"
 
 
 def test_corpus_covers_the_interesting_shapes() -> None:

@@ -18,6 +18,7 @@ from aimw.types import ASGIApp, Receive, Scope, Send
 _decoder = msgspec.json.Decoder(dict[str, msgspec.Raw])
 _encoder = msgspec.json.Encoder()
 _string_decoder = msgspec.json.Decoder(str)
+_TRUE = msgspec.Raw(b"true")
 
 
 class StripFieldsMiddleware:
@@ -33,7 +34,8 @@ class StripFieldsMiddleware:
         max_body_size: request body limit (bytes); larger bodies get 413 request_too_large.
 
     A body that is not a JSON object gets 400 invalid_request_error. The model finally
-    sent (if any) is recorded as the exchange's request_model; content-length is fixed.
+    sent (if any) is recorded as the exchange's request_model, and ``stream`` as its
+    request_mode (Kong's stream / oneshot); content-length is fixed.
     A body that no rule changes goes on byte for byte.
     """
 
@@ -95,10 +97,12 @@ class StripFieldsMiddleware:
             if isinstance(value, (int, float)) and not isinstance(value, bool) and value > limit:
                 fields[name] = msgspec.Raw(_encoder.encode(limit))
                 changed = True
+        exchange = exchange_of(scope)
         model = fields.get("model")
         if model is not None:
             try:
-                exchange_of(scope).request_model = _string_decoder.decode(model)
+                exchange.request_model = _string_decoder.decode(model)
             except msgspec.ValidationError:
                 pass
+        exchange.request_mode = "stream" if fields.get("stream") == _TRUE else "oneshot"
         return _encoder.encode(fields) if changed else body

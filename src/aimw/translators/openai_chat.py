@@ -15,6 +15,7 @@ Entry points:
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import uuid
 from types import MappingProxyType
@@ -238,6 +239,18 @@ def _tools(request: a.MessagesRequest) -> list[ChatTool]:
     return tools
 
 
+MAX_USER_CHARS = 64
+
+
+def _end_user(user_id: str) -> str:
+    """OpenAI's ``user`` is a short stable end-user id; Claude Code's metadata.user_id is a
+    JSON string of device and session ids (about 150 characters). A longer id is sent as
+    its SHA-256 hex digest: as stable, 64 characters, and without the raw ids."""
+    if len(user_id) <= MAX_USER_CHARS:
+        return user_id
+    return hashlib.sha256(user_id.encode()).hexdigest()
+
+
 def _tool_choice(choice: a.ToolChoice) -> str | dict:
     if choice.type == "any":
         return "required"
@@ -260,11 +273,12 @@ def request_from_anthropic(
     ``model`` is the upstream model name. ``max_tokens_field`` is ``max_tokens`` or
     ``max_completion_tokens`` (OpenAI's reasoning models and Azure deployments of them
     accept only the latter). ``thinking_format`` says how thinking is sent (ThinkingFormat):
-    with ``qwen``, thinking ``enabled`` -> ``enable_thinking: true`` and ``thinking_budget``
-    (budget_tokens, at most max_tokens), ``disabled`` -> ``enable_thinking: false``, ``adaptive`` (Claude Code's
+    with ``qwen``, thinking ``enabled`` on a stream -> ``enable_thinking: true`` and
+    ``thinking_budget`` (budget_tokens, at most max_tokens; Qwen3 thinks only when streaming),
+    ``disabled`` -> ``enable_thinking: false``, ``adaptive`` (Claude Code's
     default) leaves the model's own default. Anthropic-only fields (thinking, cache_control,
     context_management, output_config, top_k, metadata other than user_id, deferred and
-    server tools) are not sent.
+    server tools) are not sent. ``metadata.user_id`` -> ``user`` (hashed past 64 characters).
 
     Raises:
         GatewayError: 400 for content that has no Chat Completions form.
@@ -286,9 +300,9 @@ def request_from_anthropic(
             if request.tool_choice.disable_parallel_tool_use:
                 chat.parallel_tool_calls = False
     if request.metadata is not UNSET and isinstance(request.metadata.user_id, str):
-        chat.user = request.metadata.user_id
+        chat.user = _end_user(request.metadata.user_id)
     if thinking_format == "qwen" and request.thinking is not UNSET:
-        if request.thinking.type == "enabled":
+        if request.thinking.type == "enabled" and request.stream:
             chat.enable_thinking = True
             budget = request.thinking.budget_tokens
             if budget is not UNSET and request.max_tokens is not UNSET:
@@ -578,6 +592,8 @@ class ChatStreamTranslator:
             return self._fail("api_error", f"upstream provider sent an invalid stream chunk: {exc}")
         out: list[bytes] = []
         if not self.started:
+            if not (chunk.choices or chunk.usage or chunk.error):
+                return b""  # e.g. Azure's leading prompt_filter_results chunk: model "" and no choices
             if chunk.model:
                 self.model = chunk.model
             out.append(self._start())
