@@ -15,7 +15,7 @@ import time
 import anyio
 import httpx
 
-from aimw.asgi import ClientDisconnected, send_error
+from aimw.asgi import ClientDisconnected, body_chunks, send_error
 from aimw.errors import GatewayError
 from aimw.exchange import exchange_of
 from aimw.types import Message, Receive, Scope, Send
@@ -135,7 +135,7 @@ class UpstreamApp:
             scope["method"],
             url + ("?" + query.decode("latin-1") if query else ""),
             headers=headers,
-            content=_request_body(receive) if _has_body(scope["headers"]) else None,
+            content=body_chunks(receive) if _has_body(scope["headers"]) else None,
         )
         exchange.upstream_sent_ns = time.monotonic_ns()
         try:
@@ -188,18 +188,6 @@ class UpstreamApp:
 def _has_body(headers) -> bool:
     """RFC 9112 §6.3: a request has a body only with content-length or transfer-encoding."""
     return any(name.lower() in (b"content-length", b"transfer-encoding") for name, _ in headers)
-
-
-async def _request_body(receive: Receive):
-    while True:
-        message = await receive()
-        if message["type"] == "http.disconnect":
-            raise ClientDisconnected
-        body = message.get("body", b"")
-        if body:
-            yield body
-        if not message.get("more_body", False):
-            return
 
 
 async def _cancel_on_disconnect(receive: Receive, cancel_scope: anyio.CancelScope, exchange) -> None:

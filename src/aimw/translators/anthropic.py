@@ -231,31 +231,25 @@ def tool_use_block_start(index: int, tool_use_id: str, name: str) -> bytes:
     )
 
 
-def text_delta(index: int, text: str) -> bytes:
+def _block_delta(index: int, delta_head: bytes, value: str) -> bytes:
     return (
-        b'event: content_block_delta\ndata: {"type":"content_block_delta","index":%d,'
-        b'"delta":{"type":"text_delta","text":' % index
-        + _encode(text)
+        b'event: content_block_delta\ndata: {"type":"content_block_delta","index":%d,"delta":' % index
+        + delta_head
+        + _encode(value)
         + b"}}\n\n"
     )
+
+
+def text_delta(index: int, text: str) -> bytes:
+    return _block_delta(index, b'{"type":"text_delta","text":', text)
 
 
 def thinking_delta(index: int, thinking: str) -> bytes:
-    return (
-        b'event: content_block_delta\ndata: {"type":"content_block_delta","index":%d,'
-        b'"delta":{"type":"thinking_delta","thinking":' % index
-        + _encode(thinking)
-        + b"}}\n\n"
-    )
+    return _block_delta(index, b'{"type":"thinking_delta","thinking":', thinking)
 
 
 def input_json_delta(index: int, partial_json: str) -> bytes:
-    return (
-        b'event: content_block_delta\ndata: {"type":"content_block_delta","index":%d,'
-        b'"delta":{"type":"input_json_delta","partial_json":' % index
-        + _encode(partial_json)
-        + b"}}\n\n"
-    )
+    return _block_delta(index, b'{"type":"input_json_delta","partial_json":', partial_json)
 
 
 def content_block_stop(index: int) -> bytes:
