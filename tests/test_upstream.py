@@ -235,6 +235,15 @@ async def test_a_request_without_a_body_is_sent_without_one():
         assert request.body == b""
 
 
+async def test_percent_encoding_in_the_path_is_forwarded_as_sent():
+    async with LoopbackServer(echo) as server:
+        app = UpstreamApp(server.url, api_root="/v1/")
+        scope = {**http_scope("GET", "/team a/v1/files/a/b", body=None), "raw_path": b"/team%20a/v1/files/a%2Fb"}
+        send = await run_app(app, scope, ScriptedReceive(disconnect_now=False))
+        await app.close_client()
+    assert json.loads(send.body)["target"] == "/v1/files/a%2Fb"
+
+
 async def test_streams_the_response_back_chunk_by_chunk():
     pieces = [b"data: one\n\n", b"data: two\n\n", b"data: three\n\n"]
     delivered = [asyncio.Event() for _ in pieces]

@@ -120,7 +120,8 @@ class UpstreamApp:
         client = self.client or self.open_client()
         exchange = exchange_of(scope)
         exchange.provider_name = exchange.provider_name or self.provider_name
-        path = scope["path"]
+        raw_path = scope.get("raw_path")  # as the client sent it, percent-encoding kept
+        path = raw_path.decode("latin-1") if raw_path else scope["path"]
         if self.api_root:
             root = path.find(self.api_root)
             if root > 0:
