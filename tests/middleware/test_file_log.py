@@ -234,6 +234,18 @@ async def test_requests_without_a_model_have_no_ai_block(tmp_path):
 
 
 @pytest.mark.anyio
+async def test_credentials_in_the_query_are_redacted(tmp_path):
+    log = tmp_path / "aimw.log"
+    app = FileLogMiddleware(Gateway([b""], b"text/plain", mode=None), path=str(log))
+    await call(app, http_scope("GET", "/v1beta/models", query=b"key=AIzaSECRET123&alt=sse&access_token=ya29.tok"))
+    text = log.read_text()
+    assert "AIzaSECRET123" not in text and "ya29.tok" not in text
+    [line] = read_lines(log)
+    assert line["request"]["querystring"] == {"key": "REDACTED", "alt": "sse", "access_token": "REDACTED"}
+    assert line["request"]["uri"] == "/v1beta/models?key=REDACTED&alt=sse&access_token=REDACTED"
+
+
+@pytest.mark.anyio
 @pytest.mark.parametrize("log_payloads", [False, True])
 async def test_payload_only_when_asked_and_secrets_never(tmp_path, log_payloads):
     log = tmp_path / "aimw.log"

@@ -22,7 +22,8 @@ A line (sources: Kong docs, "File Log" plugin log format, and "AI Gateway" analy
                       "tried_targets": [...], "payload": {"request", "response"}}}}
 
 ``prompt_tokens`` counts every input token (input + cache read + cache creation), as
-OpenAI and Kong do. Credentials in headers are replaced by ``REDACTED``. Each line is
+OpenAI and Kong do. Credentials in headers and in the query (``key``, ``api_key``,
+``access_token`` …) are replaced by ``REDACTED``. Each line is
 written with one ``write(2)`` on an ``O_APPEND`` descriptor, so several worker processes
 can share the file without tearing or interleaving lines.
 """
@@ -33,7 +34,7 @@ import logging
 import os
 import time
 import uuid
-from urllib.parse import parse_qs
+from urllib.parse import parse_qs, urlencode
 
 import msgspec
 import orjson
@@ -56,6 +57,7 @@ REDACTED_HEADERS = frozenset(
         "set-cookie",
     )
 )
+REDACTED_QUERY_PARAMETERS = frozenset(("key", "api_key", "api-key", "access_token", "token", "sig"))
 MAX_LOGGED_PAYLOAD = 1024 * 1024  # bytes of each payload kept in the log
 MAX_PARSED_RESPONSE = 16 * 1024 * 1024  # bytes of a JSON answer read for usage
 
@@ -139,7 +141,8 @@ class FileLogMiddleware:
         now_ns = exchange.responded_ns or time.monotonic_ns()
         request_ms = _ms(now_ns - exchange.received_ns)
         proxy_ms = _ms(exchange.upstream_last_byte_ns - exchange.upstream_sent_ns) if exchange.upstream_sent_ns and exchange.upstream_last_byte_ns else 0
-        query = scope.get("query_string", b"").decode("latin-1")
+        querystring = _querystring(scope.get("query_string", b"").decode("latin-1"))
+        query = urlencode(querystring, doseq=True)
         path = scope.get("root_path", "") + scope["path"]
         host = header_value(scope["headers"], b"host") or b"localhost"
         uri = path + ("?" + query if query else "")
@@ -148,7 +151,7 @@ class FileLogMiddleware:
                 "method": scope["method"],
                 "uri": uri,
                 "url": f"{scope.get('scheme', 'http')}://{host.decode('latin-1')}{uri}",
-                "querystring": {k: v[0] if len(v) == 1 else v for k, v in parse_qs(query, keep_blank_values=True).items()},
+                "querystring": {k: v[0] if len(v) == 1 else v for k, v in querystring.items()},
                 "headers": _headers(scope["headers"]),
                 "size": record.request_size,
             },
@@ -350,6 +353,14 @@ class _ExchangeRecord:
             usage.cache_read_input_tokens = view.cache_read_input_tokens
         if view.cache_creation_input_tokens is not None:
             usage.cache_creation_input_tokens = view.cache_creation_input_tokens
+
+
+def _querystring(query: str) -> dict[str, list[str]]:
+    """The parsed query with credential parameters (Google's ``key`` …) replaced by REDACTED."""
+    parsed = parse_qs(query, keep_blank_values=True)
+    for name in parsed.keys() & REDACTED_QUERY_PARAMETERS:
+        parsed[name] = ["REDACTED"] * len(parsed[name])
+    return parsed
 
 
 def _headers(headers) -> dict[str, str]:
