@@ -1,0 +1,145 @@
+"""The servers measured side by side, and how to start each one.
+
+- direct: the fake upstream itself, in the server-under-test slot: the machine's floor
+  (and the ceiling of the fake upstream and the load generator).
+- passthrough: Hypercorn + :mod:`bench.passthrough` forwarding to the fake: the floor of a Python hop.
+- aimw: Hypercorn + ``recipes.huggingface:app`` with ``AIMW_UPSTREAM_URL`` at the fake.
+- litellm: LiteLLM's proxy (its own virtualenv) with the fake as an ``openai/`` model,
+  answering Anthropic's ``/v1/messages``.
+
+direct and passthrough speak OpenAI Chat Completions to the load generator; aimw and
+litellm speak Anthropic Messages.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from bench.answer import MODEL
+from bench.servers import ServerSpec
+
+REPO = Path(__file__).resolve().parent.parent
+LITELLM_BIN = REPO / "bench" / ".venv-litellm" / "bin" / "litellm"
+
+# LiteLLM offline: the bundled model-cost map instead of fetching it, no telemetry, quiet
+# logs, and /v1/messages for openai/ models through Chat Completions (not the Responses API).
+LITELLM_ENV = {
+    "LITELLM_LOCAL_MODEL_COST_MAP": "True",
+    "LITELLM_TELEMETRY": "False",
+    "LITELLM_LOG": "ERROR",
+    "LITELLM_USE_CHAT_COMPLETIONS_URL_FOR_ANTHROPIC_MESSAGES": "True",
+    "NO_DOCS": "True",
+}
+
+
+@dataclass(frozen=True)
+class RunContext:
+    """What every target's command needs to know about the run."""
+
+    python: str  # the interpreter that runs Hypercorn and the fake upstream
+    raw_dir: Path  # logs and configs of this run
+    upstream_url: str  # the shared fake upstream (for the proxies)
+    chunks: int
+    hypercorn_args: tuple[str, ...] = ()
+    litellm_bin: Path = LITELLM_BIN
+    loop: str = "auto"  # the direct target's (the fake upstream's) event loop
+
+
+@dataclass(frozen=True)
+class Target:
+    """One server kind. ``build(context, port, workers, label)`` returns its ServerSpec
+    (not yet pinned); ``multiworker`` targets are also measured with 2 workers."""
+
+    name: str
+    api: str
+    summary: str
+    multiworker: bool
+    proxies_upstream: bool
+    build: Callable[[RunContext, int, int, str], ServerSpec]
+
+    def available(self, context: RunContext) -> str | None:
+        """Why this target cannot run here (None: it can)."""
+        if self.name == "litellm" and not context.litellm_bin.exists():
+            return f"{context.litellm_bin} is missing: run bench/setup.sh"
+        return None
+
+
+def _hypercorn(context: RunContext, app: str, port: int, workers: int) -> list[str]:
+    return [
+        context.python, "-m", "hypercorn", app,
+        "--bind", f"127.0.0.1:{port}",
+        "--workers", str(workers),
+        "--backlog", "2048",
+        *context.hypercorn_args,
+    ]  # fmt: skip
+
+
+def _direct(context: RunContext, port: int, workers: int, label: str) -> ServerSpec:
+    argv = [context.python, "-m", "bench.fake_upstream", "--port", str(port), "--chunks", str(context.chunks), "--loop", context.loop]
+    return ServerSpec("direct", argv, port, context.raw_dir / f"{label}.log", cwd=REPO)
+
+
+def _passthrough(context: RunContext, port: int, workers: int, label: str) -> ServerSpec:
+    return ServerSpec(
+        "passthrough",
+        _hypercorn(context, "bench.passthrough:app", port, workers),
+        port,
+        context.raw_dir / f"{label}.log",
+        env={"BENCH_UPSTREAM_URL": context.upstream_url},
+        cwd=REPO,
+    )
+
+
+def _aimw(context: RunContext, port: int, workers: int, label: str) -> ServerSpec:
+    return ServerSpec(
+        "aimw",
+        _hypercorn(context, "recipes.huggingface:app", port, workers),
+        port,
+        context.raw_dir / f"{label}.log",
+        env={
+            "AIMW_UPSTREAM_URL": context.upstream_url,
+            "HUGGINGFACE_API_TOKEN": "hf_bench",
+            "AIMW_LOG_PATH": str(context.raw_dir / f"{label}.aimw.log"),
+        },
+        cwd=REPO,
+    )
+
+
+def litellm_config(upstream_url: str) -> str:
+    """LiteLLM's proxy config: one ``openai/`` model served by the fake upstream."""
+    return (
+        "model_list:\n"
+        f"  - model_name: {MODEL}\n"
+        "    litellm_params:\n"
+        f"      model: openai/{MODEL}\n"
+        f"      api_base: {upstream_url}/v1\n"
+        "      api_key: sk-bench\n"
+        "litellm_settings:\n"
+        "  telemetry: false\n"
+        "  use_chat_completions_url_for_anthropic_messages: true\n"
+    )
+
+
+def _litellm(context: RunContext, port: int, workers: int, label: str) -> ServerSpec:
+    config = context.raw_dir / "litellm.yaml"
+    config.parent.mkdir(parents=True, exist_ok=True)
+    config.write_text(litellm_config(context.upstream_url))
+    argv = [
+        str(context.litellm_bin), "--config", str(config),
+        "--host", "127.0.0.1", "--port", str(port),
+        "--num_workers", str(workers),
+    ]  # fmt: skip
+    return ServerSpec("litellm", argv, port, context.raw_dir / f"{label}.log", env=dict(LITELLM_ENV), cwd=context.raw_dir)
+
+
+TARGETS: dict[str, Target] = {
+    target.name: target
+    for target in (
+        Target("direct", "openai", "the fake upstream itself (machine floor)", False, False, _direct),
+        Target("passthrough", "openai", "Hypercorn + httpx pass-through, no translation", True, True, _passthrough),
+        Target("aimw", "anthropic", "Hypercorn + recipes.huggingface:app", True, True, _aimw),
+        Target("litellm", "anthropic", "LiteLLM proxy /v1/messages (uvicorn)", False, True, _litellm),
+    )
+}

@@ -1,0 +1,112 @@
+"""The Markdown report: ratios, goals and tables computed from a results dict."""
+
+from __future__ import annotations
+
+import pytest
+
+from bench.cli import problems_of
+from bench.report import goal_rows, pick, render
+
+MB = 1024 * 1024
+
+
+def measurement(scenario: str, target: str, req_per_s: float, **extra) -> dict:
+    record = {
+        "scenario": scenario, "target": target, "round": 1, "label": f"{scenario}.{target}",
+        "req_per_s": req_per_s, "requests": int(req_per_s), "errors": 0, "error_counts": {},
+        "validated": 10, "invalid": 0, "invalid_examples": [],
+        "latency_ms": {"p50": 1000 / req_per_s, "p90": 2.0, "p99": 3.0, "mean": 1.0, "max": 4.0},
+        "first_byte_ms": {"p50": 500 / req_per_s, "p90": 1.0, "p99": 1.0, "mean": 1.0, "max": 1.0},
+        "first_text_ms": None, "events": 0, "events_per_s": None,
+        "server_cpu_percent": 100.0, "server_cpu_ms_per_request": 1000 / req_per_s, "server_cpu_us_per_event": None,
+        "rss_idle_bytes": 50 * MB, "server_rss_peak_bytes": 60 * MB,
+        "loadgen_cpu_percent": 20.0, "upstream_cpu_percent": 10.0, "others_cpu_percent": 1.0,
+    }  # fmt: skip
+    return {**record, **extra}
+
+
+def results(measurements: list[dict], scenarios: list[str], targets: list[str], rounds: int = 1) -> dict:
+    return {
+        "run_id": "test", "seconds": 1.0, "measurements": measurements,
+        "options": {"scenarios": scenarios, "targets": targets, "duration": 1.0, "warmup": 0.5, "chunks": 5,
+                    "validate_every": 1, "rounds": rounds, "hypercorn_args": ["-k", "uvloop"]},
+        "machine": {"cpu_model": "cpu", "cpus": 2, "kernel": "6", "python": "3.11", "event_loop": "asyncio",
+                    "server_cpus": [0], "driver_cpus": [1], "aimw_commit": "abc", "versions": {"aimw": "0.1.0"}},
+    }  # fmt: skip
+
+
+def test_ratios_compare_aimw_with_litellm_passthrough_and_direct():
+    report = render(results(
+        [measurement("nonstream-c32", "direct", 8000), measurement("nonstream-c32", "passthrough", 2000),
+         measurement("nonstream-c32", "aimw", 1000), measurement("nonstream-c32", "litellm", 250)],
+        ["nonstream-c32"], ["direct", "passthrough", "aimw", "litellm"],
+    ))  # fmt: skip
+    # aimw/LiteLLM 4×, aimw/pass-through 0.5×, CPU LiteLLM/aimw 4×, p50 1 - 0.125 ms, first byte 0.5 - 0.0625 ms, direct/aimw 8×
+    assert "| nonstream-c32 | 4.00× | 0.50× | 4.00× | +0.88 | +0.44 | 8.00× |" in report
+    assert "| aimw | 1,000.0 | 1.00 | 3.00 | 0.50 | 100 | 1.000 | 50.0 | 60.0 | 20 + 10 | 10 ok |" in report
+    assert "`-k uvloop`" in report
+
+
+def test_goals_are_met_missed_or_not_measured():
+    data = results(
+        [measurement("stream-c32", "aimw", 500, events_per_s=120_000.0),
+         measurement("nonstream-c32", "aimw", 1200), measurement("nonstream-c32-w2", "aimw", 2400),
+         measurement("nonstream-c128", "aimw", 1000, server_rss_peak_bytes=200 * MB)],
+        [], ["aimw"],
+    )  # fmt: skip
+    rows = {goal: (value, met) for goal, value, met in goal_rows(pick(data))}
+    assert rows["stream ≥ 100,000 translated events/s at C=32"] == ("120,000 events/s", True)
+    assert rows["non-stream ≥ 1,500 req/s at C=32"] == ("1,200 req/s", False)
+    assert rows["2 workers ≥ 1.7× one worker (nonstream-c32)"] == ("2.00×", True)
+    assert rows["RSS < 150 MB at C=128"] == ("200.0 MB", False)
+    assert rows["RSS < 100 MB idle (1 worker, largest seen)"] == ("50.0 MB", True)
+    assert rows["p50 at C=1 within 1 ms of direct (nonstream-c1)"] == ("not measured", None)
+
+
+def test_the_median_round_is_kept():
+    chosen = pick(results([measurement("nonstream-c1", "aimw", rate, round=n) for n, rate in enumerate((300, 100, 200), 1)],
+                          ["nonstream-c1"], ["aimw"], rounds=3))  # fmt: skip
+    assert chosen[("nonstream-c1", "aimw")]["req_per_s"] == 200
+
+
+def test_skipped_and_failed_targets_show_why_and_count_as_problems():
+    data = results(
+        [measurement("nonstream-c1", "aimw", 100, invalid=2, invalid_examples=[["text differs"]]),
+         {"scenario": "nonstream-c1", "target": "litellm", "round": 1, "label": "nonstream-c1.litellm", "skipped": "not installed"},
+         {"scenario": "nonstream-c1", "target": "passthrough", "round": 1, "label": "nonstream-c1.passthrough", "failed": "exited\nlog"}],
+        ["nonstream-c1"], ["passthrough", "aimw", "litellm"],
+    )  # fmt: skip
+    report = render(data)
+    assert "| litellm | not installed |" in report and "| passthrough | exited |" in report
+    assert "**2/10 invalid**" in report
+    problems = problems_of(data)
+    assert len(problems) == 2 and problems[0].startswith("nonstream-c1.aimw: 2 invalid")
+
+
+def test_the_chart_is_a_png(tmp_path):
+    pytest.importorskip("matplotlib")
+    from bench.chart import draw
+
+    data = results([measurement("nonstream-c1", target, rate) for target, rate in (("direct", 9000), ("aimw", 900))],
+                   ["nonstream-c1"], ["direct", "aimw"])  # fmt: skip
+    assert draw(data, tmp_path / "chart.png").read_bytes().startswith(b"\x89PNG")
+
+
+def test_measurements_shared_with_other_processes_are_flagged():
+    quiet = render(results([measurement("nonstream-c1", "aimw", 100)], ["nonstream-c1"], ["aimw"]))
+    busy = render(results([measurement("nonstream-c1", "aimw", 100, others_cpu_percent=40.0)], ["nonstream-c1"], ["aimw"]))
+    assert "⚠ Other processes" not in quiet
+    assert "during 1 of 1 measurements" in busy and "20 + 10 (others 40 ⚠)" in busy
+
+
+def test_two_worker_rows_show_each_process_share_of_the_cpu():
+    record = measurement("nonstream-c32-w2", "aimw", 100, server_cpu_percent=150.0, server_cpu_percent_by_process=[95.2, 54.6, 0.1])
+    report = render(results([record], ["nonstream-c32-w2"], ["aimw"]))
+    assert "| 150 (95 / 55) |" in report
+
+
+def test_a_change_of_aimw_code_during_the_run_is_flagged():
+    same = [measurement("nonstream-c1", target, 100, aimw_code="a") for target in ("direct", "aimw")]
+    changed = [measurement("nonstream-c1", "direct", 100, aimw_code="a"), measurement("nonstream-c1", "aimw", 100, aimw_code="b")]
+    assert "changed during the run" not in render(results(same, ["nonstream-c1"], ["direct", "aimw"]))
+    assert "2 versions were measured" in render(results(changed, ["nonstream-c1"], ["direct", "aimw"]))
