@@ -1,7 +1,7 @@
 """A plain pass-through proxy on aimw's server stack: the floor of one Python hop.
 
-Hypercorn + a pure ASGI app + one pooled httpx.AsyncClient, like aimw's UpstreamApp but
-with no translation, no logging, no per-request record: the request (body read whole)
+Hypercorn + a pure ASGI app + one pooled httpx transport (httpx-aiohttp's AiohttpTransport,
+aimw's default), like aimw's UpstreamApp but with no translation, no logging, no per-request record: the request (body read whole)
 goes to ``BENCH_UPSTREAM_URL`` + path + query, the response streams back read by read.
 
     BENCH_UPSTREAM_URL=http://127.0.0.1:9999 hypercorn bench.passthrough:app
@@ -12,12 +12,14 @@ from __future__ import annotations
 import os
 
 import httpx
+from httpx_aiohttp import AiohttpTransport
 
 _HOP_BY_HOP = frozenset(
     (b"connection", b"keep-alive", b"proxy-connection", b"te", b"trailer", b"transfer-encoding", b"upgrade")
 )
 _NOT_FORWARDED = _HOP_BY_HOP | {b"host", b"content-length", b"accept-encoding"}
 MAX_BODY_SIZE = 8 * 1024 * 1024  # bytes
+_TIMEOUTS = {"connect": 30.0, "read": 600.0, "write": 600.0, "pool": 600.0}  # seconds
 _NO_UPSTREAM = "bench.passthrough: set BENCH_UPSTREAM_URL to the upstream's http://host:port"
 
 
@@ -32,11 +34,11 @@ class PassThroughApp:
     def __init__(self, base_url: str, *, max_connections: int = 512) -> None:
         self.base_url = base_url.strip().rstrip("/")
         self.max_connections = max_connections
-        self.client: httpx.AsyncClient | None = None
+        self.client: httpx.AsyncBaseTransport | None = None
 
-    def open_client(self) -> httpx.AsyncClient:
+    def open_client(self) -> httpx.AsyncBaseTransport:
         limits = httpx.Limits(max_connections=self.max_connections, max_keepalive_connections=self.max_connections)
-        self.client = httpx.AsyncClient(timeout=httpx.Timeout(600.0, connect=30.0), limits=limits)
+        self.client = AiohttpTransport(limits=limits)
         return self.client
 
     async def __call__(self, scope, receive, send) -> None:
@@ -64,10 +66,10 @@ class PassThroughApp:
         headers.append((b"accept-encoding", b"identity"))
         query = scope.get("query_string", b"")
         url = self.base_url + scope["path"] + ("?" + query.decode("latin-1") if query else "")
-        request = client.build_request(scope["method"], url, headers=headers, content=body)
+        request = httpx.Request(scope["method"], url, headers=headers, content=body, extensions={"timeout": _TIMEOUTS})
         try:
-            response = await client.send(request, stream=True)
-        except httpx.HTTPError as exc:
+            response = await client.handle_async_request(request)
+        except Exception as exc:  # httpx's errors, or aiohttp's that httpx-aiohttp leaves as they are
             message = f"upstream unreachable: {type(exc).__name__}".encode()
             await send({"type": "http.response.start", "status": 502, "headers": [(b"content-length", b"%d" % len(message))]})
             await send({"type": "http.response.body", "body": message})

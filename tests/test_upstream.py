@@ -136,7 +136,7 @@ async def echo(request: Request, reader, writer, connection) -> None:
                 ("Keep-Alive", "timeout=5"),
             ],
         )
-        + body
+        + (b"" if request.method == "HEAD" else body)  # RFC 9110 §9.3.2: a HEAD answer has no content
     )
     await writer.drain()
 
@@ -295,18 +295,20 @@ async def test_lifespan_opens_and_closes_the_client():
                 await acknowledged.wait()
             assert sent == [{"type": "lifespan.startup.complete"}]
             client = app.client
-            assert client is not None and not client.is_closed
+            assert client is not None
 
             response = await run_app(app, upstream_scope("GET", "/x"), ScriptedReceive(disconnect_now=False))
             assert response.status == 201
             assert app.client is client  # the lifespan's client serves requests
+            session = client.client  # AiohttpTransport's aiohttp.ClientSession, opened by the request
+            assert not session.closed
 
             acknowledged = anyio.Event()
             await to_app.send({"type": "lifespan.shutdown"})
             with anyio.fail_after(GUARD):
                 await acknowledged.wait()
         assert sent[-1] == {"type": "lifespan.shutdown.complete"}
-        assert client.is_closed
+        assert session.closed
         assert app.client is None
 
 
