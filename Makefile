@@ -19,7 +19,7 @@ $(BIN)/.installed: pyproject.toml
 setup: $(BIN)/.installed
 
 run: setup
-	$(BIN)/hypercorn recipes.demo:app --bind $(HOST):$(PORT)
+	$(BIN)/hypercorn -k uvloop recipes.demo:app --bind $(HOST):$(PORT)
 
 $(CLAUDE_BIN):
 	npm install --prefix $(CLAUDE_CODE_DIR) --no-audit --no-fund --loglevel=error @anthropic-ai/claude-code@$(CLAUDE_CODE_VERSION)

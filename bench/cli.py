@@ -46,7 +46,7 @@ def parser() -> argparse.ArgumentParser:
     options.add_argument("--rounds", type=int, default=1, help="repeat the interleaved run, report the median (default 1)")
     options.add_argument("--validate-every", type=int, default=10, help="fully validate one response in N (default 10; 1: all)")
     options.add_argument("--timeout", type=float, default=30.0, help="seconds one request may take (default 30)")
-    options.add_argument("--hypercorn-args", default="", help="extra Hypercorn arguments for aimw and passthrough, e.g. '-k uvloop'")
+    options.add_argument("--hypercorn-args", default="-k uvloop", help="Hypercorn arguments for aimw and passthrough (default: '-k uvloop'; '' for asyncio's own loop)")
     options.add_argument("--output", type=Path, default=REPO / "bench" / "results", help="where results.md, results.png and raw/ go (default bench/results)")
     options.add_argument("--loop", choices=("auto", "uvloop", "asyncio"), default="auto", help="event loop of the fake upstream and the load generator (default auto: uvloop when installed)")
     options.add_argument("--no-pin", action="store_true", help="do not pin the server and the drivers to separate CPUs")

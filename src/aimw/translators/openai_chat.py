@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import uuid
+import os
 from types import MappingProxyType
 from typing import Literal
 
@@ -420,8 +420,13 @@ class ChatCompletion(Struct):
 _completion_decoder = msgspec.json.Decoder(ChatCompletion)
 
 
+def new_tool_use_id() -> str:
+    """A tool_use id for a call the provider gave none (128 random bits, as uuid4 has)."""
+    return "toolu_" + os.urandom(16).hex()
+
+
 def new_message_id() -> str:
-    return "msg_" + uuid.uuid4().hex
+    return "msg_" + os.urandom(16).hex()
 
 
 def tool_input(arguments: str | None) -> Raw:
@@ -471,7 +476,7 @@ def response_to_anthropic(body: bytes, fallback_model: str) -> tuple[bytes, int]
             function = call.function or ResponseFunction()
             content.append(
                 a.ResponseToolUse(
-                    id=call.id or "toolu_" + uuid.uuid4().hex,
+                    id=call.id or new_tool_use_id(),
                     name=function.name or "",
                     input=tool_input(function.arguments),
                 )
@@ -689,7 +694,7 @@ class ChatStreamTranslator:
             self._next_index += 1
             self._open, self._open_index, self._current_tool = _TOOL, index, position
             self._tool_used = True
-            out += a.tool_use_block_start(index, call.id or "toolu_" + uuid.uuid4().hex, function.name or "")
+            out += a.tool_use_block_start(index, call.id or new_tool_use_id(), function.name or "")
         elif self._current_tool != position:
             return self._fail("api_error", "upstream provider interleaved the arguments of parallel tool calls")
         if function.arguments:
