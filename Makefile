@@ -8,7 +8,7 @@ CLAUDE_CODE_VERSION := 2.1.329
 CLAUDE_CODE_DIR := .cache/claude-code
 CLAUDE_BIN := $(CLAUDE_CODE_DIR)/node_modules/.bin/claude
 
-.PHONY: setup run test claude-code clean
+.PHONY: setup run test claude-code bench bench-quick clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -29,5 +29,11 @@ claude-code: $(CLAUDE_BIN)
 test: setup claude-code
 	AIMW_CLAUDE_BIN=$(abspath $(CLAUDE_BIN)) $(BIN)/python -m pytest
 
+bench:
+	bench/run.sh $(BENCH_ARGS)
+
+bench-quick:
+	bench/run.sh --quick $(BENCH_ARGS)
+
 clean:
-	rm -rf $(VENV) .cache .pytest_cache
+	rm -rf $(VENV) .cache .pytest_cache bench/.venv bench/.venv-litellm
