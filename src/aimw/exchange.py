@@ -36,7 +36,7 @@ class Exchange:
         request_model: the model sent upstream (after any override).
         response_model: the model the provider says answered.
         request_mode: ``"stream"`` or ``"oneshot"`` (Kong's names).
-        received_ns / upstream_sent_ns / upstream_first_byte_ns / upstream_last_byte_ns /
+        received_ns / upstream_sent_ns / upstream_last_byte_ns /
         first_token_ns / responded_ns: monotonic ns timestamps.
         usage: token counts read from the client-facing Anthropic response.
         upstream_uri: the URL requested upstream, without its query string.
@@ -54,7 +54,6 @@ class Exchange:
     request_mode: RequestMode | None = None
     received_ns: int = 0
     upstream_sent_ns: int = 0
-    upstream_first_byte_ns: int = 0
     upstream_last_byte_ns: int = 0
     first_token_ns: int = 0
     responded_ns: int = 0

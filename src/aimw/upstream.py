@@ -199,8 +199,6 @@ class UpstreamApp:
         await send({"type": "http.response.start", "status": response.status_code, "headers": headers})
         try:
             async for chunk in response.aiter_raw():
-                if not exchange.upstream_first_byte_ns:
-                    exchange.upstream_first_byte_ns = time.monotonic_ns()
                 await send({"type": "http.response.body", "body": chunk, "more_body": True})
         except (httpx.HTTPError, aiohttp.ClientError) as exc:
             exchange.upstream_last_byte_ns = time.monotonic_ns()
