@@ -10,11 +10,12 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 import anyio
+import httpx
 import pytest
 from asgi_helpers import RecordingSend, ScriptedReceive, http_scope, split_at
 
 from aimw.exchange import exchange_of
-from aimw.upstream import UpstreamApp, UpstreamStreamError
+from aimw.upstream import UpstreamApp, UpstreamStreamError, environment_proxy
 
 pytestmark = pytest.mark.anyio
 
@@ -537,3 +538,24 @@ async def test_api_root_keeps_the_base_urls_own_path():
         await run_app(app, upstream_scope(path="/anything/v1/messages", body=b"{}"), ScriptedReceive([b"{}"], disconnect_now=False))
         await app.close_client()
     assert server.requests[0].target == "/proxy/v1/messages"
+
+
+@pytest.mark.parametrize(
+    "environ, url, proxy",
+    [
+        ({"HTTPS_PROXY": "http://proxy.test:3128"}, "https://router.huggingface.co", "http://proxy.test:3128"),
+        ({"HTTPS_PROXY": "http://proxy.test:3128", "NO_PROXY": "huggingface.co"}, "https://router.huggingface.co", None),
+        ({"HTTP_PROXY": "http://proxy.test:3128"}, "https://api.openai.com", None),
+        ({"HTTP_PROXY": "http://proxy.test:3128"}, "http://127.0.0.1:9999", None),
+        ({"ALL_PROXY": "http://proxy.test:3128"}, "http://localhost:11434", None),
+        ({}, "https://api.anthropic.com", None),
+    ],
+)
+def test_environment_proxy(monkeypatch, environ, url, proxy):
+    """The upstream transport uses the proxy the environment names, as httpx's client did."""
+    for name in ("HTTPS_PROXY", "HTTP_PROXY", "ALL_PROXY", "NO_PROXY", "https_proxy", "http_proxy", "all_proxy", "no_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in environ.items():
+        monkeypatch.setenv(name, value)
+    found = environment_proxy(url)
+    assert (found.url if found else None) == (httpx.URL(proxy) if proxy else None)

@@ -14,7 +14,10 @@ is cancelled and its connection closed.
 
 from __future__ import annotations
 
+import ipaddress
 import time
+import urllib.request
+from urllib.parse import urlsplit
 
 import aiohttp
 import anyio
@@ -96,7 +99,8 @@ class UpstreamApp:
     def open_client(self) -> httpx.AsyncBaseTransport:
         """The transport that carries requests upstream (opened once, shared by all requests)."""
         self.client = self.transport or AiohttpTransport(
-            limits=httpx.Limits(max_connections=self.max_connections, max_keepalive_connections=self.max_connections)
+            limits=httpx.Limits(max_connections=self.max_connections, max_keepalive_connections=self.max_connections),
+            proxy=environment_proxy(self.base_url),
         )
         return self.client
 
@@ -205,6 +209,27 @@ class UpstreamApp:
             raise UpstreamStreamError(f"the upstream provider's answer broke off ({type(exc).__name__})") from exc
         exchange.upstream_last_byte_ns = time.monotonic_ns()
         await send({"type": "http.response.body", "body": b"", "more_body": False})
+
+
+def environment_proxy(url: str) -> httpx.Proxy | None:
+    """The proxy the environment names for ``url`` (``HTTPS_PROXY`` / ``HTTP_PROXY`` /
+    ``ALL_PROXY``, minus ``NO_PROXY`` hosts), as httpx's own client would use; None if none,
+    and always None for this machine's loopback (a proxy elsewhere cannot reach it)."""
+    host = urlsplit(url).hostname
+    if host is None or _is_loopback(host) or urllib.request.proxy_bypass(host):
+        return None
+    proxies = urllib.request.getproxies()
+    proxy = proxies.get(urlsplit(url).scheme) or proxies.get("all")
+    return httpx.Proxy(proxy) if proxy else None
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def _causes(exc: BaseException) -> list[BaseException]:
