@@ -112,7 +112,7 @@ async def translated(provider: Provider, settings: Settings, body: bytes, *, cre
     transport = RecordingTransport()
     app = translated_gateway(provider, settings, credential=credential, transport=transport, **defaults)
     response = await post(app, body=body, query=b"beta=true")
-    await upstream_of(app).close_client()
+    await upstream_of(app).close_transport()
     assert response.status == 200, response.body
     assert response.json()["content"] == [{"type": "text", "text": "2"}]
     return transport, response
@@ -365,7 +365,7 @@ async def passthrough(tmp_path, requests, *, credential=None, server=None, **env
         settings = Settings.from_env(environ)
         app = passthrough_gateway(ANTHROPIC, settings, credential=credential)
         responses = [await post(app, **request) for request in requests]
-        await upstream_of(app).close_client()
+        await upstream_of(app).close_transport()
     return upstream, upstream.requests, responses, read_log(tmp_path / "aimw.log")
 
 
@@ -537,7 +537,7 @@ async def test_a_body_that_is_not_json_is_refused_before_anthropic(tmp_path):
         settings = Settings(upstream_url=upstream.url, log_path=str(tmp_path / "aimw.log"))
         app = passthrough_gateway(ANTHROPIC, settings, credential=None)
         answer = await post(app, body=b"model=claude")
-        await upstream_of(app).close_client()
+        await upstream_of(app).close_transport()
         server_requests = upstream.requests
     assert answer.status == 400
     assert answer.json()["error"]["type"] == "invalid_request_error"
@@ -589,6 +589,6 @@ async def test_a_stream_over_a_slow_upstream_is_not_buffered(tmp_path):
         send = Send()
         with anyio.fail_after(GUARD):
             await app(http_scope(body=MESSAGE_BODY, headers=CLIENT_HEADERS), ScriptedReceive([MESSAGE_BODY]), send)
-        await upstream_of(app).close_client()
+        await upstream_of(app).close_transport()
     assert send.body_messages[0]["body"] == TEXT_SSE[:first_event_end]
     assert send.body == TEXT_SSE

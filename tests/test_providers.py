@@ -32,7 +32,7 @@ def test_anthropic_constants():
     assert ANTHROPIC.default_model.startswith("claude-")
     assert ANTHROPIC.thinking_format == "none"
     assert dict(ANTHROPIC.log_meta) == {}
-    assert ANTHROPIC.upstream_path("claude-x", True) == ("/v1/messages", "")
+    assert ANTHROPIC.upstream_path("claude-x") == ("/v1/messages", "")
 
 
 def test_providers_are_immutable():
@@ -67,11 +67,10 @@ def test_azure_defaults():
 
 def test_azure_path_is_the_deployment_whatever_the_model():
     provider = azure("res", "dep-1", "2024-10-21")
-    for stream in (False, True):
-        assert provider.upstream_path("some-other-model", stream) == (
-            "/openai/deployments/dep-1/chat/completions",
-            "api-version=2024-10-21",
-        )
+    assert provider.upstream_path("some-other-model") == (
+        "/openai/deployments/dep-1/chat/completions",
+        "api-version=2024-10-21",
+    )
     assert provider.log_meta["azure_api_version"] == "2024-10-21"
 
 
@@ -112,7 +111,7 @@ def test_dashscope_regions(region, host):
     assert provider.max_tokens_field == "max_tokens"
     assert provider.thinking_format == "qwen"
     assert dict(provider.log_meta) == {}
-    assert provider.upstream_path("qwen3-max", True) == ("/compatible-mode/v1/chat/completions", "")
+    assert provider.upstream_path("qwen3-max") == ("/compatible-mode/v1/chat/completions", "")
 
 
 def test_dashscope_default_region_and_constants():

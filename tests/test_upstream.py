@@ -175,7 +175,7 @@ async def test_forwards_method_path_query_body_and_headers():
         scope = upstream_scope(query=b"a=1&b=%20two", headers=client_headers, body=body)
         exchange_of(scope).request_model = "meta-llama/Llama-3.3-70B-Instruct"
         send = await run_app(app, scope, ScriptedReceive(split_at(body, 1, 100, 4000), disconnect_now=False))
-        await app.close_client()
+        await app.close_transport()
 
     [request] = server.requests
     assert request.method == "POST"
@@ -217,7 +217,7 @@ async def test_get_without_model_has_no_model_header_and_reuses_the_connection()
         for n in range(3):
             scope = upstream_scope("GET", "/v1/models", query=f"n={n}".encode())
             sends.append(await run_app(app, scope, ScriptedReceive(disconnect_now=False)))
-        await app.close_client()
+        await app.close_transport()
     assert [json.loads(s.body)["target"] for s in sends] == ["/v1/models?n=0", "/v1/models?n=1", "/v1/models?n=2"]
     assert all(s.header(b"x-aimw-llm-model") is None for s in sends)
     assert [r.method for r in server.requests] == ["GET"] * 3
@@ -230,7 +230,7 @@ async def test_a_request_without_a_body_is_sent_without_one():
         app = UpstreamApp(server.url)
         for method in ("GET", "HEAD"):
             await run_app(app, http_scope(method, "/", body=None), ScriptedReceive(disconnect_now=False))
-        await app.close_client()
+        await app.close_transport()
     for request in server.requests:
         assert request.values("transfer-encoding") == [] and request.values("content-length") in ([], ["0"])
         assert request.body == b""
@@ -241,7 +241,7 @@ async def test_percent_encoding_in_the_path_is_forwarded_as_sent():
         app = UpstreamApp(server.url, api_root="/v1/")
         scope = {**http_scope("GET", "/team a/v1/files/a/b", body=None), "raw_path": b"/team%20a/v1/files/a%2Fb"}
         send = await run_app(app, scope, ScriptedReceive(disconnect_now=False))
-        await app.close_client()
+        await app.close_transport()
     assert json.loads(send.body)["target"] == "/v1/files/a%2Fb"
 
 
@@ -269,7 +269,7 @@ async def test_streams_the_response_back_chunk_by_chunk():
     async with LoopbackServer(stream) as server:
         app = UpstreamApp(server.url)
         send = await run_app(app, upstream_scope(body=b"{}"), ScriptedReceive([b"{}"]), Send())
-        await app.close_client()
+        await app.close_transport()
 
     assert send.status == 200
     assert send.header(b"transfer-encoding") is None
@@ -290,17 +290,17 @@ async def test_lifespan_opens_and_closes_the_client():
 
         async with anyio.create_task_group() as tg:
             tg.start_soon(app, {"type": "lifespan", "asgi": {"version": "3.0"}}, from_test.receive, send)
-            assert app.client is None
+            assert app.transport is None
             await to_app.send({"type": "lifespan.startup"})
             with anyio.fail_after(GUARD):
                 await acknowledged.wait()
             assert sent == [{"type": "lifespan.startup.complete"}]
-            client = app.client
+            client = app.transport
             assert client is not None
 
             response = await run_app(app, upstream_scope("GET", "/x"), ScriptedReceive(disconnect_now=False))
             assert response.status == 201
-            assert app.client is client  # the lifespan's client serves requests
+            assert app.transport is client  # the lifespan's client serves requests
             session = client.client  # AiohttpTransport's aiohttp.ClientSession, opened by the request
             assert not session.closed
 
@@ -310,7 +310,7 @@ async def test_lifespan_opens_and_closes_the_client():
                 await acknowledged.wait()
         assert sent[-1] == {"type": "lifespan.shutdown.complete"}
         assert session.closed
-        assert app.client is None
+        assert app.transport is None
 
 
 # ------------------------------------------------------------------ failures before the answer
@@ -326,7 +326,7 @@ async def test_unreachable_upstream_is_502():
     app = UpstreamApp(f"http://127.0.0.1:{closed_port()}", timeout=5)
     scope = upstream_scope(body=b"{}")
     send = await run_app(app, scope, ScriptedReceive([b"{}"]))
-    await app.close_client()
+    await app.close_transport()
     assert send.status == 502
     assert send.header(b"content-type") == b"application/json"
     error = json.loads(send.body)
@@ -345,7 +345,7 @@ async def test_no_answer_within_the_timeout_is_504():
         app = UpstreamApp(server.url, timeout=0.2)
         scope = upstream_scope(body=b"{}")
         send = await run_app(app, scope, ScriptedReceive([b"{}"]))
-        await app.close_client()
+        await app.close_transport()
     assert server.requests[0].body == b"{}"
     assert send.status == 504
     error = json.loads(send.body)
@@ -370,7 +370,7 @@ async def test_upstream_dying_mid_body_raises_upstream_stream_error():
         send = RecordingSend()
         with pytest.raises(UpstreamStreamError):
             await run_app(app, scope, ScriptedReceive([b"{}"]), send)
-        await app.close_client()
+        await app.close_transport()
     assert send.status == 200
     assert not send.complete
     assert exchange_of(scope).upstream_last_byte_ns
@@ -388,7 +388,7 @@ async def test_upstream_stalling_mid_body_raises_upstream_stream_error():
         send = RecordingSend()
         with pytest.raises(UpstreamStreamError, match="ReadTimeout"):
             await run_app(app, upstream_scope(body=b"{}"), ScriptedReceive([b"{}"]), send)
-        await app.close_client()
+        await app.close_transport()
     assert send.body == b"data: first\n\n"
 
 
@@ -429,7 +429,7 @@ async def test_client_disconnect_cancels_the_upstream_request():
         with anyio.fail_after(GUARD):
             await stopped.wait()
             await server.connections[0].closed_by_peer.wait()
-        await app.close_client()
+        await app.close_transport()
 
     assert sent_pieces >= 1
     assert send.status == 200
@@ -444,7 +444,7 @@ async def test_client_disconnect_while_the_body_is_sent_upstream():
         send = RecordingSend()
         receive = ScriptedReceive([b'{"mess'], disconnect_now=True, complete=False)
         await run_app(app, scope, receive, send)
-        await app.close_client()
+        await app.close_transport()
         with anyio.fail_after(GUARD):
             while not server.connections or not server.connections[0].closed_by_peer.is_set():
                 await anyio.sleep(0.01)
@@ -486,7 +486,7 @@ async def test_a_failing_client_send_closes_the_upstream_connection(failing_mess
         # the pool's only connection was released: the next request gets one
         server.handler = echo
         send = await run_app(app, upstream_scope("GET", "/next"), ScriptedReceive(disconnect_now=False))
-        await app.close_client()
+        await app.close_transport()
     assert send.status == 201
 
 
@@ -510,7 +510,7 @@ async def test_api_root_drops_a_client_prefix(path, query, forwarded):
         app = UpstreamApp(server.url + "/", provider_name="anthropic", api_root="/v1/")
         scope = upstream_scope(path=path, query=query, body=b"{}")
         send = await run_app(app, scope, ScriptedReceive([b"{}"], disconnect_now=False))
-        await app.close_client()
+        await app.close_transport()
     [request] = server.requests
     assert request.target == forwarded
     assert send.status == 201
@@ -527,7 +527,7 @@ async def test_without_api_root_the_prefix_is_forwarded():
         send = await run_app(
             app, upstream_scope(path="/anything/v1/messages", query=b"beta=true", body=b"{}"), ScriptedReceive([b"{}"], disconnect_now=False)
         )
-        await app.close_client()
+        await app.close_transport()
     assert server.requests[0].target == "/anything/v1/messages?beta=true"
     assert send.status == 201
 
@@ -536,7 +536,7 @@ async def test_api_root_keeps_the_base_urls_own_path():
     async with LoopbackServer(echo) as server:
         app = UpstreamApp(server.url + "/proxy", api_root="/v1/")
         await run_app(app, upstream_scope(path="/anything/v1/messages", body=b"{}"), ScriptedReceive([b"{}"], disconnect_now=False))
-        await app.close_client()
+        await app.close_transport()
     assert server.requests[0].target == "/proxy/v1/messages"
 
 
@@ -559,3 +559,76 @@ def test_environment_proxy(monkeypatch, environ, url, proxy):
         monkeypatch.setenv(name, value)
     found = environment_proxy(url)
     assert (found.url if found else None) == (httpx.URL(proxy) if proxy else None)
+
+
+# ------------------------------------------------------------------ review fixes
+
+
+@pytest.mark.parametrize("raw_path", [b"@127.0.0.1:9/steal", b"http://127.0.0.1:9/steal", b"*"])
+async def test_a_target_that_is_not_a_path_never_leaves_the_gateway(raw_path):
+    """``GET @host/x`` pasted after the base URL would change the host (and carry the key there)."""
+    async with LoopbackServer(echo) as server:
+        app = UpstreamApp(server.url)
+        scope = {**upstream_scope("GET", "/x"), "raw_path": raw_path}
+        send = await run_app(app, scope, ScriptedReceive(disconnect_now=False))
+        await app.close_transport()
+    assert send.status == 400
+    assert json.loads(send.body)["error"]["type"] == "invalid_request_error"
+    assert server.requests == []
+
+
+async def test_client_leaving_while_the_provider_is_still_thinking_cancels_the_call():
+    """A non-streaming generation (or a queued stream) is cancelled before any header arrives."""
+    connection_closed = asyncio.Event()
+
+    async def thinking(request, reader, writer, connection):
+        await reader.read(1)  # EOF: the gateway closed the connection
+        connection_closed.set()
+
+    async with LoopbackServer(thinking) as server:
+        app = UpstreamApp(server.url)
+        scope = upstream_scope(body=b'{"stream": false}')
+        receive = ScriptedReceive([b'{"stream": false}'])
+        send = RecordingSend()
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(run_app, app, scope, receive, send)
+            await anyio.sleep(0.05)
+            receive.release()
+        with anyio.fail_after(GUARD):
+            await connection_closed.wait()
+        await app.close_transport()
+    assert send.messages == []  # nobody to answer
+    assert exchange_of(scope).error == "client disconnected"
+
+
+async def test_a_json_answer_that_breaks_off_ends_without_raising():
+    """Only event streams raise UpstreamStreamError; a cut JSON answer just ends, marked."""
+
+    async def cut_json(request, reader, writer, connection):
+        writer.write(response_head(200, [("Content-Type", "application/json"), ("Content-Length", "500")]) + b'{"id": "x"')
+        await writer.drain()
+        writer.close()
+
+    async with LoopbackServer(cut_json) as server:
+        app = UpstreamApp(server.url)
+        scope = upstream_scope(body=b"{}")
+        send = await run_app(app, scope, ScriptedReceive([b"{}"]))
+        await app.close_transport()
+    assert send.status == 200 and send.complete
+    assert "broke off" in exchange_of(scope).error
+
+
+async def test_provider_cookies_are_not_relayed_and_odd_model_names_not_echoed():
+    async def with_cookie(request, reader, writer, connection):
+        writer.write(response_head(200, [("Content-Type", "application/json"), ("Set-Cookie", "__cf_bm=abc"), ("Content-Length", "2")]) + b"{}")
+        await writer.drain()
+
+    async with LoopbackServer(with_cookie) as server:
+        app = UpstreamApp(server.url, provider_name="anthropic")
+        scope = upstream_scope(body=b"{}")
+        exchange_of(scope).request_model = "claude\r\nx-evil: 1"
+        send = await run_app(app, scope, ScriptedReceive([b"{}"]))
+        await app.close_transport()
+    assert send.status == 200
+    assert send.header(b"set-cookie") is None
+    assert send.header(b"x-aimw-llm-model") is None

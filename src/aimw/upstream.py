@@ -8,15 +8,17 @@ when the server runs no lifespan) and closed at shutdown: by default httpx-aioht
 to the transport, with none of AsyncClient's cookie, redirect or auth layers (a gateway
 must not keep one user's cookies for the next). The request body is streamed out and the
 response streamed back read by read, asking for ``Accept-Encoding: identity`` so bytes
-pass unchanged. When the client disconnects during an event stream, the upstream request
-is cancelled and its connection closed.
+pass unchanged. When the client disconnects, the upstream request is cancelled and its
+connection closed.
 """
 
 from __future__ import annotations
 
 import ipaddress
+import logging
 import time
 import urllib.request
+from collections.abc import AsyncIterator
 from urllib.parse import urlsplit
 
 import aiohttp
@@ -28,6 +30,8 @@ from aimw.asgi import ClientDisconnected, body_chunks, send_error
 from aimw.errors import GatewayError
 from aimw.exchange import exchange_of
 from aimw.types import Message, Receive, Scope, Send
+
+logger = logging.getLogger("aimw.upstream")
 
 # RFC 9110 §7.6.1 hop-by-hop fields, plus what httpx computes itself.
 _HOP_BY_HOP = frozenset(
@@ -43,15 +47,25 @@ _HOP_BY_HOP = frozenset(
         b"accept-encoding",
     )
 )
-# Hop-by-hop fields, and date/server, which the serving gateway sets itself.
+# Hop-by-hop fields; date/server, which the serving gateway sets itself; cookies.
 _NOT_RELAYED_RESPONSE_HEADERS = frozenset(
-    (b"connection", b"keep-alive", b"transfer-encoding", b"upgrade", b"trailer", b"proxy-connection", b"date", b"server")
+    (
+        b"connection",
+        b"keep-alive",
+        b"transfer-encoding",
+        b"upgrade",
+        b"trailer",
+        b"proxy-connection",
+        b"date",
+        b"server",
+        b"set-cookie",  # a provider's cookies are the gateway's business, never its clients'
+    )
 )
 
 
 class UpstreamStreamError(GatewayError):
-    """The provider's response failed after it had started: 502 api_error when nothing has
-    reached the client yet (a buffered answer), ``event: error`` on a rewritten stream."""
+    """The provider's event stream broke off after it had started (502 api_error;
+    SSERewriteMiddleware ends the client's stream with ``event: error``)."""
 
     def __init__(self, message: str) -> None:
         super().__init__(502, message, "api_error")
@@ -72,9 +86,12 @@ class UpstreamApp:
             occurrence, dropping a client-side prefix (``/anything/v1/messages`` ->
             ``/v1/messages``); for providers reached without TranslateMiddleware.
 
-    Errors (Anthropic shape): unreachable provider -> 502 api_error; no answer within
-    ``timeout`` -> 504 timeout_error. A failure after the response started raises
-    :class:`UpstreamStreamError` (SSERewriteMiddleware turns it into ``event: error``).
+    Errors (Anthropic shape): a request target that is not a path -> 400; unreachable
+    provider -> 502 api_error; no answer within ``timeout`` -> 504 timeout_error. An event
+    stream that breaks off raises :class:`UpstreamStreamError` (SSERewriteMiddleware turns it
+    into ``event: error``); any other answer that breaks off just ends, cut, with
+    ``exchange.error`` saying so. When the client disconnects (after sending its body), the
+    upstream call is cancelled, whether it is still waiting for the answer or relaying it.
     """
 
     def __init__(
@@ -92,22 +109,22 @@ class UpstreamApp:
         self.provider_name = provider_name
         self.timeout = timeout
         self.max_connections = max_connections
-        self.transport = transport
-        self.client: httpx.AsyncBaseTransport | None = None
+        self.given_transport = transport
+        self.transport: httpx.AsyncBaseTransport | None = None
         self._timeouts = {"connect": min(timeout, 30.0), "read": timeout, "write": timeout, "pool": timeout}
 
-    def open_client(self) -> httpx.AsyncBaseTransport:
+    def open_transport(self) -> httpx.AsyncBaseTransport:
         """The transport that carries requests upstream (opened once, shared by all requests)."""
-        self.client = self.transport or AiohttpTransport(
+        self.transport = self.given_transport or AiohttpTransport(
             limits=httpx.Limits(max_connections=self.max_connections, max_keepalive_connections=self.max_connections),
             proxy=environment_proxy(self.base_url),
         )
-        return self.client
+        return self.transport
 
-    async def close_client(self) -> None:
-        if self.client is not None:
-            await self.client.aclose()
-            self.client = None
+    async def close_transport(self) -> None:
+        if self.transport is not None:
+            await self.transport.aclose()
+            self.transport = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
@@ -119,49 +136,69 @@ class UpstreamApp:
         while True:
             message = await receive()
             if message["type"] == "lifespan.startup":
-                self.open_client()
+                self.open_transport()
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
-                await self.close_client()
+                await self.close_transport()
                 await send({"type": "lifespan.shutdown.complete"})
                 return
 
     async def forward(self, scope: Scope, receive: Receive, send: Send) -> None:
-        client = self.client or self.open_client()
+        transport = self.transport or self.open_transport()
         exchange = exchange_of(scope)
         exchange.provider_name = exchange.provider_name or self.provider_name
-        raw_path = scope.get("raw_path")  # as the client sent it, percent-encoding kept
-        path = raw_path.decode("latin-1") if raw_path else scope["path"]
-        if self.api_root:
-            root = path.find(self.api_root)
-            if root > 0:
-                path = path[root:]
+        path = self._path(scope)
+        if not path.startswith("/"):  # "@host/…" or "http://host/…" would change the host
+            await send_error(send, GatewayError(400, "the request target must be a path starting with /"))
+            return
         url = self.base_url + path
         exchange.upstream_uri = url
         exchange.tried_targets.append(url)
         query = scope.get("query_string", b"")
         headers = [(name, value) for name, value in scope["headers"] if name.lower() not in _HOP_BY_HOP]
         headers.append((b"accept-encoding", b"identity"))
+        body_sent = anyio.Event()
+        has_body = _has_body(scope["headers"])
         request = httpx.Request(
             scope["method"],
             url + ("?" + query.decode("latin-1") if query else ""),
             headers=headers,
-            content=body_chunks(receive) if _has_body(scope["headers"]) else None,
+            content=_request_body(receive, body_sent) if has_body else None,
             extensions={"timeout": self._timeouts},
         )
+        if not has_body:
+            body_sent.set()
         exchange.upstream_sent_ns = time.monotonic_ns()
         try:
-            response = await client.handle_async_request(request)
+            async with anyio.create_task_group() as task_group:
+                task_group.start_soon(_cancel_on_disconnect, receive, body_sent, task_group.cancel_scope, exchange)
+                await self._exchange(transport, request, send, exchange)
+                task_group.cancel_scope.cancel()
+        except BaseExceptionGroup as group:  # anyio wraps even a single failure; callers want it bare
+            if len(group.exceptions) == 1:
+                raise group.exceptions[0] from None
+            raise
+
+    def _path(self, scope: Scope) -> str:
+        raw_path = scope.get("raw_path")  # as the client sent it, percent-encoding kept
+        path = raw_path.decode("latin-1") if raw_path else scope["path"]
+        if self.api_root:
+            root = path.find(self.api_root)
+            if root > 0:
+                path = path[root:]
+        return path
+
+    async def _exchange(self, transport: httpx.AsyncBaseTransport, request: httpx.Request, send: Send, exchange) -> None:
+        try:
+            response = await transport.handle_async_request(request)
         except (httpx.HTTPError, aiohttp.ClientError) as exc:
             await self._answer_failure(exc, send, exchange)
             return
         try:
-            if (response.headers.get("content-type") or "").startswith("text/event-stream"):
-                await self._relay_watching(response, receive, send, exchange)
-            else:  # a JSON answer is already generated: it arrives at once
-                await self._relay(response, send, exchange)
+            await self._relay(response, send, exchange)
         finally:
-            await response.aclose()
+            with anyio.CancelScope(shield=True):  # even when the client's departure cancelled us
+                await response.aclose()
 
     async def _answer_failure(self, exc: Exception, send: Send, exchange) -> None:
         """Answer a request the upstream never answered: 504 past the timeout, 502 otherwise;
@@ -179,18 +216,6 @@ class UpstreamApp:
             exchange.error = f"upstream unreachable: {name}"
             await send_error(send, GatewayError(502, f"the upstream provider is unreachable ({name})", "api_error"))
 
-    async def _relay_watching(self, response: httpx.Response, receive: Receive, send: Send, exchange) -> None:
-        """_relay, cancelled when the client disconnects (a stream may run for minutes)."""
-        try:
-            async with anyio.create_task_group() as task_group:
-                task_group.start_soon(_cancel_on_disconnect, receive, task_group.cancel_scope, exchange)
-                await self._relay(response, send, exchange)
-                task_group.cancel_scope.cancel()
-        except BaseExceptionGroup as group:  # anyio wraps even a single failure; callers want it bare
-            if len(group.exceptions) == 1:
-                raise group.exceptions[0] from None
-            raise
-
     async def _relay(self, response: httpx.Response, send: Send, exchange) -> None:
         # httpx keeps the provider's spelling; ASGI wants lower-case names (and the middlewares match on them).
         headers = [
@@ -198,16 +223,21 @@ class UpstreamApp:
             for name, value in ((name.lower(), value) for name, value in response.headers.raw)
             if name not in _NOT_RELAYED_RESPONSE_HEADERS
         ]
-        if exchange.request_model:
-            headers.append((b"x-aimw-llm-model", f"{exchange.provider_name}/{exchange.request_model}".encode()))
+        model_header = f"{exchange.provider_name}/{exchange.request_model}"
+        if exchange.request_model and model_header.isascii() and model_header.isprintable():
+            headers.append((b"x-aimw-llm-model", model_header.encode()))
         await send({"type": "http.response.start", "status": response.status_code, "headers": headers})
         try:
             async for chunk in response.aiter_raw():
                 await send({"type": "http.response.body", "body": chunk, "more_body": True})
         except (httpx.HTTPError, aiohttp.ClientError) as exc:
             exchange.upstream_last_byte_ns = time.monotonic_ns()
-            raise UpstreamStreamError(f"the upstream provider's answer broke off ({type(exc).__name__})") from exc
-        exchange.upstream_last_byte_ns = time.monotonic_ns()
+            message = f"the upstream provider's answer broke off ({type(exc).__name__})"
+            if (response.headers.get("content-type") or "").startswith("text/event-stream"):
+                raise UpstreamStreamError(message) from exc
+            exchange.error = message  # nothing can be said inside a JSON body: it ends here, cut
+            logger.warning("%s", message)
+        exchange.upstream_last_byte_ns = exchange.upstream_last_byte_ns or time.monotonic_ns()
         await send({"type": "http.response.body", "body": b"", "more_body": False})
 
 
@@ -246,7 +276,18 @@ def _has_body(headers) -> bool:
     return any(name.lower() in (b"content-length", b"transfer-encoding") for name, _ in headers)
 
 
-async def _cancel_on_disconnect(receive: Receive, cancel_scope: anyio.CancelScope, exchange) -> None:
+async def _request_body(receive: Receive, body_sent: anyio.Event) -> AsyncIterator[bytes]:
+    async for chunk in body_chunks(receive):
+        yield chunk
+    body_sent.set()
+
+
+async def _cancel_on_disconnect(
+    receive: Receive, body_sent: anyio.Event, cancel_scope: anyio.CancelScope, exchange
+) -> None:
+    """Cancel the upstream call when the client goes: from the end of its body (before, the
+    body's reader gets the disconnect) until the answer's last byte."""
+    await body_sent.wait()
     message: Message = await receive()
     while message["type"] != "http.disconnect":
         message = await receive()

@@ -428,3 +428,16 @@ async def test_inferred_stream_mode_still_reads_usage(tmp_path):
     assert proxy["meta"]["request_mode"] == "stream"
     assert proxy["meta"]["response_model"] == "provider-model-7b"
     assert (proxy["usage"]["prompt_tokens"], proxy["usage"]["completion_tokens"]) == (125, 42)
+
+
+def test_the_log_follows_a_rotation(tmp_path):
+    """After logrotate renames the file, the next line goes to a new file at the same path."""
+    log = tmp_path / "aimw.log"
+    middleware = FileLogMiddleware(None, path=str(log))
+    middleware.write(b'{"n": 1}\n')
+    log.rename(tmp_path / "aimw.log.1")
+    middleware.write(b'{"n": 2}\n')
+    (tmp_path / "aimw.log").unlink()
+    middleware.write(b'{"n": 3}\n')
+    assert (tmp_path / "aimw.log.1").read_text() == '{"n": 1}\n'
+    assert log.read_text() == '{"n": 3}\n'

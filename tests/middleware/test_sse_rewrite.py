@@ -286,3 +286,13 @@ async def test_concurrent_streams_on_one_instance_stay_apart():
         assert events[0][1]["message"]["model"] == "up-model"
         text = "".join(d["delta"]["text"] for n, d in events if n == "content_block_delta")
         assert text == "".join(word + str(i) for i in range(5))
+
+
+async def test_a_stream_the_client_left_still_records_what_it_got():
+    """UpstreamApp returns without ending the body when the client leaves: the log still has the model and first token."""
+    inner = StreamingProvider([chunk("Hello"), chunk(" there")], end=False)
+    send, scope = await run(inner)
+    exchange = exchange_of(scope)
+    assert not send.complete
+    assert exchange.response_model == "up-model"
+    assert exchange.first_token_ns > 0

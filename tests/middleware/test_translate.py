@@ -438,3 +438,39 @@ async def test_one_instance_keeps_serving_through_every_kind_of_error():
     response, _ = await post_messages(app, good)
     assert response.status == 500
     await good_request()
+
+
+@pytest.mark.parametrize("stream", [False, True])
+async def test_only_safe_provider_headers_reach_the_client(stream):
+    """Cookies and the operator's organisation / project ids stay in the gateway."""
+    provider_headers = [
+        (b"x-request-id", b"req-1"),
+        (b"x-ratelimit-remaining-requests", b"99"),
+        (b"set-cookie", b"__cf_bm=abc"),
+        (b"openai-organization", b"org-secret123"),
+        (b"openai-project", b"proj-secret"),
+        (b"server", b"cloudflare"),
+    ]
+    if stream:
+        headers = [(b"content-type", b"text/event-stream; charset=utf-8"), (b"cache-control", b"no-cache"), *provider_headers]
+        inner = FakeProvider(200, headers=headers, chunks=[b"event: ping\ndata: {}\n\n", b""])
+    else:
+        inner = FakeProvider(200, good_completion(), headers=[(b"content-type", b"application/json"), *provider_headers])
+    response, _ = await post_messages(translate(inner), messages_body(stream=stream))
+    assert response.status == 200
+    names = {name for name, _ in response.messages[0]["headers"]}
+    assert {b"x-request-id", b"x-ratelimit-remaining-requests", b"content-type"} <= names
+    assert not names & {b"set-cookie", b"openai-organization", b"openai-project", b"server"}
+
+
+async def test_an_answer_that_broke_off_below_is_502():
+    """UpstreamApp ends a cut JSON answer and says so on the exchange: never translated as whole."""
+
+    async def cut(scope, receive, send):
+        await receive()
+        exchange_of(scope).error = "the upstream provider's answer broke off (ClientPayloadError)"
+        await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"application/json")]})
+        await send({"type": "http.response.body", "body": good_completion()[:40], "more_body": False})
+
+    response, _ = await post_messages(translate(cut), messages_body())
+    assert "broke off" in assert_anthropic_error(response, 502, "api_error")

@@ -206,8 +206,14 @@ class FileLogMiddleware:
         return proxy
 
     def write(self, line: bytes) -> None:
-        """Append ``line`` with a single ``write(2)``; a failing disk is logged, never raised."""
+        """Append ``line`` with a single ``write(2)``; a failing disk is logged, never raised.
+
+        The file is reopened when it is no longer the one at ``path`` (logrotate renamed or
+        removed it), so every worker moves on to the new file."""
         try:
+            if self._fd is not None and not self._still_at_path():
+                os.close(self._fd)
+                self._fd = None
             if self._fd is None:
                 directory = os.path.dirname(os.path.abspath(self.path))
                 os.makedirs(directory, exist_ok=True)
@@ -215,6 +221,14 @@ class FileLogMiddleware:
             os.write(self._fd, line)
         except OSError as exc:
             logger.error("cannot write the aimw log %s: %s", self.path, exc)
+
+    def _still_at_path(self) -> bool:
+        try:
+            at_path = os.stat(self.path)
+        except FileNotFoundError:
+            return False
+        opened = os.fstat(self._fd)
+        return (at_path.st_ino, at_path.st_dev) == (opened.st_ino, opened.st_dev)
 
 
 class _ExchangeRecord:

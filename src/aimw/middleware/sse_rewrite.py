@@ -89,6 +89,9 @@ class _AnthropicStream:
         self.tail = b""
         self.done = False
 
+    def record(self) -> None:
+        """Nothing to record: FileLogMiddleware reads an Anthropic stream itself."""
+
     def feed(self, chunk: bytes) -> bytes:
         data = self.tail + chunk if self.tail else chunk
         lf, crlf = data.rfind(b"\n\n"), data.rfind(b"\r\n\r\n")
@@ -173,3 +176,6 @@ class SSERewriteMiddleware:
             logger.warning("upstream stream failed: %s", type(exc).__name__)
             exchange.error = f"upstream stream failed: {type(exc).__name__}"
             await send({"type": "http.response.body", "body": stream.fail(), "more_body": False})
+        finally:
+            if stream is not None and not finished:  # the client left mid-stream: log what it got
+                stream.record()

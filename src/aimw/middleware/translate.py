@@ -7,8 +7,9 @@ answered locally with an estimate; ``HEAD`` on any path (the Claude Code CLI's
 pre-flight ``HEAD /`` and ``HEAD /api/hello``) is answered 200; anything else is 404.
 
 Response side: a non-streaming provider JSON answer becomes an Anthropic Message; a
-provider error becomes an Anthropic error with the matching status (``retry-after``
-kept); an event stream passes untouched (SSERewriteMiddleware, below, rewrote it).
+provider error becomes an Anthropic error with the matching status; an event stream
+passes untouched (SSERewriteMiddleware, below, rewrote it). Of the provider's response
+headers only ``retry-after``, request ids and ``x-ratelimit-*`` reach the client.
 """
 
 from __future__ import annotations
@@ -43,8 +44,10 @@ _RESPONSE_TRANSLATORS = {"openai_chat": openai_chat.response_to_anthropic}
 _DROPPED_REQUEST_HEADERS = frozenset(
     (b"anthropic-version", b"anthropic-beta", b"anthropic-dangerous-direct-browser-access", b"content-length")
 )
-_DROPPED_RESPONSE_HEADERS = frozenset((b"content-length", b"content-type", b"content-encoding", b"transfer-encoding"))
-_KEPT_ERROR_HEADERS = (b"retry-after", b"x-aimw-llm-model")
+# The provider's response headers that reach the client: the rest (cookies, organisation and
+# project ids, the provider's own framing) is the gateway operator's business.
+_RELAYED_RESPONSE_HEADERS = frozenset((b"retry-after", b"x-aimw-llm-model", b"x-request-id", b"request-id"))
+_STREAM_HEADERS = frozenset((b"content-type", b"cache-control"))  # as SSERewriteMiddleware set them
 
 DEFAULT_MAX_RESPONSE_BODY_SIZE = 32 * 1024 * 1024  # bytes
 
@@ -131,7 +134,7 @@ class TranslateMiddleware:
         exchange.request_model = model
         exchange.request_mode = "stream" if request.stream else "oneshot"
         exchange.log_meta.update(self.provider.log_meta)
-        path, query = self.provider.upstream_path(model, request.stream)
+        path, query = self.provider.upstream_path(model)
         headers = with_headers(
             scope["headers"],
             drop=_DROPPED_REQUEST_HEADERS | {b"content-type"},
@@ -168,7 +171,7 @@ class TranslateMiddleware:
                 content_type = header_value(message.get("headers", ()), b"content-type") or b""
                 if message["status"] < 400 and content_type.startswith(b"text/event-stream"):
                     passing = True
-                    await send(message)
+                    await send({**message, "headers": _relayed(message.get("headers", ()), _STREAM_HEADERS)})
                     return
                 start = message
                 return
@@ -187,14 +190,22 @@ class TranslateMiddleware:
     async def _send_translated(self, send: Send, start: Message, body: bytes, model: str, exchange: Exchange) -> None:
         status = start["status"]
         upstream_headers = start.get("headers", ())
+        if exchange.error:  # the answer broke off below: what arrived is not all of it
+            raise GatewayError(502, exchange.error, "api_error")
         if status >= 400:
             status, body = error_from_provider(status, body)
-            kept = [(name, value) for name, value in upstream_headers if name in _KEPT_ERROR_HEADERS]
-            await send_body(send, status, body, [*JSON_HEADERS, *kept])
-            return
-        body, exchange.usage.reasoning_tokens = self.translate_response(body, model)
-        headers = with_headers(upstream_headers, drop=_DROPPED_RESPONSE_HEADERS, add=JSON_HEADERS)
-        await send_body(send, status, body, headers)
+        else:
+            body, exchange.usage.reasoning_tokens = self.translate_response(body, model)
+        await send_body(send, status, body, [*JSON_HEADERS, *_relayed(upstream_headers)])
+
+
+def _relayed(headers, also: frozenset[bytes] = frozenset()) -> list[tuple[bytes, bytes]]:
+    """The provider's headers a client may see: retry-after, request ids, x-ratelimit-*."""
+    return [
+        (name, value)
+        for name, value in headers
+        if name in _RELAYED_RESPONSE_HEADERS or name in also or name.startswith(b"x-ratelimit-")
+    ]
 
 
 def _decode_request(body: bytes) -> anthropic.MessagesRequest:

@@ -12,7 +12,7 @@ from typing import Literal
 
 from aimw.translators.openai_chat import ThinkingFormat
 
-WireFormat = Literal["openai_chat", "anthropic", "gemini"]
+WireFormat = Literal["openai_chat", "anthropic"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -22,7 +22,6 @@ class Provider:
     name: Kong's provider_name (``huggingface``, ``azure`` ...).
     base_url: scheme://host[:port] of the real service.
     path: the request path; ``{model}`` is replaced by the upstream model name.
-    stream_path: the path for streamed requests when it differs (Gemini), else ``path``.
     query: the query string sent upstream (without ``?``), e.g. Azure's api-version.
     wire_format: the format the provider speaks.
     default_model: the model used when neither AIMW_MODEL nor the client names one.
@@ -40,13 +39,11 @@ class Provider:
     default_model: str
     auth_header: str = "authorization"
     auth_prefix: str = "Bearer "
-    stream_path: str | None = None
     query: str = ""
     max_tokens_field: str = "max_tokens"
     thinking_format: ThinkingFormat = "none"
     log_meta: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
 
-    def upstream_path(self, model: str, stream: bool) -> tuple[str, str]:
+    def upstream_path(self, model: str) -> tuple[str, str]:
         """(path, query) of the upstream request for ``model``."""
-        template = self.stream_path if stream and self.stream_path else self.path
-        return template.replace("{model}", model), self.query
+        return self.path.replace("{model}", model), self.query
