@@ -2,7 +2,8 @@
 when the provider has no such endpoint.
 
 Counts the system prompt, every message's text (tool_use inputs and tool results
-included), tool names, descriptions and input schemas, and images. Text is taken at
+included, and search results, tool references and the calls and results of server
+tools), tool names, descriptions and input schemas, and images. Text is taken at
 about 3.5 characters per token (Anthropic's tokenizer on English and code); an image is
 taken at 1,600 tokens, Anthropic's cost of an image near its 1.15-megapixel optimum
 (Anthropic docs, "Vision": tokens = width * height / 750). Each message and tool adds a
@@ -48,7 +49,7 @@ def estimate_input_tokens(request: a.MessagesRequest) -> int:
     return max(1, tokens + math.ceil(chars / CHARS_PER_TOKEN))
 
 
-def _block_size(block: a.ContentBlock) -> tuple[int, int]:
+def _block_size(block: a.ContentBlock | a.ToolResultContentBlock) -> tuple[int, int]:
     """(characters of text, number of images) in one content block."""
     if isinstance(block, a.TextBlock):
         return len(block.text), 0
@@ -70,4 +71,12 @@ def _block_size(block: a.ContentBlock) -> tuple[int, int]:
     if isinstance(block, a.DocumentBlock):
         data = block.source.data
         return (len(data) if isinstance(data, str) and block.source.type == "text" else 0), 0
+    if isinstance(block, a.SearchResultBlock):
+        return len(block.title) + len(block.source) + sum(len(text.text) for text in block.content), 0
+    if isinstance(block, a.ToolReferenceBlock):
+        return len(block.tool_name), 0
+    if isinstance(block, a.ServerToolUseBlock):
+        return len(block.name) + len(block.input), 0
+    if isinstance(block, (a.WebSearchToolResultBlock, a.WebFetchToolResultBlock)):
+        return len(block.content), 0
     return 0, 0

@@ -124,7 +124,7 @@ def test_text_oneshot(client, fake, gateway, case):
     assert sent.body["model"] == "qwen-plus"
     assert sent.body["max_tokens"] == 256  # under the cap: kept
     assert sent.body["temperature"] == DEFAULT_TEMPERATURE
-    assert "enable_thinking" not in sent.body and "thinking_budget" not in sent.body
+    assert sent.body["enable_thinking"] is False and "thinking_budget" not in sent.body  # never thinking off-stream
     (line,) = exact_log_lines(gateway, case)
     meta = line["ai"]["proxy"]["meta"]
     assert (meta["provider_name"], meta["request_model"], meta["response_model"], meta["request_mode"]) == (
@@ -211,10 +211,10 @@ def test_thinking_budget_within_the_capped_max_tokens(client, fake, case):
 
 @pytest.mark.parametrize(
     ("thinking", "expected"),
-    [
-        ({"type": "adaptive"}, {}),  # Claude Code's default: the model's own default
+    [  # non-streaming: Qwen3 on DashScope refuses thinking off-stream, so it is always turned off
+        ({"type": "adaptive"}, {"enable_thinking": False}),
         ({"type": "disabled"}, {"enable_thinking": False}),
-        (None, {}),
+        (None, {"enable_thinking": False}),
     ],
     ids=["adaptive", "disabled", "absent"],
 )

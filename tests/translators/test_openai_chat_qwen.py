@@ -3,7 +3,8 @@
 Alibaba Cloud Model Studio docs, "Deep thinking": top-level ``enable_thinking`` (bool) and
 ``thinking_budget`` (tokens); earlier reasoning travels as the assistant's
 ``reasoning_content``. Claude Code sends ``thinking: {"type": "adaptive"}``, which leaves
-the model's own default (no enable_thinking).
+the model's own default (no enable_thinking) on a stream. A non-streaming request always
+says ``enable_thinking: false``: DashScope's open-source Qwen3 models refuse it otherwise.
 """
 
 from __future__ import annotations
@@ -223,10 +224,13 @@ def test_the_corpus_sends_adaptive_thinking():
 
 
 @pytest.mark.parametrize("path", CORPUS, ids=[path.name.split("-")[0] for path in CORPUS])
-def test_corpus_adaptive_sends_no_enable_thinking(path):
+def test_corpus_adaptive_leaves_thinking_alone_on_streams(path):
     raw = path.read_bytes()
     qwen = translate(raw)
-    assert not QWEN_KEYS & set(qwen)
+    if json.loads(raw).get("stream"):
+        assert not QWEN_KEYS & set(qwen)
+    else:  # Claude Code's non-streaming fallback
+        assert qwen.pop("enable_thinking") is False and "thinking_budget" not in qwen
     assert_no_anthropic_thinking(qwen)
     # the corpus holds no thinking blocks: qwen changes nothing else
     assert qwen == translate(raw, thinking_format="none")
@@ -278,7 +282,15 @@ def test_thinking_budget_never_exceeds_max_tokens() -> None:
     assert kept["thinking_budget"] == 2048
 
 
-def test_enabled_thinking_is_not_asked_of_a_non_streaming_request() -> None:
-    """Qwen3 on DashScope refuses enable_thinking on non-streaming calls."""
-    out = translate(body(max_tokens=4096, stream=False, thinking={"type": "enabled", "budget_tokens": 1024}))
-    assert "enable_thinking" not in out and "thinking_budget" not in out
+@pytest.mark.parametrize(
+    "thinking", [{"type": "enabled", "budget_tokens": 1024}, {"type": "disabled"}, {"type": "adaptive"}, None]
+)
+def test_a_non_streaming_request_always_disables_thinking(thinking) -> None:
+    """DashScope's open-source Qwen3 models refuse a non-streaming call unless it says
+    enable_thinking false ("parameter.enable_thinking must be set to false for non-streaming calls")."""
+    fields = {"thinking": thinking} if thinking else {}
+    out = translate(body(max_tokens=4096, stream=False, **fields))
+    assert out["enable_thinking"] is False
+    assert "thinking_budget" not in out
+    assert_no_anthropic_thinking(out)
+    assert not QWEN_KEYS & set(translate(body(max_tokens=4096, stream=False, **fields), thinking_format="none"))

@@ -16,6 +16,7 @@ import pytest
 from conftest import corpus_bodies
 
 from aimw.errors import GatewayError
+from aimw.token_estimate import estimate_input_tokens
 from aimw.translators import anthropic as a
 from aimw.translators import openai_chat as oc
 
@@ -836,3 +837,196 @@ def test_the_validator_catches_broken_pairing() -> None:
         )
     with pytest.raises(AssertionError):
         assert_valid_chat_request({"model": "m", "messages": [{"role": "user", "content": "x", "cache_control": {}}]})
+
+
+# ---------------------------------------------------------------- a system turn between a tool call and its result
+
+
+def test_a_system_turn_between_tool_use_and_tool_result_waits_for_the_tool_messages() -> None:
+    out = translate(
+        body(
+            [
+                {"role": "user", "content": "go"},
+                {
+                    "role": "assistant",
+                    "content": [
+                        {"type": "tool_use", "id": "a1", "name": "get_time", "input": {}},
+                        {"type": "tool_use", "id": "a2", "name": "get_time", "input": {}},
+                    ],
+                },
+                {"role": "system", "content": "ENV CHANGED"},
+                {"role": "system", "content": [{"type": "text", "text": "MORE"}]},
+                {
+                    "role": "user",
+                    "content": [
+                        {"type": "tool_result", "tool_use_id": "a1", "content": "09:00"},
+                        {"type": "tool_result", "tool_use_id": "a2", "content": "10:00"},
+                        {"type": "text", "text": "thanks"},
+                    ],
+                },
+            ],
+            tools=[TIME_TOOL],
+        )
+    )
+    assert_valid_chat_request(out)
+    assert [(m["role"], m.get("tool_call_id"), m["content"]) for m in out["messages"][2:]] == [
+        ("tool", "a1", "09:00"),  # the real results, not "No result was provided"
+        ("tool", "a2", "10:00"),
+        ("system", None, "ENV CHANGED"),
+        ("system", None, "MORE"),
+        ("user", None, "thanks"),
+    ]
+
+
+def test_a_held_system_turn_comes_out_when_no_user_turn_follows() -> None:
+    tool_use = {"type": "tool_use", "id": "a1", "name": "get_time", "input": {}}
+    out = translate(
+        body(
+            [
+                {"role": "user", "content": "go"},
+                {"role": "assistant", "content": [tool_use]},
+                {"role": "system", "content": "AT THE END"},
+            ],
+            tools=[TIME_TOOL],
+        )
+    )
+    assert_valid_chat_request(out)
+    assert [m["role"] for m in out["messages"]] == ["user", "assistant", "tool", "system"]
+    assert out["messages"][-1]["content"] == "AT THE END"
+    then_assistant = translate(
+        body(
+            [
+                {"role": "user", "content": "go"},
+                {"role": "assistant", "content": [tool_use]},
+                {"role": "system", "content": "BETWEEN"},
+                {"role": "assistant", "content": "done"},
+            ],
+            tools=[TIME_TOOL],
+        )
+    )
+    assert_valid_chat_request(then_assistant)
+    assert [(m["role"], m["content"]) for m in then_assistant["messages"][2:]] == [
+        ("tool", "No result was provided for this tool call."),
+        ("system", "BETWEEN"),
+        ("assistant", "done"),
+    ]
+
+
+# ---------------------------------------------------------------- tool search, search results, server tools
+
+DEFERRED_FETCH = {
+    "name": "WebFetch",
+    "description": "Fetch a URL",
+    "input_schema": {"type": "object", "properties": {"url": {"type": "string"}}},
+    "defer_loading": True,
+}
+DEFERRED_OTHER = {**DEFERRED_FETCH, "name": "NotebookEdit", "description": "Edit a notebook"}
+TOOL_SEARCH = {"name": "ToolSearch", "input_schema": {"type": "object", "properties": {"query": {"type": "string"}}}}
+
+
+def tool_search_history(result_content: list) -> list:
+    return [
+        {"role": "user", "content": "fetch example.com"},
+        {"role": "assistant", "content": [{"type": "tool_use", "id": "ts1", "name": "ToolSearch", "input": {"query": "select:WebFetch"}}]},
+        {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "ts1", "content": result_content}]},
+    ]
+
+
+def test_tool_reference_loads_the_deferred_tool() -> None:
+    """Claude Code's ToolSearch answers with tool_reference blocks; the tool they name is
+    then callable, so it must reach the Chat Completions tools."""
+    messages = tool_search_history([{"type": "tool_reference", "tool_name": "WebFetch"}])
+    out = translate(body(messages, tools=[TOOL_SEARCH, DEFERRED_OTHER, DEFERRED_FETCH]))
+    assert_valid_chat_request(out)
+    assert [t["function"]["name"] for t in out["tools"]] == ["ToolSearch", "WebFetch"]
+    fetch = out["tools"][1]["function"]
+    assert fetch == {"name": "WebFetch", "description": "Fetch a URL", "parameters": DEFERRED_FETCH["input_schema"]}
+    tool_message = out["messages"][-1]
+    assert tool_message["role"] == "tool" and tool_message["tool_call_id"] == "ts1"
+    assert "WebFetch" in tool_message["content"] and "available" in tool_message["content"]
+    # without the tool_reference the deferred tools stay hidden
+    plain = translate(body(tool_search_history([{"type": "text", "text": "none"}]), tools=[TOOL_SEARCH, DEFERRED_FETCH]))
+    assert [t["function"]["name"] for t in plain["tools"]] == ["ToolSearch"]
+
+
+def test_tool_reference_is_only_tool_result_content() -> None:
+    raw = json.dumps(body([{"role": "user", "content": [{"type": "tool_reference", "tool_name": "WebFetch"}]}])).encode()
+    with pytest.raises(msgspec.ValidationError):
+        a.request_decoder.decode(raw)
+
+
+SEARCH_RESULT = {
+    "type": "search_result",
+    "source": "https://docs.example.com/api",
+    "title": "API reference",
+    "content": [{"type": "text", "text": "First fact."}, {"type": "text", "text": "Second fact."}],
+    "citations": {"enabled": True},
+}
+
+
+def test_search_result_becomes_text_in_a_turn_and_in_a_tool_result() -> None:
+    messages = [
+        {"role": "user", "content": [SEARCH_RESULT, {"type": "text", "text": "summarise"}]},
+        {"role": "assistant", "content": [{"type": "tool_use", "id": "s1", "name": "get_time", "input": {}}]},
+        {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "s1", "content": [SEARCH_RESULT]}]},
+    ]
+    out = translate(body(messages, tools=[TIME_TOOL]))
+    assert_valid_chat_request(out)
+    for text in (out["messages"][0]["content"], out["messages"][-1]["content"]):
+        assert isinstance(text, str)
+        for piece in ("API reference", "https://docs.example.com/api", "First fact.", "Second fact."):
+            assert piece in text
+    assert out["messages"][0]["content"].endswith("summarise")
+
+
+def test_server_tool_blocks_become_text_never_tool_calls() -> None:
+    """A resumed history can hold web_search / web_fetch that ran on Anthropic's servers."""
+    messages = [
+        {"role": "user", "content": "news?"},
+        {
+            "role": "assistant",
+            "content": [
+                {"type": "text", "text": "Searching."},
+                {"type": "server_tool_use", "id": "srvtoolu_1", "name": "web_search", "input": {"query": "aimw news"}},
+                {
+                    "type": "web_search_tool_result",
+                    "tool_use_id": "srvtoolu_1",
+                    "content": [{"type": "web_search_result", "url": "https://news.example", "title": "News", "encrypted_content": "EC"}],
+                },
+                {"type": "server_tool_use", "id": "srvtoolu_2", "name": "web_fetch", "input": {"url": "https://news.example"}},
+                {
+                    "type": "web_fetch_tool_result",
+                    "tool_use_id": "srvtoolu_2",
+                    "content": {"type": "web_fetch_tool_error", "error_code": "url_not_accessible"},
+                },
+                {"type": "text", "text": "Nothing found."},
+            ],
+        },
+        {"role": "user", "content": "ok"},
+    ]
+    out = translate(body(messages))
+    assert_valid_chat_request(out)
+    assistant = out["messages"][1]
+    assert assistant["role"] == "assistant" and "tool_calls" not in assistant
+    text = assistant["content"]
+    assert text.startswith("Searching.") and text.endswith("Nothing found.")
+    for piece in ("web_search", "srvtoolu_1", "aimw news", "https://news.example", "web_fetch", "url_not_accessible"):
+        assert piece in text, piece
+    assert [m["role"] for m in out["messages"]] == ["user", "assistant", "user"]
+
+
+def test_new_blocks_are_counted_by_the_token_estimate() -> None:
+    def estimate(content: list) -> int:
+        return estimate_input_tokens(a.request_decoder.decode(json.dumps(body([{"role": "user", "content": content}])).encode()))
+
+    empty = estimate([])
+    long_text = "word " * 400
+    blocks = [
+        {**SEARCH_RESULT, "content": [{"type": "text", "text": long_text}]},
+        {"type": "tool_result", "tool_use_id": "t", "content": [{"type": "tool_reference", "tool_name": "X" * 400}]},
+        {"type": "server_tool_use", "id": "s", "name": "web_search", "input": {"query": long_text}},
+        {"type": "web_search_tool_result", "tool_use_id": "s", "content": [{"type": "web_search_result", "title": long_text}]},
+        {"type": "web_fetch_tool_result", "tool_use_id": "s", "content": {"type": "web_fetch_result", "url": long_text}},
+    ]
+    for block in blocks:
+        assert estimate([block]) > empty + 100, block["type"]

@@ -343,3 +343,31 @@ def test_reasoning_tokens_travel_beside_the_message() -> None:
     encoded, reasoning_tokens = oc.response_to_anthropic(body, FALLBACK)
     assert reasoning_tokens == 6
     assert json.loads(encoded)["usage"]["output_tokens"] == 9
+
+
+# ---------------------------------------------------------------- what some servers send differently
+
+
+@pytest.mark.parametrize("arguments", [{"city": "Paris", "days": [1, 2], "deep": {"x": None}}, {}])
+def test_object_tool_arguments_are_the_input(arguments: dict) -> None:
+    """TGI and some llama.cpp builds send ``arguments`` as a JSON object, not a string."""
+    out = translate(
+        completion(
+            {"tool_calls": [{"id": "c", "type": "function", "function": {"name": "f", "arguments": arguments}}]},
+            finish_reason="tool_calls",
+        )
+    )
+    assert out["content"] == [{"type": "tool_use", "id": "c", "name": "f", "input": arguments}]
+    assert out["stop_reason"] == "tool_use"
+
+
+def test_empty_finish_reason_is_end_turn_and_not_logged(caplog: pytest.LogCaptureFixture) -> None:
+    """SGLang 0.4.x and older Ollama send ``finish_reason: ""``."""
+    with caplog.at_level(logging.WARNING, logger="aimw.translators.openai_chat"):
+        out = translate(completion({"content": "x"}, finish_reason=""))
+        call = {"id": "c", "type": "function", "function": {"name": "f", "arguments": "{}"}}
+        with_call = translate(completion({"tool_calls": [call]}, finish_reason=""))
+    assert out["stop_reason"] == "end_turn"
+    assert with_call["stop_reason"] == "tool_use"
+    assert not caplog.records
+    assert oc.stop_reason_for("", False) == "end_turn"

@@ -721,3 +721,129 @@ def test_validator_rejects_broken_streams(broken: bytes) -> None:
 def test_validator_accepts_a_minimal_good_stream() -> None:
     stream = validate(START + _block(0) + _text(0) + _stop(0) + END)
     assert stream.text == "t"
+
+
+# ---------------------------------------------------------------- tool calls without index, or sharing one
+
+
+def bare_tool_delta(*, index: int | None = None, id: str | None = None, name: str | None = None, arguments: Any = None) -> dict:
+    """A tool_calls fragment with only the fields given (no ``index`` unless given)."""
+    call: dict[str, Any] = {"type": "function", "function": {}}
+    if index is not None:
+        call["index"] = index
+    if id is not None:
+        call["id"] = id
+    if name is not None:
+        call["function"]["name"] = name
+    if arguments is not None:
+        call["function"]["arguments"] = arguments
+    return {"tool_calls": [call]}
+
+
+def test_parallel_tool_calls_without_index_keep_one_block_each() -> None:
+    """Gemini's OpenAI-compatible API and mistral.rs: whole calls, each with an id, no index."""
+    wire = sse(
+        chunk(bare_tool_delta(id="call_a", name="get_weather", arguments='{"city": "Oslo"}')),
+        chunk(bare_tool_delta(id="call_b", name="get_time", arguments='{"tz": "UTC"}')),
+        chunk({}, "tool_calls"),
+    )
+    stream = run_resplit(wire)
+    assert stream.blocks == [
+        {"type": "tool_use", "id": "call_a", "name": "get_weather", "input": {"city": "Oslo"}},
+        {"type": "tool_use", "id": "call_b", "name": "get_time", "input": {"tz": "UTC"}},
+    ]
+    assert stream.stop_reason == "tool_use"
+
+
+def test_tool_call_fragments_without_index_continue_the_open_block() -> None:
+    wire = sse(
+        chunk(bare_tool_delta(id="call_a", name="f", arguments='{"x": ')),
+        chunk(bare_tool_delta(arguments="1}")),
+        chunk(bare_tool_delta(id="call_b", name="g", arguments='{"y": ')),
+        chunk(bare_tool_delta(arguments="2}")),
+        chunk({}, "tool_calls"),
+    )
+    stream = run_resplit(wire)
+    assert [(b["id"], b["name"], b["input"]) for b in stream.blocks] == [("call_a", "f", {"x": 1}), ("call_b", "g", {"y": 2})]
+
+
+def test_parallel_tool_calls_sharing_an_index_keep_one_block_each() -> None:
+    """Some Ollama and Dynamo builds send every call at index 0, each with its own id."""
+    wire = sse(
+        chunk(tool_delta(0, id="call_a", name="f", arguments='{"x": 1}')),
+        chunk(tool_delta(0, id="call_b", name="g", arguments='{"y": ')),
+        chunk(tool_delta(0, arguments="2}")),
+        chunk({}, "tool_calls"),
+    )
+    stream = run_resplit(wire)
+    assert [(b["id"], b["name"], b["input"]) for b in stream.blocks] == [("call_a", "f", {"x": 1}), ("call_b", "g", {"y": 2})]
+    assert stream.stop_reason == "tool_use"
+
+
+def test_a_repeated_id_continues_its_block() -> None:
+    wire = sse(
+        chunk(tool_delta(0, id="call_a", name="f", arguments='{"x": ')),
+        chunk(tool_delta(0, id="call_a", arguments="1}")),
+        chunk({}, "tool_calls"),
+    )
+    stream = run_resplit(wire)
+    assert [(b["id"], b["input"]) for b in stream.blocks] == [("call_a", {"x": 1})]
+    assert stream.json_fragments[0] == ['{"x": ', "1}"]
+
+
+def test_a_fragment_without_index_or_id_after_text_is_an_error() -> None:
+    wire = sse(
+        chunk(bare_tool_delta(id="call_a", name="f", arguments='{"x"')),
+        chunk({"content": "interjection"}),
+        chunk(bare_tool_delta(arguments=": 1}")),
+    )
+    assert run_resplit(wire).names[-1] == "error"
+
+
+# ---------------------------------------------------------------- finish_reason "" on every chunk
+
+
+def test_empty_finish_reason_on_every_chunk_is_no_finish_reason(caplog: pytest.LogCaptureFixture) -> None:
+    """SGLang 0.4.x and older Ollama send ``finish_reason: ""`` until the last chunk."""
+    wire = sse(
+        chunk({"content": "Let me "}, ""),
+        chunk({"content": "check."}, ""),
+        chunk(tool_delta(0, id="call_a", name="f", arguments='{"x": ')),
+        chunk(tool_delta(0, arguments="1"), ""),
+        chunk(tool_delta(0, arguments="}"), ""),
+        chunk({}, "tool_calls"),
+    )
+    with caplog.at_level(logging.WARNING, logger="aimw.translators.openai_chat"):
+        stream = run_resplit(wire)
+    assert [b["type"] for b in stream.blocks] == ["text", "tool_use"]
+    assert stream.text == "Let me check."
+    assert stream.blocks[1]["input"] == {"x": 1}
+    assert stream.stop_reason == "tool_use"
+    assert not caplog.records
+
+
+def test_empty_finish_reason_to_the_end_is_end_turn(caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.WARNING, logger="aimw.translators.openai_chat"):
+        stream = run_resplit(sse(chunk({"content": "a"}, ""), chunk({"content": "b"}, "")))
+    assert stream.text == "ab" and len(stream.blocks) == 1
+    assert stream.stop_reason == "end_turn"
+    assert not caplog.records
+
+
+# ---------------------------------------------------------------- arguments as a JSON object
+
+
+def test_object_arguments_are_one_input_json_delta() -> None:
+    """TGI and some llama.cpp builds send ``arguments`` as an object, not a JSON string."""
+    wire = sse(
+        chunk(tool_delta(0, id="call_a", name="get_weather")),
+        chunk({"tool_calls": [{"index": 0, "function": {"arguments": {"city": "Oslo", "days": [1, 2]}}}]}),
+        chunk({"tool_calls": [{"index": 1, "id": "call_b", "function": {"name": "g", "arguments": {}}}]}),
+        chunk({}, "tool_calls"),
+    )
+    stream = run_resplit(wire)
+    assert [(b["id"], b["name"], b["input"]) for b in stream.blocks] == [
+        ("call_a", "get_weather", {"city": "Oslo", "days": [1, 2]}),
+        ("call_b", "g", {}),
+    ]
+    assert len(stream.json_fragments[0]) == 1 and len(stream.json_fragments[1]) == 1

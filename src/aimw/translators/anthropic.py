@@ -55,9 +55,27 @@ class ToolUseBlock(Struct, tag="tool_use", tag_field="type"):
     input: Raw
 
 
+class SearchResultBlock(Struct, tag="search_result", tag_field="type"):
+    """A search result given to the model (in a user turn or a tool_result)."""
+
+    source: str
+    title: str
+    content: list[TextBlock]
+
+
+class ToolReferenceBlock(Struct, tag="tool_reference", tag_field="type"):
+    """In a tool_result only: the tool search tool (Claude Code's ToolSearch) loaded the
+    deferred tool ``tool_name`` (Anthropic docs, "Tool search tool")."""
+
+    tool_name: str
+
+
+ToolResultContentBlock = TextBlock | ImageBlock | DocumentBlock | SearchResultBlock | ToolReferenceBlock
+
+
 class ToolResultBlock(Struct, tag="tool_result", tag_field="type"):
     tool_use_id: str
-    content: str | list[TextBlock | ImageBlock | DocumentBlock] = ""
+    content: str | list[ToolResultContentBlock] = ""
     is_error: bool = False
 
 
@@ -70,14 +88,40 @@ class RedactedThinkingBlock(Struct, tag="redacted_thinking", tag_field="type"):
     data: str
 
 
+class ServerToolUseBlock(Struct, tag="server_tool_use", tag_field="type"):
+    """A call of a server tool (web_search, web_fetch ...) that ran on Anthropic's servers."""
+
+    id: str
+    name: str
+    input: Raw
+
+
+class WebSearchToolResultBlock(Struct, tag="web_search_tool_result", tag_field="type"):
+    """``content`` is a list of web_search_result blocks or an error object."""
+
+    tool_use_id: str
+    content: Raw
+
+
+class WebFetchToolResultBlock(Struct, tag="web_fetch_tool_result", tag_field="type"):
+    """``content`` is a web_fetch_result block or an error object."""
+
+    tool_use_id: str
+    content: Raw
+
+
 ContentBlock = (
     TextBlock
     | ImageBlock
     | DocumentBlock
+    | SearchResultBlock
     | ToolUseBlock
     | ToolResultBlock
     | ThinkingBlock
     | RedactedThinkingBlock
+    | ServerToolUseBlock
+    | WebSearchToolResultBlock
+    | WebFetchToolResultBlock
 )
 
 # ---------------------------------------------------------------- request

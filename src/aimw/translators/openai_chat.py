@@ -117,12 +117,35 @@ def _document_part(block: a.DocumentBlock) -> dict:
     raise GatewayError(400, f"document source type {source.type!r} cannot be sent to an OpenAI Chat Completions provider")
 
 
+def _block_text(block: a.ContentBlock | a.ToolResultContentBlock) -> str | None:
+    """The text form of a block that is text to a Chat Completions model, else None.
+
+    A tool_reference (tool search loaded a deferred tool; the tool itself is sent by
+    ``_tools``) says the tool is available; a search_result is its title, source and texts;
+    server_tool_use and web_search / web_fetch results ran on Anthropic's servers, so they
+    are told as text (their JSON), never as Chat Completions tool calls.
+    """
+    if isinstance(block, a.TextBlock):
+        return block.text
+    if isinstance(block, a.ToolReferenceBlock):
+        return f"Tool {block.tool_name} is now available."
+    if isinstance(block, a.SearchResultBlock):
+        return "\n\n".join([f"Search result: {block.title}\nSource: {block.source}", *(text.text for text in block.content)])
+    if isinstance(block, a.ServerToolUseBlock):
+        return f"Called server tool {block.name} (id {block.id}) with input {bytes(block.input).decode()}"
+    if isinstance(block, (a.WebSearchToolResultBlock, a.WebFetchToolResultBlock)):
+        return f"Result of server tool call {block.tool_use_id}: {bytes(block.content).decode()}"
+    return None
+
+
 def _parts(blocks: list) -> list[dict]:
-    """Text, image and document blocks -> Chat Completions content parts (others are skipped)."""
+    """Text-like (``_block_text``), image and document blocks -> Chat Completions content
+    parts (others are skipped)."""
     parts: list[dict] = []
     for block in blocks:
-        if isinstance(block, a.TextBlock):
-            parts.append({"type": "text", "text": block.text})
+        text = _block_text(block)
+        if text is not None:
+            parts.append({"type": "text", "text": text})
         elif isinstance(block, a.ImageBlock):
             parts.append(_image_part(block.source))
         elif isinstance(block, a.DocumentBlock):
@@ -157,8 +180,9 @@ def _assistant(message: a.Message, thinking_format: ThinkingFormat) -> ChatMessa
     thoughts: list[str] = []
     calls: list[ToolCall] = []
     for block in message.content:
-        if isinstance(block, a.TextBlock):
-            texts.append(block.text)
+        text = _block_text(block)
+        if text is not None:
+            texts.append(text)
         elif isinstance(block, a.ToolUseBlock):
             calls.append(ToolCall(id=block.id, function=FunctionCall(block.name, bytes(block.input).decode())))
         elif isinstance(block, a.ThinkingBlock) and block.thinking:
@@ -173,50 +197,66 @@ def _assistant(message: a.Message, thinking_format: ThinkingFormat) -> ChatMessa
 
 
 def _messages(request: a.MessagesRequest, thinking_format: ThinkingFormat) -> list[ChatMessage]:
+    """Chat Completions wants the role "tool" answers right after the assistant's tool calls,
+    so a system turn that comes between (Claude Code sends some) waits until they are out."""
     out: list[ChatMessage] = []
     system = "\n\n".join(a.system_texts(request))
     if system:
         out.append(ChatMessage(role="system", content=system))
     pending_calls: list[str] = []  # tool_call ids of the last assistant turn, in order
+    held: list[ChatMessage] = []  # system turns met while pending_calls await their answers
     for message in request.messages:
         if message.role == "assistant":
+            out.extend(_unanswered(pending_calls))
+            out.extend(held)
             chat = _assistant(message, thinking_format)
             out.append(chat)
             pending_calls = [call.id for call in chat.tool_calls] if chat.tool_calls else []
+            held = []
             continue
-        if isinstance(message.content, str):
-            out.extend(_unanswered(pending_calls))
-            pending_calls = []
-            out.append(ChatMessage(role=message.role, content=message.content))
+        if message.role == "system" and pending_calls:
+            held.extend(_turn(message, [])[1])
             continue
-        results: dict[str, a.ToolResultBlock] = {}
-        others: list = []
-        for block in message.content:
-            if isinstance(block, a.ToolResultBlock):
-                results[block.tool_use_id] = block
-            else:
-                others.append(block)
-        images: list[dict] = []
-        for call_id in pending_calls:
-            result = results.pop(call_id, None)
-            if result is None:
-                out.extend(_unanswered([call_id]))
-                continue
-            text, result_images = _tool_result_text(result)
-            out.append(ChatMessage(role="tool", content=text, tool_call_id=call_id))
-            images.extend(result_images)
-        pending_calls = []
-        parts: list[dict] = []
-        for orphan in results.values():  # a tool_result whose tool_use is not in the previous turn
-            text, result_images = _tool_result_text(orphan)
-            parts.append({"type": "text", "text": f"Result of tool call {orphan.tool_use_id}: {text}"})
-            parts.extend(result_images)
-        parts.extend(images)
-        parts.extend(_parts(others))
-        if parts:
-            out.append(ChatMessage(role=message.role, content=_content(parts)))
+        answers, rest = _turn(message, pending_calls)
+        out.extend(answers)
+        out.extend(held)
+        out.extend(rest)
+        pending_calls, held = [], []
     out.extend(_unanswered(pending_calls))
+    out.extend(held)
     return out
+
+
+def _turn(message: a.Message, pending_calls: list[str]) -> tuple[list[ChatMessage], list[ChatMessage]]:
+    """A user or system turn -> (role "tool" answers to ``pending_calls``, in call order;
+    the turn's other content). A tool_result that answers no pending call becomes text."""
+    if isinstance(message.content, str):
+        return _unanswered(pending_calls), [ChatMessage(role=message.role, content=message.content)]
+    results: dict[str, a.ToolResultBlock] = {}
+    others: list = []
+    for block in message.content:
+        if isinstance(block, a.ToolResultBlock):
+            results[block.tool_use_id] = block
+        else:
+            others.append(block)
+    answers: list[ChatMessage] = []
+    images: list[dict] = []
+    for call_id in pending_calls:
+        result = results.pop(call_id, None)
+        if result is None:
+            answers.extend(_unanswered([call_id]))
+            continue
+        text, result_images = _tool_result_text(result)
+        answers.append(ChatMessage(role="tool", content=text, tool_call_id=call_id))
+        images.extend(result_images)
+    parts: list[dict] = []
+    for orphan in results.values():  # a tool_result whose tool_use is not in the previous turn
+        text, result_images = _tool_result_text(orphan)
+        parts.append({"type": "text", "text": f"Result of tool call {orphan.tool_use_id}: {text}"})
+        parts.extend(result_images)
+    parts.extend(images)
+    parts.extend(_parts(others))
+    return answers, [ChatMessage(role=message.role, content=_content(parts))] if parts else []
 
 
 def _unanswered(call_ids: list[str]) -> list[ChatMessage]:
@@ -224,15 +264,29 @@ def _unanswered(call_ids: list[str]) -> list[ChatMessage]:
     return [ChatMessage(role="tool", content="No result was provided for this tool call.", tool_call_id=i) for i in call_ids]
 
 
+def _loaded_tools(request: a.MessagesRequest) -> set[str]:
+    """Names of the deferred tools that tool search loaded: the tool_reference blocks in the
+    messages' tool_results (Anthropic docs, "Tool search tool")."""
+    names: set[str] = set()
+    for message in request.messages:
+        if isinstance(message.content, str):
+            continue
+        for block in message.content:
+            if isinstance(block, a.ToolResultBlock) and not isinstance(block.content, str):
+                names.update(inner.tool_name for inner in block.content if isinstance(inner, a.ToolReferenceBlock))
+    return names
+
+
 def _tools(request: a.MessagesRequest) -> list[ChatTool]:
-    """Client tools only: deferred tools (``defer_loading``) are not shown to the model until
-    Anthropic's tool search loads them, and server tools (``type`` other than custom) run
-    only on Anthropic's servers."""
+    """Client tools only: a deferred tool (``defer_loading``) is shown to the model once
+    tool search has loaded it (a tool_reference names it), as Anthropic does; server
+    tools (``type`` other than custom) run only on Anthropic's servers."""
     if request.tools is UNSET:
         return []
+    loaded = _loaded_tools(request)
     tools = []
     for tool in request.tools:
-        if tool.defer_loading or tool.type not in (UNSET, None, "custom"):
+        if (tool.defer_loading and tool.name not in loaded) or tool.type not in (UNSET, None, "custom"):
             continue
         parameters = tool.input_schema if tool.input_schema is not UNSET else _EMPTY_SCHEMA
         tools.append(ChatTool(FunctionDefinition(name=tool.name, parameters=parameters, description=tool.description)))
@@ -273,12 +327,15 @@ def request_from_anthropic(
     ``model`` is the upstream model name. ``max_tokens_field`` is ``max_tokens`` or
     ``max_completion_tokens`` (OpenAI's reasoning models and Azure deployments of them
     accept only the latter). ``thinking_format`` says how thinking is sent (ThinkingFormat):
-    with ``qwen``, thinking ``enabled`` on a stream -> ``enable_thinking: true`` and
-    ``thinking_budget`` (budget_tokens, at most max_tokens; Qwen3 thinks only when streaming),
-    ``disabled`` -> ``enable_thinking: false``, ``adaptive`` (Claude Code's
-    default) leaves the model's own default. Anthropic-only fields (thinking, cache_control,
-    context_management, output_config, top_k, metadata other than user_id, deferred and
-    server tools) are not sent. ``metadata.user_id`` -> ``user`` (hashed past 64 characters).
+    with ``qwen``, a non-streaming request always gets ``enable_thinking: false`` (DashScope's
+    open-source Qwen3 models refuse a non-streaming call without it: "parameter.enable_thinking
+    must be set to false for non-streaming calls"); on a stream, thinking ``enabled`` ->
+    ``enable_thinking: true`` and ``thinking_budget`` (budget_tokens, at most max_tokens),
+    ``disabled`` -> ``enable_thinking: false``, ``adaptive`` (Claude Code's default) leaves
+    the model's own default. Anthropic-only fields (thinking, cache_control,
+    context_management, output_config, top_k, metadata other than user_id, server tools and
+    deferred tools that tool search has not loaded) are not sent. ``metadata.user_id`` ->
+    ``user`` (hashed past 64 characters).
 
     Raises:
         GatewayError: 400 for content that has no Chat Completions form.
@@ -301,16 +358,25 @@ def request_from_anthropic(
                 chat.parallel_tool_calls = False
     if request.metadata is not UNSET and isinstance(request.metadata.user_id, str):
         chat.user = _end_user(request.metadata.user_id)
-    if thinking_format == "qwen" and request.thinking is not UNSET:
-        if request.thinking.type == "enabled" and request.stream:
-            chat.enable_thinking = True
-            budget = request.thinking.budget_tokens
-            if budget is not UNSET and request.max_tokens is not UNSET:
-                budget = min(budget, request.max_tokens)  # a capped max_tokens caps the budget too
-            chat.thinking_budget = budget
-        elif request.thinking.type == "disabled":
-            chat.enable_thinking = False
+    if thinking_format == "qwen":
+        _qwen_thinking(chat, request)
     return _request_encoder.encode(chat)
+
+
+def _qwen_thinking(chat: ChatRequest, request: a.MessagesRequest) -> None:
+    """``enable_thinking`` / ``thinking_budget`` as request_from_anthropic documents them."""
+    if not request.stream:
+        chat.enable_thinking = False
+    elif request.thinking is UNSET:
+        return
+    elif request.thinking.type == "enabled":
+        chat.enable_thinking = True
+        budget = request.thinking.budget_tokens
+        if budget is not UNSET and request.max_tokens is not UNSET:
+            budget = min(budget, request.max_tokens)  # a capped max_tokens caps the budget too
+        chat.thinking_budget = budget
+    elif request.thinking.type == "disabled":
+        chat.enable_thinking = False
 
 
 # ---------------------------------------------------------------- responses
@@ -330,9 +396,9 @@ FINISH_TO_STOP_REASON = MappingProxyType(
 
 def stop_reason_for(finish_reason: str | None, tool_used: bool) -> str:
     """DESIGN §6: tool_use whenever a tool_use block was emitted (unless max_tokens), and
-    only then (Anthropic never says tool_use without a tool_use block); an unknown
-    finish_reason becomes end_turn and is logged."""
-    if finish_reason is None:
+    only then (Anthropic never says tool_use without a tool_use block); an absent or empty
+    finish_reason is end_turn; an unknown one becomes end_turn and is logged."""
+    if not finish_reason:  # None, or "" (SGLang 0.4.x and older Ollama send it on every chunk)
         stop_reason = "end_turn"
     else:
         stop_reason = FINISH_TO_STOP_REASON.get(finish_reason)
@@ -382,8 +448,10 @@ def usage_to_anthropic(usage: ChatUsage | None) -> a.ResponseUsage:
 
 
 class ResponseFunction(Struct):
+    """``arguments`` is a JSON string, or a JSON object as TGI and some llama.cpp builds send."""
+
     name: str | None = None
-    arguments: str | None = None
+    arguments: str | dict | None = None
 
 
 class ResponseToolCall(Struct):
@@ -429,9 +497,12 @@ def new_message_id() -> str:
     return "msg_" + os.urandom(16).hex()
 
 
-def tool_input(arguments: str | None) -> Raw:
-    """Tool call arguments (a JSON string) as the tool_use ``input`` object; ``{}`` when absent
-    or not a JSON object (logged, as the Anthropic SDK does for invalid partial JSON)."""
+def tool_input(arguments: str | dict | None) -> Raw:
+    """Tool call arguments (a JSON string, or an object taken as it is) as the tool_use
+    ``input`` object; ``{}`` when absent or not a JSON object (logged, as the Anthropic SDK
+    does for invalid partial JSON)."""
+    if isinstance(arguments, dict):
+        return Raw(msgspec.json.encode(arguments))
     if not arguments:
         return _EMPTY_OBJECT
     try:
@@ -497,8 +568,10 @@ def response_to_anthropic(body: bytes, fallback_model: str) -> tuple[bytes, int]
 
 
 class ChunkFunction(Struct):
+    """``arguments`` is a piece of a JSON string, or a whole JSON object (TGI, some llama.cpp builds)."""
+
     name: str | None = None
-    arguments: str | None = None
+    arguments: str | dict | None = None
 
 
 class ChunkToolCall(Struct):
@@ -559,8 +632,8 @@ class ChatStreamTranslator:
         "_open",
         "_open_index",
         "_tool_blocks",
-        "_closed_tools",
-        "_current_tool",
+        "_tool_ids",
+        "_last_tool",
         "_tool_used",
         "_finish_reason",
         "_refused",
@@ -577,9 +650,9 @@ class ChatStreamTranslator:
         self._next_index = 0
         self._open = 0
         self._open_index = -1
-        self._tool_blocks: dict[int, int] = {}  # tool_calls index -> block index
-        self._closed_tools: set[int] = set()
-        self._current_tool = -1
+        self._tool_blocks: dict[int, int] = {}  # tool_calls index -> block index of its latest call
+        self._tool_ids: dict[int, str] = {}  # block index -> tool_use id
+        self._last_tool = -1  # block index of the latest tool_use block
         self._tool_used = False
         self._finish_reason: str | None = None
         self._refused = False
@@ -629,7 +702,7 @@ class ChatStreamTranslator:
                             out.append(piece)
                             if self.done:
                                 return b"".join(out)
-            if choice.finish_reason is not None:
+            if choice.finish_reason:  # "" on every chunk (SGLang 0.4.x, older Ollama) means none yet
                 self._finish_reason = choice.finish_reason
                 out.append(self._close())
             break  # choices[0] only: Anthropic has one candidate
@@ -663,9 +736,6 @@ class ChatStreamTranslator:
     def _close(self) -> bytes:
         if not self._open:
             return b""
-        if self._open == _TOOL:
-            self._closed_tools.add(self._current_tool)
-            self._current_tool = -1
         self._open = 0
         return a.content_block_stop(self._open_index)
 
@@ -683,20 +753,28 @@ class ChatStreamTranslator:
         return out + a.thinking_delta(self._open_index, text)
 
     def _tool_call(self, call: ChunkToolCall) -> bytes:
-        position = call.index if call.index is not None else max(self._current_tool, 0)
+        """One tool_calls fragment. It continues the tool_use block its ``index`` maps to, or
+        the latest one when it has no index (Gemini's OpenAI-compatible API, mistral.rs and
+        some Ollama builds send none), unless it carries an ``id`` other than that block's:
+        then it is a new call (some Ollama and Dynamo builds give parallel calls one index).
+        Object ``arguments`` go out as one input_json_delta of their JSON."""
         function = call.function or ChunkFunction()
+        block = self._last_tool if call.index is None else self._tool_blocks.get(call.index, -1)
         out = b""
-        if position in self._closed_tools:
-            return self._fail("api_error", "upstream provider interleaved the arguments of parallel tool calls")
-        if position not in self._tool_blocks:
+        if block < 0 or (call.id and call.id != self._tool_ids[block]):
             out = self._close()
-            self._tool_blocks[position] = index = self._next_index
+            block = self._open_index = self._next_index
             self._next_index += 1
-            self._open, self._open_index, self._current_tool = _TOOL, index, position
-            self._tool_used = True
-            out += a.tool_use_block_start(index, call.id or new_tool_use_id(), function.name or "")
-        elif self._current_tool != position:
+            self._open, self._last_tool, self._tool_used = _TOOL, block, True
+            if call.index is not None:
+                self._tool_blocks[call.index] = block
+            tool_use_id = self._tool_ids[block] = call.id or new_tool_use_id()
+            out += a.tool_use_block_start(block, tool_use_id, function.name or "")
+        elif self._open != _TOOL or self._open_index != block:
             return self._fail("api_error", "upstream provider interleaved the arguments of parallel tool calls")
-        if function.arguments:
-            out += a.input_json_delta(self._open_index, function.arguments)
+        arguments = function.arguments
+        if isinstance(arguments, dict):
+            arguments = msgspec.json.encode(arguments).decode()
+        if arguments:
+            out += a.input_json_delta(block, arguments)
         return out
