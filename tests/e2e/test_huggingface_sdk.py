@@ -23,7 +23,6 @@ from fakes.openai_chat_server import (
     ToolCall,
     completion,
     cut_stream,
-    error_reply,
     hf_bad_request,
     hf_model_loading,
     html_internal_server_error,
