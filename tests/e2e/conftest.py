@@ -204,6 +204,12 @@ def case(request: pytest.FixtureRequest) -> str:
     return f"{request.node.name}-{uuid.uuid4().hex[:8]}"
 
 
+@pytest.fixture
+def client(gateway: GatewayProcess, case: str) -> anthropic.Anthropic:
+    """The Anthropic SDK calling the module's ``gateway`` (see :func:`sdk_client`)."""
+    return sdk_client(gateway.url, case)
+
+
 def sdk_client(base_url: str, case: str, *, sent: list | None = None, **kwargs) -> anthropic.Anthropic:
     """The Anthropic SDK with the client key, no retries, the case header; ``sent``, when
     given, receives every HTTP request the SDK makes (``request.content`` is its body)."""

@@ -46,6 +46,8 @@ from .conftest import (
     running_gateway,
     sdk_client,
 )
+from .scenarios import assert_error, only_request, rejected_key_error, request_error, stream_tool_use, tool_result, tool_result_turn
+from .scenarios import assert_still_serving as assert_serving_after
 
 pytestmark = pytest.mark.e2e
 
@@ -100,12 +102,6 @@ def keyed_fake(anthropic_api, keyed_gateway, request) -> Iterator[FakeAnthropicS
         yield server
 
 
-def only_request(fake: FakeAnthropicServer, case: str):
-    requests = fake.requests_for(case)
-    assert len(requests) == 1, [(r.method, r.path) for r in requests]
-    return requests[0]
-
-
 def raw_post(url: str, body: bytes, case: str, headers: dict[str, str] | None = None) -> tuple[httpx.Response, bytes]:
     """POST ``body`` as Claude Code does (x-api-key, anthropic-version, anthropic-beta); the
     response and its raw bytes (no decoding of any kind)."""
@@ -128,9 +124,7 @@ def stream_body(**extra) -> bytes:
 
 
 def assert_still_serving(gateway: GatewayProcess, fake: FakeAnthropicServer, case: str) -> None:
-    fake.enqueue(good_message())
-    message = sdk_client(gateway.url, case + "-after").messages.create(model="claude-x", max_tokens=16, messages=USER)
-    assert message.content[0].text == "The sum of 1 + 1 is 2."
+    assert_serving_after(gateway, fake, case, good_message(), USER, "The sum of 1 + 1 is 2.")
 
 
 # ---------------------------------------------------------------- streams and bodies pass byte for byte
@@ -233,9 +227,7 @@ def test_streamed_tool_use_then_tool_result(gateway, fake, case):
     fake.enqueue(stream_reply(tool_use_events("toolu_01E2E", "Bash", tool_input, text=("Let me look.",), pieces=5, output_tokens=31)))
     client = sdk_client(gateway.url, case)
 
-    with client.messages.stream(model="claude-x", max_tokens=512, messages=[{"role": "user", "content": "List /tmp"}], tools=[BASH_TOOL]) as stream:
-        partial = [e.delta.partial_json for e in stream if e.type == "content_block_delta" and e.delta.type == "input_json_delta"]
-        message = stream.get_final_message()
+    partial, message = stream_tool_use(client, "List /tmp", [BASH_TOOL])
 
     assert len(partial) == 5
     assert [block.type for block in message.content] == ["text", "tool_use"]
@@ -248,11 +240,7 @@ def test_streamed_tool_use_then_tool_result(gateway, fake, case):
         model="claude-x",
         max_tokens=512,
         tools=[BASH_TOOL],
-        messages=[
-            {"role": "user", "content": "List /tmp"},
-            {"role": "assistant", "content": message.content},
-            {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "toolu_01E2E", "content": "a\nb\nc"}]},
-        ],
+        messages=tool_result_turn("List /tmp", message, tool_result("toolu_01E2E", "a\nb\nc")),
     ) as stream:
         answer = stream.get_final_message()
 
@@ -396,14 +384,12 @@ def test_gateway_model_on_count_tokens(keyed_gateway, keyed_fake, case):
 
 
 def test_wrong_key_is_401(gateway, fake, case):
-    fake.expected_key = "sk-ant-the-key-the-api-wants"
-    with pytest.raises(anthropic.AuthenticationError) as caught:
-        sdk_client(gateway.url, case).messages.create(model="claude-x", max_tokens=16, messages=USER)
-    assert caught.value.status_code == 401
-    assert caught.value.body["error"] == {"type": "authentication_error", "message": "Invalid API Key"}
+    error = rejected_key_error(
+        sdk_client(gateway.url, case), fake, USER, wrong_key="sk-ant-the-key-the-api-wants", right_key=CLIENT_KEY, key_attribute="expected_key"
+    )
+    assert error.status_code == 401
+    assert error.body["error"] == {"type": "authentication_error", "message": "Invalid API Key"}
     assert only_request(fake, case).status == 401
-    fake.violations.clear()  # the 401 was this test's doing
-    fake.expected_key = CLIENT_KEY
     (line,) = exact_log_lines(gateway, case)
     assert line["response"]["status"] == 401
     assert_still_serving(gateway, fake, case)
@@ -428,18 +414,11 @@ def test_wrong_key_is_401(gateway, fake, case):
 def test_errors_pass_unchanged(gateway, fake, case, reply, error_class, status, error_type, stream):
     error = reply()
     fake.enqueue(error)
-    with pytest.raises(error_class) as caught:
-        client = sdk_client(gateway.url, case)
-        if stream:
-            with client.messages.stream(model="claude-x", max_tokens=16, messages=USER) as events:
-                events.get_final_message()
-        else:
-            client.messages.create(model="claude-x", max_tokens=16, messages=USER)
-    assert caught.value.status_code == status
-    assert caught.value.body["error"]["type"] == error_type
-    assert caught.value.response.content == error.body  # Anthropic's own error, byte for byte
+    caught = request_error(error_class, sdk_client(gateway.url, case), USER, stream)
+    assert_error(caught, status, error_type)
+    assert caught.response.content == error.body  # Anthropic's own error, byte for byte
     if status == 429:
-        assert caught.value.response.headers["retry-after"] == "7"
+        assert caught.response.headers["retry-after"] == "7"
     (line,) = exact_log_lines(gateway, case)
     assert line["response"]["status"] == status
     assert_still_serving(gateway, fake, case)
@@ -476,8 +455,6 @@ def test_cut_stream_ends_with_error_event(gateway, fake, case):
 
 def test_provider_hangs_up_is_502(gateway, fake, case):
     fake.enqueue(Reply(drop=True))
-    with pytest.raises(anthropic.APIStatusError) as caught:
-        sdk_client(gateway.url, case).messages.create(model="claude-x", max_tokens=16, messages=USER)
-    assert caught.value.status_code == 502
-    assert caught.value.body["error"]["type"] == "api_error"
+    error = request_error(anthropic.APIStatusError, sdk_client(gateway.url, case), USER)
+    assert_error(error, 502, "api_error")
     assert_still_serving(gateway, fake, case)

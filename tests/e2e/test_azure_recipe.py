@@ -34,6 +34,8 @@ from fakes.openai_chat_server import (
 )
 
 from .conftest import CLIENT_KEY, GatewayProcess, assert_log_usage, checked_fake, exact_log_lines, running_gateway, sdk_client
+from .scenarios import WEATHER_TOOL, answer_tool_use, assert_count_tokens_is_local, assert_error, create_or_stream, only_request, rejected_key_error, request_error, stream_tool_use, tool_result
+from .scenarios import assert_still_serving as assert_serving_after
 
 pytestmark = pytest.mark.e2e
 
@@ -45,11 +47,6 @@ API_VERSION = "2025-01-01-preview"  # the recipe's default (Azure OpenAI REST re
 REASONING_DEPLOYMENT = "o3-mini-e2e"
 REASONING_API_VERSION = "2024-12-01-preview"
 USER = [{"role": "user", "content": "Why can't I divide by zero?"}]
-WEATHER_TOOL = {
-    "name": "get_weather",
-    "description": "The current weather in a city.",
-    "input_schema": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]},
-}
 PROFILE = azure_profile(DEPLOYMENT, API_VERSION)
 REASONING_PROFILE = dataclasses.replace(
     azure_profile(REASONING_DEPLOYMENT, REASONING_API_VERSION, auth_header="authorization"),
@@ -103,17 +100,6 @@ def reasoning_fake(azure_api, reasoning_gateway, request) -> Iterator[FakeChatSe
         yield server
 
 
-@pytest.fixture
-def client(gateway, case) -> anthropic.Anthropic:
-    return sdk_client(gateway.url, case)
-
-
-def only_request(fake: FakeChatServer, case: str):
-    requests = fake.requests_for(case)
-    assert len(requests) == 1, [r.path for r in requests]
-    return requests[0]
-
-
 def assert_azure_meta(line: dict, deployment: str = DEPLOYMENT, api_version: str = API_VERSION) -> None:
     meta = line["ai"]["proxy"]["meta"]
     assert meta["provider_name"] == "azure"
@@ -122,16 +108,7 @@ def assert_azure_meta(line: dict, deployment: str = DEPLOYMENT, api_version: str
 
 
 def assert_still_serving(gateway: GatewayProcess, fake: FakeChatServer, case: str) -> None:
-    fake.enqueue(json_reply(azure_completion("still serving", usage=(3, 2))))
-    message = sdk_client(gateway.url, case + "-after").messages.create(model="claude-x", max_tokens=16, messages=USER)
-    assert message.content[0].text == "still serving"
-
-
-def create_or_stream(client: anthropic.Anthropic, stream: bool, **kwargs) -> anthropic.types.Message:
-    if not stream:
-        return client.messages.create(**kwargs)
-    with client.messages.stream(**kwargs) as events:
-        return events.get_final_message()
+    assert_serving_after(gateway, fake, case, json_reply(azure_completion("still serving", usage=(3, 2))), USER)
 
 
 # ---------------------------------------------------------------- text
@@ -186,29 +163,14 @@ def test_streamed_tool_use_then_tool_result(client, fake, gateway, case):
     call = ToolCall("call_az1", "get_weather", {"city": "Seattle"})
     fake.enqueue(azure_tool_call_stream([call], pieces=3, usage=(120, 30)))
 
-    with client.messages.stream(
-        model="claude-x", max_tokens=512, messages=[{"role": "user", "content": "Weather in Seattle?"}], tools=[WEATHER_TOOL]
-    ) as stream:
-        partial = [e.delta.partial_json for e in stream if e.type == "content_block_delta" and e.delta.type == "input_json_delta"]
-        message = stream.get_final_message()
+    partial, message = stream_tool_use(client, "Weather in Seattle?", [WEATHER_TOOL])
 
     assert len(partial) == 3
     assert [(b.type, b.id, b.name, b.input) for b in message.content] == [("tool_use", "call_az1", "get_weather", {"city": "Seattle"})]
     assert message.stop_reason == "tool_use"
 
     fake.enqueue(azure_text_stream(("Rainy, ", "12 °C."), usage=(160, 6)))
-    answer = create_or_stream(
-        client,
-        True,
-        model="claude-x",
-        max_tokens=512,
-        tools=[WEATHER_TOOL],
-        messages=[
-            {"role": "user", "content": "Weather in Seattle?"},
-            {"role": "assistant", "content": message.content},
-            {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "call_az1", "content": "rain, 12 °C"}]},
-        ],
-    )
+    answer = answer_tool_use(client, "Weather in Seattle?", message, tool_result("call_az1", "rain, 12 °C"), tools=[WEATHER_TOOL])
     assert answer.content[0].text == "Rainy, 12 °C."
     assistant, tool = fake.requests_for(case)[1].body["messages"][-2:]
     assert [c["id"] for c in assistant["tool_calls"]] == ["call_az1"]
@@ -232,14 +194,12 @@ def test_stream_names_the_model_azure_reports(client, fake, gateway, case):
 @pytest.mark.parametrize("stream", [False, True], ids=["oneshot", "stream"])
 def test_filtered_prompt_is_400_naming_the_filter(client, fake, gateway, case, stream):
     fake.enqueue(azure_content_filter_error(("hate",)))
-    with pytest.raises(anthropic.BadRequestError) as caught:
-        create_or_stream(client, stream, model="claude-x", max_tokens=16, messages=USER)
-    assert caught.value.status_code == 400
-    error = caught.value.body["error"]
-    assert error["type"] == "invalid_request_error"
-    assert "content_filter" in error["message"] and "content management policy" in error["message"]
-    assert "hate" in error["message"]
-    assert "violence" not in error["message"]  # only the categories that fired
+    error = request_error(anthropic.BadRequestError, client, USER, stream)
+    assert_error(error, 400, "invalid_request_error")
+    message = error.body["error"]["message"]
+    assert "content_filter" in message and "content management policy" in message
+    assert "hate" in message
+    assert "violence" not in message  # only the categories that fired
     (line,) = exact_log_lines(gateway, case)
     assert line["response"]["status"] == 400
     assert_still_serving(gateway, fake, case)
@@ -265,16 +225,10 @@ def test_filtered_completion_oneshot_is_refusal(client, fake, case):
 
 
 def test_wrong_key_is_401(client, fake, gateway, case):
-    fake.expected_token = "0" * 32
-    with pytest.raises(anthropic.AuthenticationError) as caught:
-        client.messages.create(model="claude-x", max_tokens=16, messages=USER)
-    assert caught.value.status_code == 401
-    assert caught.value.body["error"]["type"] == "authentication_error"
-    assert "Access denied due to invalid subscription key" in caught.value.message
-    assert AZURE_KEY not in caught.value.response.text
+    error = rejected_key_error(client, fake, USER, wrong_key="0" * 32, right_key=AZURE_KEY)
+    assert_error(error, 401, "authentication_error", "Access denied due to invalid subscription key")
+    assert AZURE_KEY not in error.response.text
     assert only_request(fake, case).status == 401
-    fake.violations.clear()  # the 401 was this test's doing
-    fake.expected_token = AZURE_KEY
     assert exact_log_lines(gateway, case)[0]["response"]["status"] == 401
     assert_still_serving(gateway, fake, case)
 
@@ -282,12 +236,9 @@ def test_wrong_key_is_401(client, fake, gateway, case):
 @pytest.mark.parametrize("stream", [False, True], ids=["oneshot", "stream"])
 def test_rate_limited_keeps_retry_after(client, fake, gateway, case, stream):
     fake.enqueue(azure_rate_limited("11"))
-    with pytest.raises(anthropic.RateLimitError) as caught:
-        create_or_stream(client, stream, model="claude-x", max_tokens=16, messages=USER)
-    assert caught.value.status_code == 429
-    assert caught.value.body["error"]["type"] == "rate_limit_error"
-    assert "exceeded token rate limit" in caught.value.message
-    assert caught.value.response.headers["retry-after"] == "11"
+    error = request_error(anthropic.RateLimitError, client, USER, stream)
+    assert_error(error, 429, "rate_limit_error", "exceeded token rate limit")
+    assert error.response.headers["retry-after"] == "11"
     assert_still_serving(gateway, fake, case)
 
 
@@ -301,20 +252,14 @@ def test_rate_limited_keeps_retry_after(client, fake, gateway, case, stream):
 )
 def test_server_errors(client, fake, gateway, case, status, body, client_status, error_type, text):
     fake.enqueue(error_reply(status, body))
-    with pytest.raises(anthropic.APIStatusError) as caught:
-        client.messages.create(model="claude-x", max_tokens=16, messages=USER)
-    assert caught.value.status_code == client_status
-    assert caught.value.body["error"]["type"] == error_type
-    assert text in caught.value.message
+    error = request_error(anthropic.APIStatusError, client, USER)
+    assert_error(error, client_status, error_type, text)
     assert exact_log_lines(gateway, case)[0]["response"]["status"] == client_status
     assert_still_serving(gateway, fake, case)
 
 
 def test_count_tokens_is_local(client, fake, gateway, case):
-    tokens = client.messages.count_tokens(model="claude-x", system="Be brief.", messages=USER, tools=[WEATHER_TOOL])
-    assert tokens.input_tokens > 0
-    assert fake.requests_for(case) == []
-    assert exact_log_lines(gateway, case)[0]["response"]["status"] == 200
+    assert_count_tokens_is_local(client, fake, gateway, case, system="Be brief.", messages=USER, tools=[WEATHER_TOOL])
 
 
 # ---------------------------------------------------------------- Bearer auth, max_completion_tokens, api-version

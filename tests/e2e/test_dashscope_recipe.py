@@ -32,6 +32,8 @@ from fakes.openai_chat_server import (
 )
 
 from .conftest import CLIENT_KEY, GatewayProcess, assert_log_usage, checked_fake, exact_log_lines, running_gateway, sdk_client
+from .scenarios import WEATHER_TOOL, answer_tool_use, assert_count_tokens_is_local, assert_error, only_request, rejected_key_error, request_error, stream_tool_use, tool_result
+from .scenarios import assert_still_serving as assert_serving_after
 
 pytestmark = pytest.mark.e2e
 
@@ -43,11 +45,6 @@ TUNED_MODEL = "qwen3-max"
 TUNED_MAX_TOKENS = 1000
 TUNED_TEMPERATURE = 0.3
 USER = [{"role": "user", "content": "What is 1 + 1?"}]
-WEATHER_TOOL = {
-    "name": "get_weather",
-    "description": "The current weather in a city.",
-    "input_schema": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]},
-}
 
 
 @pytest.fixture(scope="module")
@@ -88,21 +85,8 @@ def tuned_fake(dashscope_api, tuned_gateway, request) -> Iterator[FakeChatServer
         yield server
 
 
-@pytest.fixture
-def client(gateway, case) -> anthropic.Anthropic:
-    return sdk_client(gateway.url, case)
-
-
-def only_request(fake: FakeChatServer, case: str):
-    requests = fake.requests_for(case)
-    assert len(requests) == 1, [r.path for r in requests]
-    return requests[0]
-
-
 def assert_still_serving(gateway: GatewayProcess, fake: FakeChatServer, case: str) -> None:
-    fake.enqueue(json_reply(dashscope_completion("still serving", usage=(3, 2))))
-    message = sdk_client(gateway.url, case + "-after").messages.create(model="claude-x", max_tokens=16, messages=USER)
-    assert message.content[0].text == "still serving"
+    assert_serving_after(gateway, fake, case, json_reply(dashscope_completion("still serving", usage=(3, 2))), USER)
 
 
 # ---------------------------------------------------------------- text, defaults
@@ -274,11 +258,7 @@ def test_streamed_tool_use_then_tool_result(client, fake, gateway, case):
     call = ToolCall("call_8f08d2b0fc0c4d8fab7123", "get_weather", {"city": "Hangzhou"})
     fake.enqueue(dashscope_tool_call_stream([call], text=("Checking.",), pieces=4, usage=(150, 25)))
 
-    with client.messages.stream(
-        model="claude-x", max_tokens=512, messages=[{"role": "user", "content": "Weather in Hangzhou?"}], tools=[WEATHER_TOOL]
-    ) as stream:
-        partial = [e.delta.partial_json for e in stream if e.type == "content_block_delta" and e.delta.type == "input_json_delta"]
-        message = stream.get_final_message()
+    partial, message = stream_tool_use(client, "Weather in Hangzhou?", [WEATHER_TOOL])
 
     assert len(partial) == 4
     assert [block.type for block in message.content] == ["text", "tool_use"]
@@ -287,15 +267,8 @@ def test_streamed_tool_use_then_tool_result(client, fake, gateway, case):
     assert message.stop_reason == "tool_use"
 
     fake.enqueue(json_reply(dashscope_completion("Sunny, 25 °C.", usage=(190, 7))))
-    answer = client.messages.create(
-        model="claude-x",
-        max_tokens=512,
-        tools=[WEATHER_TOOL],
-        messages=[
-            {"role": "user", "content": "Weather in Hangzhou?"},
-            {"role": "assistant", "content": message.content},
-            {"role": "user", "content": [{"type": "tool_result", "tool_use_id": call.id, "content": "sunny, 25 °C"}]},
-        ],
+    answer = answer_tool_use(
+        client, "Weather in Hangzhou?", message, tool_result(call.id, "sunny, 25 °C"), tools=[WEATHER_TOOL], stream=False
     )
     assert answer.content[0].text == "Sunny, 25 °C."
     assistant, tool = fake.requests_for(case)[1].body["messages"][-2:]
@@ -311,15 +284,9 @@ def test_streamed_tool_use_then_tool_result(client, fake, gateway, case):
 
 
 def test_wrong_key_is_401(client, fake, gateway, case):
-    fake.expected_token = "sk-someOtherDashScopeKey0000"
-    with pytest.raises(anthropic.AuthenticationError) as caught:
-        client.messages.create(model="claude-x", max_tokens=16, messages=USER)
-    assert caught.value.status_code == 401
-    assert caught.value.body["error"]["type"] == "authentication_error"
-    assert "Incorrect API key provided" in caught.value.message
-    assert DASHSCOPE_KEY not in caught.value.response.text
-    fake.violations.clear()  # the 401 was this test's doing
-    fake.expected_token = DASHSCOPE_KEY
+    error = rejected_key_error(client, fake, USER, wrong_key="sk-someOtherDashScopeKey0000", right_key=DASHSCOPE_KEY)
+    assert_error(error, 401, "authentication_error", "Incorrect API key provided")
+    assert DASHSCOPE_KEY not in error.response.text
     assert exact_log_lines(gateway, case)[0]["response"]["status"] == 401
     assert_still_serving(gateway, fake, case)
 
@@ -327,16 +294,9 @@ def test_wrong_key_is_401(client, fake, gateway, case):
 @pytest.mark.parametrize("stream", [False, True], ids=["oneshot", "stream"])
 def test_rate_limited_keeps_retry_after(client, fake, gateway, case, stream):
     fake.enqueue(dashscope_rate_limited("9"))
-    with pytest.raises(anthropic.RateLimitError) as caught:
-        if stream:
-            with client.messages.stream(model="claude-x", max_tokens=16, messages=USER) as events:
-                events.get_final_message()
-        else:
-            client.messages.create(model="claude-x", max_tokens=16, messages=USER)
-    assert caught.value.status_code == 429
-    assert caught.value.body["error"]["type"] == "rate_limit_error"
-    assert "rate limit exceeded" in caught.value.message
-    assert caught.value.response.headers["retry-after"] == "9"
+    error = request_error(anthropic.RateLimitError, client, USER, stream)
+    assert_error(error, 429, "rate_limit_error", "rate limit exceeded")
+    assert error.response.headers["retry-after"] == "9"
     assert_still_serving(gateway, fake, case)
 
 
@@ -351,16 +311,10 @@ def test_server_errors(client, fake, gateway, case, status, client_status, error
         "request_id": "b5f3e7a2-0000-4000-8000-000000000000",
     }
     fake.enqueue(error_reply(status, body))
-    with pytest.raises(anthropic.APIStatusError) as caught:
-        client.messages.create(model="claude-x", max_tokens=16, messages=USER)
-    assert caught.value.status_code == client_status
-    assert caught.value.body["error"]["type"] == error_type
-    assert "The server had an error" in caught.value.message
+    error = request_error(anthropic.APIStatusError, client, USER)
+    assert_error(error, client_status, error_type, "The server had an error")
     assert_still_serving(gateway, fake, case)
 
 
 def test_count_tokens_is_local(client, fake, gateway, case):
-    tokens = client.messages.count_tokens(model="claude-x", messages=USER, tools=[WEATHER_TOOL])
-    assert tokens.input_tokens > 0
-    assert fake.requests_for(case) == []
-    assert exact_log_lines(gateway, case)[0]["response"]["status"] == 200
+    assert_count_tokens_is_local(client, fake, gateway, case, messages=USER, tools=[WEATHER_TOOL])

@@ -18,7 +18,6 @@ from fakes.openai_chat_server import (
     CHAT_PATH,
     Chunks,
     FakeChatServer,
-    RecordedRequest,
     Reply,
     ToolCall,
     completion,
@@ -34,7 +33,9 @@ from fakes.openai_chat_server import (
     tool_call_stream,
 )
 
-from .conftest import CLIENT_KEY, HF_MODEL, HF_TOKEN, GatewayProcess, sdk_client
+from .conftest import CLIENT_KEY, HF_MODEL, HF_TOKEN, GatewayProcess, assert_log_usage, exact_log_lines, sdk_client
+from .scenarios import assert_count_tokens_is_local, assert_error, only_request, rejected_key_error, request_error, stream_tool_use, tool_result, tool_result_turn
+from .scenarios import assert_still_serving as assert_serving_after
 
 pytestmark = pytest.mark.e2e
 
@@ -62,32 +63,9 @@ def client(hf_gateway: GatewayProcess, case: str) -> anthropic.Anthropic:
     return sdk_client(hf_gateway.url, case)
 
 
-def only_request(fake: FakeChatServer, case: str) -> RecordedRequest:
-    requests = fake.requests_for(case)
-    assert len(requests) == 1, [r.path for r in requests]
-    return requests[0]
-
-
-def log_lines(gateway: GatewayProcess, case: str, count: int = 1) -> list[dict]:
-    """The log lines of ``case``: exactly ``count`` of them."""
-    lines = gateway.wait_log_lines(count, case)
-    assert len(lines) == count, lines
-    return lines
-
-
-def assert_usage(line: dict, prompt: int, completion_tokens: int, cached: int = 0) -> None:
-    usage = line["ai"]["proxy"]["usage"]
-    assert usage["prompt_tokens"] == prompt
-    assert usage["completion_tokens"] == completion_tokens
-    assert usage["total_tokens"] == prompt + completion_tokens
-    assert usage["prompt_tokens_details"]["cached_tokens"] == cached
-
-
 def assert_still_serving(gateway: GatewayProcess, fake: FakeChatServer, case: str) -> None:
     """After an error the gateway answers the next request normally."""
-    fake.enqueue(json_reply(completion("still serving", usage=(3, 2))))
-    message = sdk_client(gateway.url, case + "-after").messages.create(model="claude-x", max_tokens=16, messages=USER)
-    assert message.content[0].text == "still serving"
+    assert_serving_after(gateway, fake, case, json_reply(completion("still serving", usage=(3, 2))), USER)
 
 
 def stream_events(stream) -> list[str]:
@@ -125,7 +103,7 @@ def test_text_oneshot(client, fake, hf_gateway, case):
         {"role": "system", "content": "Be brief."},
         {"role": "user", "content": "What is 1 + 1?"},
     ]
-    (line,) = log_lines(hf_gateway, case)
+    (line,) = exact_log_lines(hf_gateway, case)
     meta = line["ai"]["proxy"]["meta"]
     assert meta["provider_name"] == "huggingface"
     assert meta["request_mode"] == "oneshot"
@@ -133,7 +111,7 @@ def test_text_oneshot(client, fake, hf_gateway, case):
     assert meta["response_model"] == "mistralai/Mistral-7B-Instruct-v0.2"
     assert line["response"]["status"] == 200
     assert line["upstream_uri"] == f"{fake.url}{CHAT_PATH}"
-    assert_usage(line, 26, 40)
+    assert_log_usage(line, 26, 40)
 
 
 def test_text_stream(client, fake, hf_gateway, case):
@@ -153,11 +131,11 @@ def test_text_stream(client, fake, hf_gateway, case):
     assert sent.body["stream"] is True
     assert sent.body["stream_options"] == {"include_usage": True}
     assert sent.body["model"] == HF_MODEL
-    (line,) = log_lines(hf_gateway, case)
+    (line,) = exact_log_lines(hf_gateway, case)
     assert line["ai"]["proxy"]["meta"]["request_mode"] == "stream"
     assert line["ai"]["proxy"]["meta"]["provider_name"] == "huggingface"
     assert line["response"]["headers"]["content-type"].startswith("text/event-stream")
-    assert_usage(line, 25, 12)
+    assert_log_usage(line, 25, 12)
 
 
 def test_stream_cached_tokens(client, fake, hf_gateway, case):
@@ -170,8 +148,8 @@ def test_stream_cached_tokens(client, fake, hf_gateway, case):
     assert message.usage.input_tokens == 200
     assert message.usage.cache_read_input_tokens == 800
     assert message.usage.output_tokens == 20
-    (line,) = log_lines(hf_gateway, case)
-    assert_usage(line, 1000, 20, cached=800)
+    (line,) = exact_log_lines(hf_gateway, case)
+    assert_log_usage(line, 1000, 20, cached=800)
 
 
 # ---------------------------------------------------------------- tools
@@ -181,11 +159,7 @@ def test_streamed_tool_use_then_tool_result(client, fake, hf_gateway, case):
     call = ToolCall("call_w1", "get_weather", {"city": "Paris", "unit": "celsius"})
     fake.enqueue(tool_call_stream([call], text=("Let me check.",), pieces=5, usage=(120, 30)))
 
-    with client.messages.stream(
-        model="claude-x", max_tokens=512, messages=[{"role": "user", "content": "Weather in Paris?"}], tools=[WEATHER_TOOL]
-    ) as stream:
-        partial_json = [event.delta.partial_json for event in stream if event.type == "content_block_delta" and event.delta.type == "input_json_delta"]
-        message = stream.get_final_message()
+    partial_json, message = stream_tool_use(client, "Weather in Paris?", [WEATHER_TOOL])
 
     assert len(partial_json) == 5  # streamed as the fragments arrived, not buffered
     assert json.loads("".join(partial_json)) == call.arguments
@@ -208,16 +182,9 @@ def test_streamed_tool_use_then_tool_result(client, fake, hf_gateway, case):
         model="claude-x",
         max_tokens=512,
         tools=[WEATHER_TOOL],
-        messages=[
-            {"role": "user", "content": "Weather in Paris?"},
-            {"role": "assistant", "content": message.content},
-            {
-                "role": "user",
-                "content": [
-                    {"type": "tool_result", "tool_use_id": "call_w1", "content": "18 °C, sunny", "cache_control": {"type": "ephemeral"}}
-                ],
-            },
-        ],
+        messages=tool_result_turn(
+            "Weather in Paris?", message, tool_result("call_w1", "18 °C, sunny", cache_control={"type": "ephemeral"})
+        ),
     ) as stream:
         answer = stream.get_final_message()
 
@@ -228,9 +195,9 @@ def test_streamed_tool_use_then_tool_result(client, fake, hf_gateway, case):
     assert [(c["id"], c["type"], c["function"]["name"]) for c in assistant["tool_calls"]] == [("call_w1", "function", "get_weather")]
     assert json.loads(assistant["tool_calls"][0]["function"]["arguments"]) == call.arguments
     assert tool == {"role": "tool", "content": "18 °C, sunny", "tool_call_id": "call_w1"}
-    first_line, second_line = log_lines(hf_gateway, case, 2)
-    assert_usage(first_line, 120, 30)
-    assert_usage(second_line, 160, 9)
+    first_line, second_line = exact_log_lines(hf_gateway, case, 2)
+    assert_log_usage(first_line, 120, 30)
+    assert_log_usage(second_line, 160, 9)
 
 
 def test_parallel_tool_calls(client, fake, hf_gateway, case):
@@ -255,17 +222,12 @@ def test_parallel_tool_calls(client, fake, hf_gateway, case):
         model="claude-x",
         max_tokens=512,
         tools=[WEATHER_TOOL, TIME_TOOL],
-        messages=[
-            {"role": "user", "content": "Weather and time in Oslo?"},
-            {"role": "assistant", "content": message.content},
-            {
-                "role": "user",
-                "content": [
-                    {"type": "tool_result", "tool_use_id": "call_p2", "content": [{"type": "text", "text": "12:00"}]},
-                    {"type": "tool_result", "tool_use_id": "call_p1", "content": "station offline", "is_error": True},
-                ],
-            },
-        ],
+        messages=tool_result_turn(
+            "Weather and time in Oslo?",
+            message,
+            tool_result("call_p2", [{"type": "text", "text": "12:00"}]),
+            tool_result("call_p1", "station offline", is_error=True),
+        ),
     )
     assert answer.content[0].text == "Oslo: 3 °C at noon."
     sent = fake.requests_for(case)[1].body["messages"]
@@ -275,7 +237,7 @@ def test_parallel_tool_calls(client, fake, hf_gateway, case):
     assert (tool_1["tool_call_id"], tool_2["tool_call_id"]) == ("call_p1", "call_p2")
     assert "station offline" in tool_1["content"] and "rror" in tool_1["content"]
     assert tool_2["content"] == "12:00"
-    assert len(log_lines(hf_gateway, case, 2)) == 2
+    assert len(exact_log_lines(hf_gateway, case, 2)) == 2
 
 
 def test_oneshot_tool_calls(client, fake, case):
@@ -308,7 +270,7 @@ def test_thinking_from_reasoning_content_stream(client, fake, hf_gateway, case):
     assert message.content[0].thinking == "Let me add the numbers."
     assert message.content[1].text == "It is 2."
     assert "thinking" not in only_request(fake, case).body  # Anthropic-only: never sent
-    assert_usage(log_lines(hf_gateway, case)[0], 30, 16)
+    assert_log_usage(exact_log_lines(hf_gateway, case)[0], 30, 16)
 
 
 def test_thinking_from_reasoning_content_oneshot(client, fake, case):
@@ -326,7 +288,7 @@ def test_log_reasoning_tokens(client, fake, hf_gateway, case):
     fake.enqueue(reasoning_stream(usage=(30, 16), reasoning_tokens=7))
     with client.messages.stream(model="claude-x", max_tokens=2048, messages=USER) as stream:
         stream.get_final_message()
-    (line,) = log_lines(hf_gateway, case)
+    (line,) = exact_log_lines(hf_gateway, case)
     assert line["ai"]["proxy"]["usage"]["completion_tokens_details"]["reasoning_tokens"] == 7
 
 
@@ -354,7 +316,7 @@ def test_model_override_and_beta_request(client, fake, hf_gateway, case):
         {"role": "system", "content": "You are Claude Code."},
         {"role": "user", "content": "hi"},
     ]
-    (line,) = log_lines(hf_gateway, case)
+    (line,) = exact_log_lines(hf_gateway, case)
     assert line["request"]["uri"] == "/v1/messages?beta=true"
     assert line["ai"]["proxy"]["meta"]["request_model"] == HF_MODEL
 
@@ -365,7 +327,7 @@ def test_path_prefix_base_url(hf_gateway, fake, case):
     message = client.messages.create(model="claude-x", max_tokens=16, messages=USER)
     assert message.content[0].text == "prefixed"
     assert only_request(fake, case).path == CHAT_PATH
-    (line,) = log_lines(hf_gateway, case)
+    (line,) = exact_log_lines(hf_gateway, case)
     assert line["request"]["uri"] == "/anything/v1/messages"
 
 
@@ -393,19 +355,13 @@ def test_provider_sees_only_the_hf_token(hf_gateway, fake, case):
             assert forbidden not in request.headers
         assert CLIENT_KEY not in json.dumps(request.headers)
         assert CLIENT_KEY.encode() not in request.raw_body
-    bearer_line, key_line = log_lines(hf_gateway, case, 2)
+    bearer_line, key_line = exact_log_lines(hf_gateway, case, 2)
     assert bearer_line["request"]["headers"]["authorization"] == "REDACTED"
     assert key_line["request"]["headers"]["x-api-key"] == "REDACTED"
 
 
 def test_count_tokens_is_local(client, fake, hf_gateway, case):
-    tokens = client.messages.count_tokens(
-        model="claude-x", system="Be brief.", messages=USER, tools=[WEATHER_TOOL]
-    )
-    assert tokens.input_tokens > 0
-    assert fake.requests_for(case) == []
-    (line,) = log_lines(hf_gateway, case)
-    assert line["response"]["status"] == 200
+    assert_count_tokens_is_local(client, fake, hf_gateway, case, system="Be brief.", messages=USER, tools=[WEATHER_TOOL])
 
 
 def test_concurrent_streams_stay_apart(hf_gateway, fake, case):
@@ -430,25 +386,19 @@ def test_concurrent_streams_stay_apart(hf_gateway, fake, case):
     for n in range(8):
         own = f"{case}-{n}"
         assert results[own] == ("".join(f"{own} part {i}. " for i in range(3)), n + 100)
-        (line,) = log_lines(hf_gateway, own)
-        assert_usage(line, n + 100, 3)
+        (line,) = exact_log_lines(hf_gateway, own)
+        assert_log_usage(line, n + 100, 3)
 
 
 # ---------------------------------------------------------------- errors
 
 
 def test_provider_rejects_the_token(client, fake, hf_gateway, case):
-    fake.expected_token = "hf_someOtherTokenTheRouterWants"
-    with pytest.raises(anthropic.AuthenticationError) as caught:
-        client.messages.create(model="claude-x", max_tokens=16, messages=USER)
-    assert caught.value.status_code == 401
-    assert caught.value.body["error"]["type"] == "authentication_error"
-    assert "the token seems invalid" in caught.value.message
-    assert HF_TOKEN not in caught.value.message and HF_TOKEN not in caught.value.response.text
+    error = rejected_key_error(client, fake, USER, wrong_key="hf_someOtherTokenTheRouterWants", right_key=HF_TOKEN)
+    assert_error(error, 401, "authentication_error", "the token seems invalid")
+    assert HF_TOKEN not in error.message and HF_TOKEN not in error.response.text
     assert only_request(fake, case).status == 401
-    fake.violations.clear()  # the 401 was this test's doing
-    fake.expected_token = HF_TOKEN
-    (line,) = log_lines(hf_gateway, case)
+    (line,) = exact_log_lines(hf_gateway, case)
     assert line["response"]["status"] == 401
     assert_still_serving(hf_gateway, fake, case)
 
@@ -457,51 +407,35 @@ def test_provider_rejects_the_token(client, fake, hf_gateway, case):
 @pytest.mark.parametrize("stream", [False, True], ids=["oneshot", "stream"])
 def test_rate_limited_keeps_retry_after(client, fake, hf_gateway, case, header_name, stream):
     fake.enqueue(rate_limited("7", header_name=header_name))
-    with pytest.raises(anthropic.RateLimitError) as caught:
-        if stream:
-            with client.messages.stream(model="claude-x", max_tokens=16, messages=USER) as events:
-                events.get_final_message()
-        else:
-            client.messages.create(model="claude-x", max_tokens=16, messages=USER)
-    assert caught.value.status_code == 429
-    assert caught.value.body["error"]["type"] == "rate_limit_error"
-    assert "Rate limit reached" in caught.value.message
-    assert caught.value.response.headers.get("retry-after") == "7"
+    error = request_error(anthropic.RateLimitError, client, USER, stream)
+    assert_error(error, 429, "rate_limit_error", "Rate limit reached")
+    assert error.response.headers.get("retry-after") == "7"
     assert_still_serving(hf_gateway, fake, case)
 
 
 def test_model_loading_is_overloaded(client, fake, hf_gateway, case):
     fake.enqueue(hf_model_loading())
-    with pytest.raises(anthropic.OverloadedError) as caught:
-        client.messages.create(model="claude-x", max_tokens=16, messages=USER)
-    assert caught.value.status_code == 529
-    assert caught.value.body["error"]["type"] == "overloaded_error"
-    assert "is currently loading" in caught.value.message
-    (line,) = log_lines(hf_gateway, case)
+    error = request_error(anthropic.OverloadedError, client, USER)
+    assert_error(error, 529, "overloaded_error", "is currently loading")
+    (line,) = exact_log_lines(hf_gateway, case)
     assert line["response"]["status"] == 529
     assert_still_serving(hf_gateway, fake, case)
 
 
 def test_html_500_becomes_api_error(client, fake, hf_gateway, case):
     fake.enqueue(html_internal_server_error())
-    with pytest.raises(anthropic.InternalServerError) as caught:
-        with client.messages.stream(model="claude-x", max_tokens=16, messages=USER) as stream:
-            stream.get_final_message()
-    assert caught.value.status_code == 500
-    assert caught.value.body["error"]["type"] == "api_error"
-    assert caught.value.response.headers["content-type"].startswith("application/json")
+    error = request_error(anthropic.InternalServerError, client, USER, stream=True)
+    assert_error(error, 500, "api_error")
+    assert error.response.headers["content-type"].startswith("application/json")
     for html in ("<", "html", "Fake Internal Server Error"):
-        assert html not in caught.value.response.text
+        assert html not in error.response.text
     assert_still_serving(hf_gateway, fake, case)
 
 
 def test_provider_bad_request(client, fake, hf_gateway, case):
     fake.enqueue(hf_bad_request())
-    with pytest.raises(anthropic.BadRequestError) as caught:
-        client.messages.create(model="claude-x", max_tokens=16, messages=USER)
-    assert caught.value.status_code == 400
-    assert caught.value.body["error"]["type"] == "invalid_request_error"
-    assert "Template error" in caught.value.message
+    error = request_error(anthropic.BadRequestError, client, USER)
+    assert_error(error, 400, "invalid_request_error", "Template error")
     assert_still_serving(hf_gateway, fake, case)
 
 
@@ -533,7 +467,7 @@ def test_cut_stream_is_an_error_event(client, fake, hf_gateway, case):
                 seen.append(text)
     assert "".join(seen) == "This answer stops in the mid"  # what arrived was passed on at once
     assert caught.value.body["error"]["type"] == "api_error"
-    (line,) = log_lines(hf_gateway, case)
+    (line,) = exact_log_lines(hf_gateway, case)
     assert line["ai"]["proxy"]["meta"]["error"]
     assert_still_serving(hf_gateway, fake, case)
 
@@ -559,7 +493,7 @@ def test_error_inside_a_200_stream(client, fake, hf_gateway, case):
     assert seen == ["Partial "]
     assert caught.value.body["error"]["type"] == "api_error"
     assert "CUDA out of memory" in caught.value.body["error"]["message"]
-    (line,) = log_lines(hf_gateway, case)
+    (line,) = exact_log_lines(hf_gateway, case)
     assert "CUDA out of memory" in line["ai"]["proxy"]["meta"]["error"]
     assert_still_serving(hf_gateway, fake, case)
 
@@ -589,7 +523,7 @@ def test_client_gone_mid_stream(hf_gateway, fake, case):
                     received += chunk
                     if b"first words" in received:
                         break  # leave with the provider's stream still open
-        (line,) = log_lines(hf_gateway, case)
+        (line,) = exact_log_lines(hf_gateway, case)
     finally:
         gate.set()
     assert line["ai"]["proxy"]["meta"]["error"] == "client disconnected"
@@ -600,10 +534,8 @@ def test_client_gone_mid_stream(hf_gateway, fake, case):
 def test_provider_hangs_up_is_502(client, fake, hf_gateway, case):
     """A provider that closes the connection without answering -> 502 api_error."""
     fake.enqueue(Reply(drop=True))
-    with pytest.raises(anthropic.APIStatusError) as caught:
-        client.messages.create(model="claude-x", max_tokens=16, messages=USER)
-    assert caught.value.status_code == 502
-    assert caught.value.body["error"]["type"] == "api_error"
+    error = request_error(anthropic.APIStatusError, client, USER)
+    assert_error(error, 502, "api_error")
     assert_still_serving(hf_gateway, fake, case)
 
 
@@ -611,10 +543,8 @@ def test_truncated_json_answer_is_502(client, fake, hf_gateway, case):
     """A non-streaming answer whose body is cut mid-way -> 502 api_error, not an internal error."""
     reply = json_reply(completion("never whole"))
     fake.enqueue(Reply(reply.status, reply.headers, reply.body, cut=True))
-    with pytest.raises(anthropic.APIStatusError) as caught:
-        client.messages.create(model="claude-x", max_tokens=16, messages=USER)
-    assert caught.value.status_code == 502
-    assert caught.value.body["error"]["type"] == "api_error"
+    error = request_error(anthropic.APIStatusError, client, USER)
+    assert_error(error, 502, "api_error")
     assert_still_serving(hf_gateway, fake, case)
 
 
@@ -626,11 +556,11 @@ def test_log_file_lines_and_secrets(client, fake, hf_gateway, case):
     client.messages.create(model="claude-x", max_tokens=8, messages=USER)
     with client.messages.stream(model="claude-x", max_tokens=8, messages=USER) as stream:
         stream.get_final_message()
-    oneshot, streamed = log_lines(hf_gateway, case, 2)
+    oneshot, streamed = exact_log_lines(hf_gateway, case, 2)
     assert oneshot["ai"]["proxy"]["meta"]["request_mode"] == "oneshot"
     assert streamed["ai"]["proxy"]["meta"]["request_mode"] == "stream"
-    assert_usage(oneshot, 11, 1)
-    assert_usage(streamed, 12, 2)
+    assert_log_usage(oneshot, 11, 1)
+    assert_log_usage(streamed, 12, 2)
     assert oneshot["request"]["headers"]["authorization"] == "REDACTED"
     text = hf_gateway.log_text()
     assert text.endswith("\n")

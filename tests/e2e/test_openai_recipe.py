@@ -37,6 +37,8 @@ from .conftest import (
     running_gateway,
     sdk_client,
 )
+from .scenarios import WEATHER_TOOL, answer_tool_use, assert_count_tokens_is_local, assert_error, create_or_stream, only_request, rejected_key_error, request_error, stream_tool_use, tool_result
+from .scenarios import assert_still_serving as assert_serving_after
 
 pytestmark = pytest.mark.e2e
 
@@ -44,11 +46,6 @@ OPENAI_KEY = "sk-proj-" + "e2eT3stK3yQ9wX2vB7nM4pL6"
 DEFAULT_MODEL = "gpt-4.1"  # the recipe's default
 LOCAL_MODEL = "qwen3-coder"
 USER = [{"role": "user", "content": "What is 1 + 1?"}]
-WEATHER_TOOL = {
-    "name": "get_weather",
-    "description": "The current weather in a city.",
-    "input_schema": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]},
-}
 REASONING_PROFILE = dataclasses.replace(OPENAI, max_tokens_field="max_completion_tokens")
 
 
@@ -100,28 +97,8 @@ def local_fake(openai_api, local_gateway, request) -> Iterator[FakeChatServer]:
         yield server
 
 
-@pytest.fixture
-def client(gateway, case) -> anthropic.Anthropic:
-    return sdk_client(gateway.url, case)
-
-
-def only_request(fake: FakeChatServer, case: str):
-    requests = fake.requests_for(case)
-    assert len(requests) == 1, [r.path for r in requests]
-    return requests[0]
-
-
 def assert_still_serving(gateway: GatewayProcess, fake: FakeChatServer, case: str) -> None:
-    fake.enqueue(json_reply(openai_completion("still serving", usage=(3, 2))))
-    message = sdk_client(gateway.url, case + "-after").messages.create(model="claude-x", max_tokens=16, messages=USER)
-    assert message.content[0].text == "still serving"
-
-
-def create_or_stream(client: anthropic.Anthropic, stream: bool, **kwargs) -> anthropic.types.Message:
-    if not stream:
-        return client.messages.create(**kwargs)
-    with client.messages.stream(**kwargs) as events:
-        return events.get_final_message()
+    assert_serving_after(gateway, fake, case, json_reply(openai_completion("still serving", usage=(3, 2))), USER)
 
 
 # ---------------------------------------------------------------- api.openai.com
@@ -175,29 +152,14 @@ def test_streamed_tool_use_then_tool_result(client, fake, gateway, case):
     call = ToolCall("call_oa1", "get_weather", {"city": "Lisbon"})
     fake.enqueue(tool_call_stream([call], pieces=4, usage=(110, 18), model=OPENAI_MODEL))
 
-    with client.messages.stream(
-        model="claude-x", max_tokens=512, messages=[{"role": "user", "content": "Weather in Lisbon?"}], tools=[WEATHER_TOOL]
-    ) as stream:
-        partial = [e.delta.partial_json for e in stream if e.type == "content_block_delta" and e.delta.type == "input_json_delta"]
-        message = stream.get_final_message()
+    partial, message = stream_tool_use(client, "Weather in Lisbon?", [WEATHER_TOOL])
 
     assert len(partial) == 4
     assert [(b.type, b.id, b.name, b.input) for b in message.content] == [("tool_use", "call_oa1", "get_weather", {"city": "Lisbon"})]
     assert message.stop_reason == "tool_use"
 
     fake.enqueue(text_stream(("Sunny.",), usage=(140, 2), model=OPENAI_MODEL))
-    answer = create_or_stream(
-        client,
-        True,
-        model="claude-x",
-        max_tokens=512,
-        tools=[WEATHER_TOOL],
-        messages=[
-            {"role": "user", "content": "Weather in Lisbon?"},
-            {"role": "assistant", "content": message.content},
-            {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "call_oa1", "content": "sunny"}]},
-        ],
-    )
+    answer = answer_tool_use(client, "Weather in Lisbon?", message, tool_result("call_oa1", "sunny"), tools=[WEATHER_TOOL])
     assert answer.content[0].text == "Sunny."
     assistant, tool = fake.requests_for(case)[1].body["messages"][-2:]
     assert [c["id"] for c in assistant["tool_calls"]] == ["call_oa1"]
@@ -208,15 +170,9 @@ def test_streamed_tool_use_then_tool_result(client, fake, gateway, case):
 
 
 def test_wrong_key_is_401(client, fake, gateway, case):
-    fake.expected_token = "sk-proj-someOtherKey000000"
-    with pytest.raises(anthropic.AuthenticationError) as caught:
-        client.messages.create(model="claude-x", max_tokens=16, messages=USER)
-    assert caught.value.status_code == 401
-    assert caught.value.body["error"]["type"] == "authentication_error"
-    assert "Incorrect API key provided" in caught.value.message
-    assert OPENAI_KEY not in caught.value.response.text
-    fake.violations.clear()  # the 401 was this test's doing
-    fake.expected_token = OPENAI_KEY
+    error = rejected_key_error(client, fake, USER, wrong_key="sk-proj-someOtherKey000000", right_key=OPENAI_KEY)
+    assert_error(error, 401, "authentication_error", "Incorrect API key provided")
+    assert OPENAI_KEY not in error.response.text
     assert exact_log_lines(gateway, case)[0]["response"]["status"] == 401
     assert_still_serving(gateway, fake, case)
 
@@ -232,12 +188,9 @@ def test_rate_limited_keeps_retry_after(client, fake, gateway, case, stream):
         }
     }
     fake.enqueue(error_reply(429, body, headers=(("retry-after", "3"), ("x-ratelimit-remaining-requests", "0"))))
-    with pytest.raises(anthropic.RateLimitError) as caught:
-        create_or_stream(client, stream, model="claude-x", max_tokens=16, messages=USER)
-    assert caught.value.status_code == 429
-    assert caught.value.body["error"]["type"] == "rate_limit_error"
-    assert "Rate limit reached for gpt-4.1" in caught.value.message
-    assert caught.value.response.headers["retry-after"] == "3"
+    error = request_error(anthropic.RateLimitError, client, USER, stream)
+    assert_error(error, 429, "rate_limit_error", "Rate limit reached for gpt-4.1")
+    assert error.response.headers["retry-after"] == "3"
     assert_still_serving(gateway, fake, case)
 
 
@@ -249,20 +202,14 @@ def test_rate_limited_keeps_retry_after(client, fake, gateway, case, stream):
 def test_server_errors(client, fake, gateway, case, status, client_status, error_type):
     body = {"error": {"message": "The server is overloaded or not ready yet.", "type": "server_error", "param": None, "code": None}}
     fake.enqueue(error_reply(status, body))
-    with pytest.raises(anthropic.APIStatusError) as caught:
-        client.messages.create(model="claude-x", max_tokens=16, messages=USER)
-    assert caught.value.status_code == client_status
-    assert caught.value.body["error"]["type"] == error_type
-    assert "overloaded or not ready" in caught.value.message
+    error = request_error(anthropic.APIStatusError, client, USER)
+    assert_error(error, client_status, error_type, "overloaded or not ready")
     assert exact_log_lines(gateway, case)[0]["response"]["status"] == client_status
     assert_still_serving(gateway, fake, case)
 
 
 def test_count_tokens_is_local(client, fake, gateway, case):
-    tokens = client.messages.count_tokens(model="claude-x", system="Be brief.", messages=USER, tools=[WEATHER_TOOL])
-    assert tokens.input_tokens > 0
-    assert fake.requests_for(case) == []
-    assert exact_log_lines(gateway, case)[0]["response"]["status"] == 200
+    assert_count_tokens_is_local(client, fake, gateway, case, system="Be brief.", messages=USER, tools=[WEATHER_TOOL])
 
 
 # ---------------------------------------------------------------- reasoning models

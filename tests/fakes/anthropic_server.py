@@ -22,21 +22,10 @@ from __future__ import annotations
 import json
 import threading
 import uuid
-from collections import deque
-from collections.abc import Callable, Iterable, Sequence
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from urllib.parse import urlsplit
+from collections.abc import Iterable, Sequence
 
-from fakes.openai_chat_server import (
-    KONG,
-    RecordedRequest,
-    Reply,
-    _read_body,
-    _write_reply,
-    error_reply,
-    fragments,
-    json_reply,
-)
+from fakes.openai_chat_server import fragments
+from fakes.scripted_server import KONG, RecordedRequest, Reply, ScriptedServer, error_reply, json_reply
 
 ANTHROPIC_RESPONSES = KONG / "anthropic" / "llm-v1-chat" / "responses"
 STREAM_CAPTURE = KONG / "anthropic" / "stream-captures" / "messages-stream-text.sse"
@@ -268,7 +257,7 @@ def _body_problems(path: str, body) -> list[str]:
     return problems
 
 
-class FakeAnthropicServer:
+class FakeAnthropicServer(ScriptedServer):
     """A fake api.anthropic.com on ``127.0.0.1``; use as a context manager or start()/stop().
 
     Args:
@@ -277,99 +266,24 @@ class FakeAnthropicServer:
     ``expected_key`` may be changed by a test; :meth:`restore` puts back the one given here.
     """
 
+    name = "fake Anthropic API"
+    thread_name = "fake-anthropic"
+    answers_head = True  # Claude Code's pre-flights
+
     def __init__(self, key: str) -> None:
+        super().__init__()
         self.expected_key = key
         self._initial_key = key
-        self.requests: list[RecordedRequest] = []
-        self.violations: list[str] = []
-        self.responder: Callable[[RecordedRequest], Reply] | None = None
-        self._replies: deque[Reply] = deque()
-        self._lock = threading.Lock()
-        self._server: ThreadingHTTPServer | None = None
-
-    # -- lifecycle
-
-    def start(self) -> FakeAnthropicServer:
-        handler = type("BoundAnthropicHandler", (_Handler,), {"fake": self})
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-        self._server.daemon_threads = True
-        threading.Thread(target=self._server.serve_forever, name="fake-anthropic", daemon=True).start()
-        return self
-
-    def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
-
-    def __enter__(self) -> FakeAnthropicServer:
-        return self.start()
-
-    def __exit__(self, *exc) -> None:
-        self.stop()
-
-    @property
-    def url(self) -> str:
-        assert self._server is not None
-        return f"http://127.0.0.1:{self._server.server_address[1]}"
-
-    # -- script
-
-    def enqueue(self, *replies: Reply) -> None:
-        with self._lock:
-            self._replies.extend(replies)
-
-    def pending_replies(self) -> int:
-        with self._lock:
-            return len(self._replies)
-
-    def reset(self) -> None:
-        with self._lock:
-            self._replies.clear()
-            self.requests.clear()
-            self.violations.clear()
-            self.responder = None
 
     def restore(self) -> None:
         """:meth:`reset`, and the key given at construction back."""
         self.reset()
         self.expected_key = self._initial_key
 
-    def requests_for(self, case: str) -> list[RecordedRequest]:
-        with self._lock:
-            return [request for request in self.requests if request.case == case]
+    def missing_reply(self, message: str) -> Reply:
+        return anthropic_error(500, "api_error", message)
 
-    # -- serving (called on the server's threads)
-
-    def handle(self, handler: BaseHTTPRequestHandler) -> None:
-        split = urlsplit(handler.path)
-        headers: dict[str, str] = {}
-        for name, value in handler.headers.items():
-            name = name.lower()
-            headers[name] = f"{headers[name]}, {value}" if name in headers else value
-        raw = _read_body(handler, headers)
-        request = RecordedRequest(handler.command, split.path, split.query, headers, raw)
-        try:
-            request.body = json.loads(raw) if raw else None
-        except ValueError:
-            request.body = None
-        reply = self._check(request)
-        with self._lock:
-            self.requests.append(request)
-            self.violations.extend(f"{request.method} {handler.path}: {problem}" for problem in request.problems)
-            if reply is None:
-                reply = self._replies.popleft() if self._replies else None
-        if reply is None and self.responder is not None:
-            reply = self.responder(request)
-        if reply is None:
-            message = "fake Anthropic API: no scripted reply left for this request"
-            with self._lock:
-                self.violations.append(f"{request.method} {handler.path}: {message}")
-            reply = anthropic_error(500, "api_error", message)
-        request.status = reply.status
-        _write_reply(handler, reply)
-
-    def _check(self, request: RecordedRequest) -> Reply | None:
+    def check(self, request: RecordedRequest) -> Reply | None:
         """The API's checks, in its order: method and path, query, auth, version, body."""
         if request.method == "HEAD":
             if request.path in PREFLIGHT_PATHS:
@@ -402,16 +316,3 @@ class FakeAnthropicServer:
             request.problems.extend(problems)
             return anthropic_error(400, "invalid_request_error", "; ".join(problems))
         return None
-
-
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    fake: FakeAnthropicServer  # set on the bound subclass
-
-    def log_message(self, format: str, *args) -> None:  # quiet
-        pass
-
-    def do_POST(self) -> None:
-        self.fake.handle(self)
-
-    do_GET = do_HEAD = do_PUT = do_PATCH = do_DELETE = do_OPTIONS = do_POST

@@ -26,70 +26,30 @@ filter, DashScope's ``reasoning_content`` chunks ...) are built by the helpers a
 from __future__ import annotations
 
 import json
-import os
 import re
-import socket
 import threading
 import time
 import uuid
-from collections import deque
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import urlsplit
 
-REPO = Path(__file__).resolve().parents[2]
-SHARED = Path(os.environ.get("AIMW_SHARED_DIR", REPO.parent / "shared"))
-KONG = SHARED / "fixtures" / "kong"
+from fakes.scripted_server import (
+    KONG,
+    RecordedRequest,
+    Reply,
+    ScriptedServer,
+    error_reply,
+    json_reply,
+)
+
 HF_RESPONSES = KONG / "huggingface" / "llm-v1-chat" / "responses"
 OPENAI_RESPONSES = KONG / "openai" / "llm-v1-chat" / "responses"
 
 CHAT_PATH = "/v1/chat/completions"
 DEFAULT_MODEL = "meta-llama/Llama-3.3-70B-Instruct"
-GATE_TIMEOUT = 30.0  # seconds a gated stream waits for the test at most
 
 # ---------------------------------------------------------------- replies
-
-
-@dataclass(frozen=True)
-class Reply:
-    """One scripted answer.
-
-    status / headers: the HTTP status and extra headers (name, value).
-    body: a whole body sent with Content-Length (when ``chunks`` is None).
-    chunks: a streamed body, each item one HTTP chunk, flushed separately; a
-        ``threading.Event`` item holds the stream until the test sets it (at most 30 s).
-    cut: after ``chunks`` (or after part of ``body``), close the connection without
-        ending the body.
-    drop: close the connection without answering at all.
-    """
-
-    status: int = 200
-    headers: tuple[tuple[str, str], ...] = ()
-    body: bytes = b""
-    chunks: tuple[bytes | threading.Event, ...] | None = None
-    cut: bool = False
-    drop: bool = False
-
-
-def json_reply(payload: dict | bytes, status: int = 200, headers: Iterable[tuple[str, str]] = ()) -> Reply:
-    body = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
-    return Reply(status, (("Content-Type", "application/json"), *headers), body)
-
-
-def error_reply(
-    status: int,
-    body: dict | bytes | str,
-    *,
-    content_type: str = "application/json",
-    headers: Iterable[tuple[str, str]] = (),
-) -> Reply:
-    if isinstance(body, dict):
-        body = json.dumps(body)
-    if isinstance(body, str):
-        body = body.encode()
-    return Reply(status, (("Content-Type", content_type), *headers), body)
 
 
 def hf_unauthorized() -> Reply:
@@ -903,24 +863,7 @@ def chat_request_problems(body, profile: ChatProfile = HUGGINGFACE) -> list[str]
 # ---------------------------------------------------------------- the server
 
 
-@dataclass
-class RecordedRequest:
-    method: str
-    path: str
-    query: str
-    headers: dict[str, str]  # lower-case names; repeated headers joined with ", "
-    raw_body: bytes
-    body: object = None  # parsed JSON, or None
-    problems: list[str] = field(default_factory=list)
-    status: int = 0  # what the fake answered
-
-    @property
-    def case(self) -> str | None:
-        """The test case that sent it (the ``x-e2e-case`` header the tests add)."""
-        return self.headers.get("x-e2e-case")
-
-
-class FakeChatServer:
+class FakeChatServer(ScriptedServer):
     """A fake Hugging Face router (or the provider ``profile`` describes) on ``127.0.0.1``;
     use as a context manager or start()/stop().
 
@@ -933,106 +876,24 @@ class FakeChatServer:
     the ones given here.
     """
 
+    name = "fake router"
+    thread_name = "fake-hf-router"
+
     def __init__(self, token: str | None, profile: ChatProfile = HUGGINGFACE) -> None:
+        super().__init__()
         self.expected_token = token
         self.profile = profile
         self._initial = (token, profile)
-        self.requests: list[RecordedRequest] = []
-        self.violations: list[str] = []
-        self.responder: Callable[[RecordedRequest], Reply] | None = None
-        self._replies: deque[Reply] = deque()
-        self._lock = threading.Lock()
-        self._server: ThreadingHTTPServer | None = None
-        self._thread: threading.Thread | None = None
-
-    # -- lifecycle
-
-    def start(self) -> FakeChatServer:
-        handler = type("BoundHandler", (_Handler,), {"fake": self})
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, name="fake-hf-router", daemon=True)
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
-
-    def __enter__(self) -> FakeChatServer:
-        return self.start()
-
-    def __exit__(self, *exc) -> None:
-        self.stop()
-
-    @property
-    def port(self) -> int:
-        assert self._server is not None
-        return self._server.server_address[1]
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    # -- script
-
-    def enqueue(self, *replies: Reply) -> None:
-        with self._lock:
-            self._replies.extend(replies)
-
-    def pending_replies(self) -> int:
-        with self._lock:
-            return len(self._replies)
-
-    def reset(self) -> None:
-        with self._lock:
-            self._replies.clear()
-            self.requests.clear()
-            self.violations.clear()
-            self.responder = None
 
     def restore(self) -> None:
         """:meth:`reset`, and the token and profile given at construction back."""
         self.reset()
         self.expected_token, self.profile = self._initial
 
-    def requests_for(self, case: str) -> list[RecordedRequest]:
-        with self._lock:
-            return [request for request in self.requests if request.case == case]
+    def missing_reply(self, message: str) -> Reply:
+        return error_reply(500, {"error": message, "error_type": "fake"})
 
-    # -- serving (called on the server's threads)
-
-    def handle(self, handler: BaseHTTPRequestHandler) -> None:
-        split = urlsplit(handler.path)
-        headers: dict[str, str] = {}
-        for name, value in handler.headers.items():
-            name = name.lower()
-            headers[name] = f"{headers[name]}, {value}" if name in headers else value
-        raw = _read_body(handler, headers)
-        request = RecordedRequest(handler.command, split.path, split.query, headers, raw)
-        try:
-            request.body = json.loads(raw) if raw else None
-        except ValueError:
-            request.body = None
-        reply = self._check(request, raw)
-        with self._lock:
-            self.requests.append(request)
-            self.violations.extend(f"{request.method} {handler.path}: {problem}" for problem in request.problems)
-            if reply is None:
-                reply = self._replies.popleft() if self._replies else None
-        if reply is None and self.responder is not None:
-            reply = self.responder(request)
-        if reply is None:
-            message = "fake router: no scripted reply left for this request"
-            with self._lock:
-                self.violations.append(f"{request.method} {handler.path}: {message}")
-            reply = error_reply(500, {"error": message, "error_type": "fake"})
-        request.status = reply.status
-        _write_reply(handler, reply)
-
-    def _check(self, request: RecordedRequest, raw: bytes) -> Reply | None:
+    def check(self, request: RecordedRequest) -> Reply | None:
         """The provider's checks, in its order: path, query, auth, headers and body."""
         profile, token = self.profile, self.expected_token
         if request.path != profile.path:
@@ -1061,77 +922,10 @@ class FakeChatServer:
         if not request.headers.get("content-type", "").startswith("application/json"):
             problems.append(f"content-type is {request.headers.get('content-type')!r}, not application/json")
         if request.body is None:
-            problems.append(f"body is not JSON ({len(raw)} bytes)")
+            problems.append(f"body is not JSON ({len(request.raw_body)} bytes)")
         else:
             problems += chat_request_problems(request.body, profile)
         if problems:
             request.problems.extend(problems)
             return error_reply(400, {"error": "Input validation error: " + "; ".join(problems), "error_type": "validation"})
         return None
-
-
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    fake: FakeChatServer  # set on the bound subclass
-
-    def log_message(self, format: str, *args) -> None:  # quiet
-        pass
-
-    def do_POST(self) -> None:
-        self.fake.handle(self)
-
-    do_GET = do_PUT = do_PATCH = do_DELETE = do_OPTIONS = do_POST
-
-
-def _read_body(handler: BaseHTTPRequestHandler, headers: dict[str, str]) -> bytes:
-    if "chunked" in headers.get("transfer-encoding", "").lower():
-        body = bytearray()
-        while True:
-            size = int(handler.rfile.readline().split(b";")[0].strip() or b"0", 16)
-            if size == 0:
-                while handler.rfile.readline() not in (b"\r\n", b"\n", b""):
-                    pass  # trailers
-                return bytes(body)
-            body += handler.rfile.read(size)
-            handler.rfile.readline()
-    length = int(headers.get("content-length", "0") or 0)
-    return handler.rfile.read(length) if length else b""
-
-
-def _close(handler: BaseHTTPRequestHandler) -> None:
-    handler.close_connection = True
-    handler.connection.shutdown(socket.SHUT_RDWR)
-
-
-def _write_reply(handler: BaseHTTPRequestHandler, reply: Reply) -> None:
-    try:
-        if reply.drop:
-            _close(handler)
-            return
-        handler.send_response(reply.status)
-        for name, value in reply.headers:
-            handler.send_header(name, value)
-        if reply.chunks is None:
-            handler.send_header("Content-Length", str(len(reply.body)))
-            handler.end_headers()
-            handler.wfile.write(reply.body[: len(reply.body) // 2] if reply.cut else reply.body)
-            handler.wfile.flush()
-            if reply.cut:
-                _close(handler)
-            return
-        handler.send_header("Transfer-Encoding", "chunked")
-        handler.end_headers()
-        handler.wfile.flush()
-        for chunk in reply.chunks:
-            if isinstance(chunk, threading.Event):
-                chunk.wait(GATE_TIMEOUT)
-                continue
-            handler.wfile.write(b"%x\r\n%s\r\n" % (len(chunk), chunk))
-            handler.wfile.flush()
-        if reply.cut:
-            _close(handler)
-            return
-        handler.wfile.write(b"0\r\n\r\n")
-        handler.wfile.flush()
-    except OSError:  # the gateway hung up (BrokenPipeError, ConnectionResetError ...)
-        handler.close_connection = True
