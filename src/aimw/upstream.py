@@ -28,7 +28,7 @@ from httpx_aiohttp import AiohttpTransport
 
 from aimw.asgi import ClientDisconnected, body_chunks, send_error
 from aimw.errors import GatewayError
-from aimw.exchange import exchange_of
+from aimw.exchange import Exchange, exchange_of
 from aimw.types import Message, Receive, Scope, Send
 
 logger = logging.getLogger("aimw.upstream")
@@ -177,7 +177,7 @@ class UpstreamApp:
             departure.watch(receive, body_sent, this_task, exchange)
         )
         try:
-            await self._exchange(transport, request, send, exchange)
+            await self._call_upstream(transport, request, send, exchange)
         except asyncio.CancelledError:
             if not departure.cancelled_us:
                 raise
@@ -194,7 +194,7 @@ class UpstreamApp:
                 path = path[root:]
         return path
 
-    async def _exchange(self, transport: httpx.AsyncBaseTransport, request: httpx.Request, send: Send, exchange) -> None:
+    async def _call_upstream(self, transport: httpx.AsyncBaseTransport, request: httpx.Request, send: Send, exchange: Exchange) -> None:
         try:
             response = await transport.handle_async_request(request)
         except (httpx.HTTPError, aiohttp.ClientError) as exc:
@@ -205,7 +205,7 @@ class UpstreamApp:
         finally:
             await asyncio.shield(response.aclose())  # even when the client's departure cancelled us
 
-    async def _answer_failure(self, exc: Exception, send: Send, exchange) -> None:
+    async def _answer_failure(self, exc: Exception, send: Send, exchange: Exchange) -> None:
         """Answer a request the upstream never answered: 504 past the timeout, 502 otherwise;
         nothing when the client itself went away while its body was being sent."""
         causes = _causes(exc)
@@ -221,7 +221,7 @@ class UpstreamApp:
             exchange.error = f"upstream unreachable: {name}"
             await send_error(send, GatewayError(502, f"the upstream provider is unreachable ({name})", "api_error"))
 
-    async def _relay(self, response: httpx.Response, send: Send, exchange) -> None:
+    async def _relay(self, response: httpx.Response, send: Send, exchange: Exchange) -> None:
         # httpx keeps the provider's spelling; ASGI wants lower-case names (and the middlewares match on them).
         headers = [
             (name, value)
@@ -296,7 +296,7 @@ class _ClientDeparture:
     def __init__(self) -> None:
         self.cancelled_us = False
 
-    async def watch(self, receive: Receive, body_sent: asyncio.Event, task: asyncio.Task, exchange) -> None:
+    async def watch(self, receive: Receive, body_sent: asyncio.Event, task: asyncio.Task, exchange: Exchange) -> None:
         await body_sent.wait()
         message: Message = await receive()
         while message["type"] != "http.disconnect":
