@@ -8,4 +8,4 @@ from aimw import Settings, optional_env, passthrough_gateway
 from aimw.providers.anthropic import ANTHROPIC
 
 settings = Settings.from_env()
-app = passthrough_gateway(ANTHROPIC, settings, credential=optional_env("ANTHROPIC_API_KEY"))
+app = passthrough_gateway(ANTHROPIC, settings, secret=optional_env("ANTHROPIC_API_KEY"))

@@ -16,4 +16,4 @@ provider = azure(
     auth_header=choice_env("AIMW_AUTH_HEADER", ("api-key", "authorization")),
     max_tokens_field=choice_env("AZURE_MAX_TOKENS_FIELD", ("max_tokens", "max_completion_tokens")),
 )
-app = translated_gateway(provider, settings, credential=key)
+app = translated_gateway(provider, settings, secret=key)

@@ -12,7 +12,7 @@ provider = dashscope(choice_env("DASHSCOPE_REGION", ("international", "china")))
 app = translated_gateway(
     provider,
     settings,
-    credential=key,
+    secret=key,
     default_max_tokens=DEFAULT_MAX_TOKENS,
     default_temperature=DEFAULT_TEMPERATURE,
 )

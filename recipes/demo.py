@@ -8,4 +8,4 @@ from aimw.emulator import EmulatorTransport
 from aimw.providers.demo import DEMO
 
 settings = Settings.from_env()
-app = translated_gateway(DEMO, settings, credential=None, transport=EmulatorTransport())
+app = translated_gateway(DEMO, settings, secret=None, transport=EmulatorTransport())

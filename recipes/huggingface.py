@@ -8,4 +8,4 @@ from aimw.providers.huggingface import HUGGINGFACE
 
 settings = Settings.from_env()
 token = required_env("HUGGINGFACE_API_TOKEN", "the huggingface recipe sends it to Hugging Face (export HUGGINGFACE_API_TOKEN=hf_...)")
-app = translated_gateway(HUGGINGFACE, settings, credential=token)
+app = translated_gateway(HUGGINGFACE, settings, secret=token)

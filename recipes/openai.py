@@ -14,4 +14,4 @@ else:
     key = optional_env("OPENAI_API_KEY")
 max_tokens_field = choice_env("OPENAI_MAX_TOKENS_FIELD", ("auto", "max_tokens", "max_completion_tokens"))
 provider = openai(settings.model or DEFAULT_MODEL, max_tokens_field=None if max_tokens_field == "auto" else max_tokens_field)
-app = translated_gateway(provider, settings, credential=key)
+app = translated_gateway(provider, settings, secret=key)

@@ -1,5 +1,5 @@
-"""Small ASGI plumbing shared by the middlewares: bounded body reading, replaying a body
-downstream, header edits, and answering with an Anthropic error.
+"""Small ASGI plumbing shared by the middlewares: the request body read once and bounded,
+replaying it downstream, header edits, and answering with an Anthropic error.
 
 Header lists are ASGI's ``list[tuple[bytes, bytes]]`` with lower-case names (ASGI spec,
 "HTTP Connection Scope").
@@ -10,7 +10,8 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Iterable
 
 from aimw.errors import GatewayError, error_body
-from aimw.types import Message, Receive, Send
+from aimw.exchange import exchange_of
+from aimw.types import Headers, Message, Receive, Scope, Send
 
 JSON_HEADERS = ((b"content-type", b"application/json"),)
 
@@ -49,6 +50,21 @@ async def read_body(receive: Receive, limit: int) -> bytes:
     return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
 
+async def request_body(scope: Scope, receive: Receive, limit: int) -> bytes:
+    """The request body, read from ``receive`` once per exchange (at most ``limit`` bytes) and
+    kept at ``Exchange.request_body``; a layer further down gets the kept body, whatever its
+    own limit, without reading again.
+
+    Raises:
+        GatewayError: 413 request_too_large past ``limit``.
+        ClientDisconnected: the client went away before the body was complete.
+    """
+    exchange = exchange_of(scope)
+    if exchange.request_body is None:
+        exchange.request_body = await read_body(receive, limit)
+    return exchange.request_body
+
+
 class ClientDisconnected(Exception):
     """The client closed the connection while aimw was reading its request."""
 
@@ -71,7 +87,7 @@ def with_headers(
     headers: Iterable[tuple[bytes, bytes]],
     drop: frozenset[bytes] = frozenset(),
     add: Iterable[tuple[bytes, bytes]] = (),
-) -> list[tuple[bytes, bytes]]:
+) -> Headers:
     """``headers`` without the (lower-case) names in ``drop``, followed by ``add``."""
     kept = [(name, value) for name, value in headers if name.lower() not in drop]
     kept.extend(add)
@@ -103,3 +119,9 @@ async def send_body(
 async def send_error(send: Send, error: GatewayError, extra_headers: Iterable[tuple[bytes, bytes]] = ()) -> None:
     """Answer with ``error`` in Anthropic's error shape."""
     await send_body(send, error.status, error_body(error.error_type, error.message), [*JSON_HEADERS, *extra_headers])
+
+
+async def answer_error(scope: Scope, send: Send, error: GatewayError) -> None:
+    """Answer with ``error`` in Anthropic's shape and record it as the exchange's outcome."""
+    exchange_of(scope).fail(f"{error.error_type}: {error.message}")
+    await send_error(send, error)

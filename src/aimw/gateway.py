@@ -7,88 +7,112 @@ the same way.
 
 from __future__ import annotations
 
+from typing import TypedDict
+
 import httpx
 
-from aimw.middleware.file_log import FileLogMiddleware
+from aimw.middleware.endpoints import AnthropicEndpoints
+from aimw.middleware.observe import ObserveMiddleware
 from aimw.middleware.provider_auth import ProviderAuthMiddleware
 from aimw.middleware.sse_rewrite import SSERewriteMiddleware
 from aimw.middleware.strip_fields import StripFieldsMiddleware
 from aimw.middleware.translate import TranslateMiddleware
 from aimw.providers import Provider
 from aimw.settings import Settings
+from aimw.sinks import KongFileLog
 from aimw.types import ASGIApp
 from aimw.upstream import UpstreamApp
+
+
+class _FieldRules(TypedDict):
+    set: dict[str, object]
+    cap: dict[str, float]
 
 
 def translated_gateway(
     provider: Provider,
     settings: Settings,
     *,
-    credential: str | None,
+    secret: str | None,
     transport: httpx.AsyncBaseTransport | None = None,
     default_max_tokens: int | None = None,
     default_temperature: float | None = None,
 ) -> ASGIApp:
-    """FileLog > StripFields > Translate > SSERewrite > ProviderAuth > Upstream for ``provider``.
+    """Observe > AnthropicEndpoints > StripFields > Translate > SSERewrite > ProviderAuth >
+    Upstream for ``provider``.
 
     The client's ``model`` is dropped (Kong's pre-function) and replaced by AIMW_MODEL or
     the provider's default; AIMW_MAX_TOKENS (else ``default_max_tokens``, tokens) caps
     max_tokens; AIMW_TEMPERATURE (else ``default_temperature``) overrides temperature.
-    ``credential`` is the provider's secret (None sends none).
+    ``secret`` is the provider's key, sent as its kind of credential (None sends none).
     """
-    upstream = UpstreamApp(
-        settings.base_url(provider.base_url),
-        provider_name=provider.name,
-        timeout=settings.upstream_timeout,
-        transport=transport,
-    )
-    app: ASGIApp = ProviderAuthMiddleware(
-        upstream, header=provider.auth_header, credential=credential, prefix=provider.auth_prefix
-    )
-    app = SSERewriteMiddleware(app, wire_format=provider.wire_format)
-    app = TranslateMiddleware(
-        app, provider=provider, model=settings.model, max_body_size=settings.max_request_body_size
-    )
+    app: ASGIApp = _leg(provider, settings, secret, transport=transport)
     app = StripFieldsMiddleware(
         app,
         drop=("model",),
         **_field_rules(settings, default_max_tokens, default_temperature),
         max_body_size=settings.max_request_body_size,
     )
-    return FileLogMiddleware(app, path=settings.log_path, log_payloads=settings.log_payloads)
+    app = AnthropicEndpoints(app, max_body_size=settings.max_request_body_size)
+    return _observed(app, settings)
 
 
-def passthrough_gateway(provider: Provider, settings: Settings, *, credential: str | None) -> ASGIApp:
-    """FileLog > StripFields > SSERewrite (pass-through) > [ProviderAuth] > Upstream, no translation.
+def passthrough_gateway(provider: Provider, settings: Settings, *, secret: str | None) -> ASGIApp:
+    """Observe > StripFields > Translate (Anthropic's own format) > SSERewrite > [ProviderAuth]
+    > Upstream, nothing translated.
 
     Every path is forwarded (``/v1/messages``, ``/v1/messages/count_tokens``, pre-flight
     ``HEAD``), with its query and headers (``anthropic-version``, ``anthropic-beta``); a
     client-side prefix before ``/v1/`` is dropped. Bodies that no setting changes go on
     byte for byte; AIMW_MODEL sets ``model`` on messages and count_tokens, AIMW_MAX_TOKENS
-    and AIMW_TEMPERATURE act on messages. With ``credential`` None the client's own
+    and AIMW_TEMPERATURE act on messages. With ``secret`` None the client's own
     ``x-api-key`` / ``authorization`` pass; otherwise they are replaced by it.
     """
-    upstream = UpstreamApp(
-        settings.base_url(provider.base_url),
-        provider_name=provider.name,
-        timeout=settings.upstream_timeout,
-        api_root="/v1/",
-    )
-    app: ASGIApp = upstream
-    if credential is not None:
-        app = ProviderAuthMiddleware(app, header=provider.auth_header, credential=credential, prefix=provider.auth_prefix)
-    app = SSERewriteMiddleware(app, wire_format=provider.wire_format)
-    model = {} if settings.model is None else {"model": settings.model}
+    app: ASGIApp = _leg(provider, settings, secret, api_root="/v1/")
+    model: dict[str, object] = {} if settings.model is None else {"model": settings.model}
     app = StripFieldsMiddleware(
         app, set=model, path_suffixes=("/v1/messages/count_tokens",), max_body_size=settings.max_request_body_size
     )
     rules = _field_rules(settings, None, None)
     rules["set"].update(model)
     app = StripFieldsMiddleware(app, **rules, max_body_size=settings.max_request_body_size)
-    return FileLogMiddleware(app, path=settings.log_path, log_payloads=settings.log_payloads)
+    return _observed(app, settings)
 
 
-def _field_rules(settings: Settings, default_max_tokens: int | None, default_temperature: float | None) -> dict:
+def _leg(
+    provider: Provider,
+    settings: Settings,
+    secret: str | None,
+    *,
+    transport: httpx.AsyncBaseTransport | None = None,
+    api_root: str | None = None,
+) -> ASGIApp:
+    """Translate > SSERewrite > ProviderAuth > Upstream: one target's leg. A pass-through
+    leg without a secret lets the client's own credentials pass."""
+    app: ASGIApp = UpstreamApp(
+        settings.base_url(provider.base_url),
+        provider_name=provider.name,
+        timeout=settings.upstream_timeout,
+        transport=transport,
+        api_root=api_root,
+    )
+    if secret is not None or not provider.wire_format.passthrough:
+        app = ProviderAuthMiddleware(app, credential=provider.credential_for(secret))
+    app = SSERewriteMiddleware(app, wire_format=provider.wire_format)
+    return TranslateMiddleware(
+        app,
+        wire_format=provider.wire_format,
+        default_model=provider.default_model,
+        model=settings.model,
+        log_meta=dict(provider.log_meta),
+    )
+
+
+def _observed(app: ASGIApp, settings: Settings) -> ASGIApp:
+    return ObserveMiddleware(app, sinks=(KongFileLog(settings.log_path),), log_payloads=settings.log_payloads)
+
+
+def _field_rules(settings: Settings, default_max_tokens: int | None, default_temperature: float | None) -> _FieldRules:
     """StripFieldsMiddleware's ``set`` and ``cap`` from the AIMW_* settings and a recipe's defaults."""
     temperature = settings.temperature if settings.temperature is not None else default_temperature
     max_tokens = settings.max_tokens if settings.max_tokens is not None else default_max_tokens

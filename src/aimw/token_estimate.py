@@ -17,7 +17,7 @@ import math
 
 from msgspec import UNSET
 
-from aimw.translators import anthropic as a
+from aimw.translators.anthropic import messages as a
 
 CHARS_PER_TOKEN = 3.5
 IMAGE_TOKENS = 1600

@@ -136,7 +136,7 @@ def test_text_oneshot(client, fake, gateway, case):
     assert_azure_meta(line)
     assert line["ai"]["proxy"]["meta"]["request_mode"] == "oneshot"
     assert line["ai"]["proxy"]["meta"]["response_model"] == AZURE_MODEL
-    assert line["upstream_uri"] == f"{fake.url}/openai/deployments/{DEPLOYMENT}/chat/completions"
+    assert line["upstream_uri"] == f"/openai/deployments/{DEPLOYMENT}/chat/completions?api-version={API_VERSION}"
     assert_log_usage(line, 130, 139)
 
 

@@ -110,7 +110,20 @@ def test_text_oneshot(client, fake, hf_gateway, case):
     assert meta["request_model"] == HF_MODEL
     assert meta["response_model"] == "mistralai/Mistral-7B-Instruct-v0.2"
     assert line["response"]["status"] == 200
-    assert line["upstream_uri"] == f"{fake.url}{CHAT_PATH}"
+    assert line["upstream_uri"] == CHAT_PATH
+    port = int(fake.url.rsplit(":", 1)[1])
+    assert line["ai"]["proxy"]["tried_targets"] == [
+        {
+            "provider": "huggingface",
+            "model": HF_MODEL,
+            "host": "127.0.0.1",
+            "port": port,
+            "ip": "127.0.0.1",
+            "upstream_scheme": "http",
+            "upstream_uri": CHAT_PATH,
+            "route_type": "llm/v1/chat",
+        }
+    ]
     assert_log_usage(line, 26, 40)
 
 

@@ -1,7 +1,10 @@
 """StripFieldsMiddleware: drop, set and cap top-level fields of JSON request bodies.
 
 The rest of the body is not parsed: top-level values are kept as ``msgspec.Raw`` and
-written back verbatim (Kong's ``pre-function`` that deletes ``model``, plus overrides).
+written back verbatim (Kong's ``pre-function`` that deletes ``model``, plus overrides), so
+a body that no rule changes goes on byte for byte, and what an Anthropic upstream needs
+(fields aimw does not translate) survives. The body is read once per exchange and the
+edited body kept at ``Exchange.request_body``, for the layers below and for every attempt.
 """
 
 from __future__ import annotations
@@ -10,7 +13,7 @@ from collections.abc import Iterable, Mapping
 
 import msgspec
 
-from aimw.asgi import ClientDisconnected, read_body, replay_body, send_error, with_headers
+from aimw.asgi import ClientDisconnected, answer_error, replay_body, request_body, with_headers
 from aimw.errors import GatewayError
 from aimw.exchange import exchange_of
 from aimw.types import ASGIApp, Receive, Scope, Send
@@ -44,7 +47,7 @@ class StripFieldsMiddleware:
         app: ASGIApp,
         *,
         drop: Iterable[str] = (),
-        set: Mapping[str, object] | None = None,
+        set: Mapping[str, object] | None = None,  # noqa: A002 (Kong's name for the rule)
         cap: Mapping[str, float] | None = None,
         path_suffixes: tuple[str, ...] = ("/v1/messages",),
         max_body_size: int = 8 * 1024 * 1024,
@@ -61,14 +64,15 @@ class StripFieldsMiddleware:
             await self.app(scope, receive, send)
             return
         try:
-            body = self.edit(await read_body(receive, self.max_body_size), scope)
+            body = self.edit(await request_body(scope, receive, self.max_body_size), scope)
         except GatewayError as error:
-            await send_error(send, error)
+            await answer_error(scope, send, error)
             return
         except ClientDisconnected:
             return
+        exchange_of(scope).request_body = body
         headers = with_headers(
-            scope["headers"], drop=frozenset((b"content-length",)), add=((b"content-length", str(len(body)).encode()),)
+            scope["headers"], drop=frozenset((b"content-length",)), add=((b"content-length", b"%d" % len(body)),)
         )
         await self.app({**scope, "headers": headers}, replay_body(body, receive), send)
 

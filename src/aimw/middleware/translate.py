@@ -1,217 +1,254 @@
-"""TranslateMiddleware: makes a provider that speaks another wire format look like the
-Anthropic Messages API.
+"""TranslateMiddleware: makes a provider that speaks another wire format answer as the
+Anthropic Messages API, and speaks Anthropic for every failure below it.
 
-Request side: ``POST {prefix}/v1/messages`` (Anthropic Messages) becomes the provider's
-request (path, query, body, headers); ``POST {prefix}/v1/messages/count_tokens`` is
-answered locally with an estimate; ``HEAD`` on any path (the Claude Code CLI's
-pre-flight ``HEAD /`` and ``HEAD /api/hello``) is answered 200; anything else is 404.
+Request side: ``POST {prefix}/v1/messages`` becomes the wire format's request (path,
+query, body, headers) for the model chosen; the body comes from ``Exchange.request_body``
+(read once, by the first layer that needed it) and is parsed once per exchange, so a
+second attempt re-translates without reading or parsing again.
 
-Response side: a non-streaming provider JSON answer becomes an Anthropic Message; a
-provider error becomes an Anthropic error with the matching status; an event stream
-passes untouched (SSERewriteMiddleware, below, rewrote it). Of the provider's response
-headers only ``retry-after``, request ids and ``x-ratelimit-*`` reach the client.
+Response side: a 2xx JSON answer becomes an Anthropic Message and its usage is recorded; a
+provider error becomes an Anthropic error with the matching status (the attempt records it
+as an UpstreamStatusError); an event stream passes (SSERewriteMiddleware, below, rewrote
+it); upstream failures before any byte reached the client become Anthropic errors: 502
+api_error unreachable or broke off, 504 timeout_error. Of a translated provider's response
+headers only ``retry-after``, request ids and ``x-ratelimit-*`` reach the client; Anthropic's
+own (``wire_format.passthrough``) all pass, and so do its other paths (count_tokens …).
 """
 
 from __future__ import annotations
 
 import logging
+import time
 
 import msgspec
 
 from aimw.asgi import (
     JSON_HEADERS,
     ClientDisconnected,
+    answer_error,
     header_value,
-    read_body,
     replay_body,
+    request_body,
     send_body,
-    send_error,
     with_headers,
 )
-from aimw.errors import GatewayError, error_from_provider
+from aimw.errors import GatewayError
 from aimw.exchange import Exchange, exchange_of
-from aimw.providers import Provider
-from aimw.token_estimate import estimate_input_tokens
-from aimw.translators import anthropic, openai_chat
-from aimw.types import ASGIApp, Message, Receive, Scope, Send
+from aimw.translators.anthropic.messages import decode_request
+from aimw.translators.wire import AnthropicCall
+from aimw.types import ASGIApp, Headers, Message, Receive, Scope, Send, WireFormat
+from aimw.upstream.failures import UpstreamFailure, UpstreamStatusError, UpstreamTimeout
 
 logger = logging.getLogger("aimw.translate")
 
-_REQUEST_TRANSLATORS = {"openai_chat": openai_chat.request_from_anthropic}
-_RESPONSE_TRANSLATORS = {"openai_chat": openai_chat.response_to_anthropic}
+DEFAULT_MAX_BODY_SIZE = 8 * 1024 * 1024  # bytes
+DEFAULT_MAX_RESPONSE_BODY_SIZE = 32 * 1024 * 1024  # bytes
 
-# Anthropic's own headers go only to Anthropic (DESIGN §6); length and encoding are redone.
-_DROPPED_REQUEST_HEADERS = frozenset(
-    (b"anthropic-version", b"anthropic-beta", b"anthropic-dangerous-direct-browser-access", b"content-length")
+# Anthropic's own headers go only to Anthropic (DESIGN §6); length and type are redone.
+_ANTHROPIC_REQUEST_HEADERS = frozenset(
+    (b"anthropic-version", b"anthropic-beta", b"anthropic-dangerous-direct-browser-access")
 )
-# The provider's response headers that reach the client: the rest (cookies, organisation and
-# project ids, the provider's own framing) is the gateway operator's business.
+_FRAMING = frozenset((b"content-length", b"content-type"))
+# The provider's response headers that reach the client of a translated provider: the rest
+# (cookies, organisation and project ids, the provider's own framing) is the operator's.
 _RELAYED_RESPONSE_HEADERS = frozenset((b"retry-after", b"x-aimw-llm-model", b"x-request-id", b"request-id"))
 _STREAM_HEADERS = frozenset((b"content-type", b"cache-control"))  # as SSERewriteMiddleware set them
 
-DEFAULT_MAX_RESPONSE_BODY_SIZE = 32 * 1024 * 1024  # bytes
+
+class _ErrorView(msgspec.Struct):
+    type: str = ""
+    message: str = ""
+
+
+class _ErrorBodyView(msgspec.Struct):
+    error: _ErrorView | None = None
+
+
+_error_view = msgspec.json.Decoder(_ErrorBodyView)
 
 
 class TranslateMiddleware:
-    """Translate Anthropic Messages requests and responses for ``provider``.
+    """Translate Anthropic Messages requests and answers for one target's ``wire_format``.
 
     Args:
-        app: the ASGI app that calls the provider (SSERewrite -> ProviderAuth -> Upstream).
-        provider: where and what the provider speaks (``provider.wire_format``).
-        model: the upstream model; when None, the client's ``model`` or the provider's default.
-        max_body_size: request body limit (bytes) -> 413 request_too_large.
-        max_response_body_size: non-streaming provider answer limit (bytes) -> 502 api_error.
+        app: the leg below (SSERewrite > ProviderAuth > Upstream).
+        wire_format: the target's WireFormat object (aimw.translators).
+        default_model: the model when neither ``model`` nor the client names one.
+        model: the upstream model, whatever the client asks (AIMW_MODEL); None keeps the client's.
+        log_meta: extra ai.proxy.meta fields of the target (Kong's names, e.g. azure_instance_id).
+        max_body_size: request body limit (bytes) when no layer above read the body.
+        max_response_body_size: non-streaming answer limit (bytes) -> 502 api_error.
 
-    Errors: a non-JSON or wrong-shaped body gets 400 invalid_request_error naming the
-    problem; any unexpected failure before the response starts gets 500 api_error.
+    Errors (Anthropic shape, before any byte reached the client): a non-JSON or wrong-shaped
+    body 400 invalid_request_error naming the problem; another path of a translated provider
+    404; any unexpected failure 500 api_error.
     """
 
     def __init__(
         self,
         app: ASGIApp,
         *,
-        provider: Provider,
+        wire_format: WireFormat,
+        default_model: str,
         model: str | None = None,
-        max_body_size: int = 8 * 1024 * 1024,
+        log_meta: dict[str, str] | None = None,
+        max_body_size: int = DEFAULT_MAX_BODY_SIZE,
         max_response_body_size: int = DEFAULT_MAX_RESPONSE_BODY_SIZE,
     ) -> None:
-        if provider.wire_format not in _REQUEST_TRANSLATORS:
-            raise ValueError(f"no translator for wire format {provider.wire_format!r}")
         self.app = app
-        self.provider = provider
+        self.wire_format = wire_format
+        self.default_model = default_model
         self.model = model
+        self.log_meta = dict(log_meta or {})
         self.max_body_size = max_body_size
         self.max_response_body_size = max_response_body_size
-        self.translate_request = _REQUEST_TRANSLATORS[provider.wire_format]
-        self.translate_response = _RESPONSE_TRANSLATORS[provider.wire_format]
+        self._dropped_headers = _FRAMING if wire_format.passthrough else _FRAMING | _ANTHROPIC_REQUEST_HEADERS
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        method, path = scope["method"], scope["path"]
-        if method == "HEAD":
-            await send_body(send, 200, b"", ())
-            return
-        responded = False
-
-        async def tracking_send(message: Message) -> None:
-            nonlocal responded
-            responded = True
-            await send(message)
-
+        responder = _Responder(self, send, exchange_of(scope))
         try:
-            if method == "POST" and path.endswith("/v1/messages"):
-                await self.messages(scope, receive, tracking_send)
-            elif method == "POST" and path.endswith("/v1/messages/count_tokens"):
-                await self.count_tokens(receive, tracking_send)
+            if scope["method"] == "POST" and scope["path"].endswith("/v1/messages"):
+                await self.messages(scope, receive, responder)
+            elif self.wire_format.passthrough:
+                responder.relaying = True
+                await self.app(scope, receive, responder.send)
             else:
-                raise GatewayError(404, f"{method} {path} is not an endpoint of this gateway")
-        except GatewayError as error:
-            if responded:
-                raise
-            await send_error(send, error)
+                raise GatewayError(404, f"{scope['method']} {scope['path']} is not an endpoint of this gateway")
         except ClientDisconnected:
             return
+        except UpstreamFailure as failure:
+            status, error_type = (504, "timeout_error") if isinstance(failure, UpstreamTimeout) else (502, "api_error")
+            await responder.fail(scope, GatewayError(status, failure.reason, error_type))
+        except GatewayError as error:
+            await responder.fail(scope, error)
         except Exception as exc:
-            if responded:
+            if responder.started:
                 raise
-            logger.exception("unexpected error while translating %s %s", method, path)
-            exchange_of(scope).error = f"internal gateway error: {type(exc).__name__}"
-            await send_error(send, GatewayError(500, "internal gateway error", "api_error"))
+            logger.exception("unexpected error while translating %s %s", scope["method"], scope["path"])
+            await answer_error(scope, send, GatewayError(500, f"internal gateway error ({type(exc).__name__})", "api_error"))
 
-    async def messages(self, scope: Scope, receive: Receive, send: Send) -> None:
-        request = _decode_request(await read_body(receive, self.max_body_size))
-        model = self.model or (request.model if isinstance(request.model, str) else None) or self.provider.default_model
-        body = self.translate_request(
-            request,
-            model,
-            max_tokens_field=self.provider.max_tokens_field,
-            thinking_format=self.provider.thinking_format,
-        )
-        exchange = exchange_of(scope)
-        exchange.provider_name = self.provider.name
+    async def messages(self, scope: Scope, receive: Receive, responder: _Responder) -> None:
+        exchange = responder.exchange
+        body = await request_body(scope, receive, self.max_body_size)
+        wire_format = self.wire_format
+        if wire_format.parses_request:
+            request = exchange.messages_request
+            if request is None:
+                request = exchange.messages_request = decode_request(body)
+            client_model = request.model if isinstance(request.model, str) else None
+            stream = request.stream
+        else:
+            request, client_model, stream = None, exchange.request_model, exchange.request_mode == "stream"
+        model = self.model or client_model or self.default_model
         exchange.request_model = model
-        exchange.request_mode = "stream" if request.stream else "oneshot"
-        exchange.log_meta.update(self.provider.log_meta)
-        path, query = self.provider.upstream_path(model)
+        exchange.request_mode = "stream" if stream else "oneshot"
+        exchange.log_meta.update(self.log_meta)
+        raw_path: bytes | None = scope.get("raw_path")
+        path = raw_path.decode("latin-1") if raw_path else scope["path"]
+        upstream = wire_format.build_request(AnthropicCall(body, request, model, stream, path, scope.get("query_string", b"")))
         headers = with_headers(
             scope["headers"],
-            drop=_DROPPED_REQUEST_HEADERS | {b"content-type"},
-            add=((b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())),
+            drop=self._dropped_headers,
+            add=((b"content-type", b"application/json"), (b"content-length", b"%d" % len(upstream.body))),
         )
         upstream_scope = {
             **scope,
-            "path": path,
-            "raw_path": path.encode(),
+            "path": upstream.path,
+            "raw_path": upstream.path.encode("latin-1"),
             "root_path": "",
-            "query_string": query.encode(),
+            "query_string": upstream.query,
             "headers": headers,
         }
-        await self.app(upstream_scope, replay_body(body, receive), self._response_sender(send, model, exchange))
+        responder.model = model
+        await self.app(upstream_scope, replay_body(upstream.body, receive), responder.send)
 
-    async def count_tokens(self, receive: Receive, send: Send) -> None:
-        request = _decode_request(await read_body(receive, self.max_body_size))
-        body = msgspec.json.encode({"input_tokens": estimate_input_tokens(request)})
-        await send_body(send, 200, body)
 
-    def _response_sender(self, send: Send, model: str, exchange: Exchange) -> Send:
-        """A ``send`` that translates non-streaming answers and errors, passing streams through."""
-        start: Message | None = None
-        chunks: list[bytes] = []
-        size = 0
-        passing = False
+class _Responder:
+    """One response on its way back: streams pass, JSON answers are gathered (capped) and
+    translated, failures answered while nothing has reached the client."""
 
-        async def translating_send(message: Message) -> None:
-            nonlocal start, size, passing
-            if passing:
-                await send(message)
-                return
-            if message["type"] == "http.response.start":
-                content_type = header_value(message.get("headers", ()), b"content-type") or b""
-                if message["status"] < 400 and content_type.startswith(b"text/event-stream"):
-                    passing = True
-                    await send({**message, "headers": _relayed(message.get("headers", ()), _STREAM_HEADERS)})
-                    return
-                start = message
-                return
-            chunk = message.get("body", b"")
-            size += len(chunk)
-            if size > self.max_response_body_size:
-                raise GatewayError(502, "upstream answer is larger than the gateway's limit", "api_error")
-            if chunk:
-                chunks.append(chunk)
-            if message.get("more_body", False):
-                return
-            await self._send_translated(send, start, b"".join(chunks), model, exchange)
+    __slots__ = ("translate", "client_send", "exchange", "model", "relaying", "started", "_start", "_chunks", "_size")
 
-        return translating_send
+    def __init__(self, translate: TranslateMiddleware, send: Send, exchange: Exchange) -> None:
+        self.translate = translate
+        self.client_send = send
+        self.exchange = exchange
+        self.model = ""
+        self.relaying = False  # pass every message on as it is
+        self.started = False  # http.response.start reached the client
+        self._start: Message | None = None
+        self._chunks: list[bytes] = []
+        self._size = 0
 
-    async def _send_translated(self, send: Send, start: Message, body: bytes, model: str, exchange: Exchange) -> None:
-        status = start["status"]
-        upstream_headers = start.get("headers", ())
-        if exchange.error:  # the answer broke off below: what arrived is not all of it
-            raise GatewayError(502, exchange.error, "api_error")
+    async def send(self, message: Message) -> None:
+        if self.relaying:
+            self.started = True
+            await self.client_send(message)
+            return
+        if message["type"] == "http.response.start":
+            headers = message.get("headers", ())
+            content_type = header_value(headers, b"content-type") or b""
+            if message["status"] < 400 and content_type.startswith(b"text/event-stream"):
+                self.relaying = self.started = True
+                await self.client_send({**message, "headers": self._client_headers(headers, _STREAM_HEADERS)})
+            else:
+                self._start = message
+            return
+        chunk = message.get("body", b"")
+        self._size += len(chunk)
+        if self._size > self.translate.max_response_body_size:
+            raise GatewayError(502, "the upstream answer is larger than the gateway's limit", "api_error")
+        if chunk:
+            self._chunks.append(chunk)
+        if not message.get("more_body", False) and self._start is not None:
+            await self._answer(self._start, b"".join(self._chunks))
+
+    async def _answer(self, start: Message, body: bytes) -> None:
+        status: int = start["status"]
+        exchange = self.exchange
+        wire_format = self.translate.wire_format
         if status >= 400:
-            status, body = error_from_provider(status, body)
+            failure = UpstreamStatusError(status, body)
+            if exchange.attempts:
+                exchange.attempts[-1].failure = failure.reason
+            status, body = wire_format.error_to_anthropic(status, body)
+            exchange.fail(_error_outcome(body, status))
         else:
-            body, exchange.usage.reasoning_tokens = self.translate_response(body, model)
-        await send_body(send, status, body, [*JSON_HEADERS, *_relayed(upstream_headers)])
+            answer = wire_format.response_to_anthropic(body, self.model)
+            exchange.usage = answer.usage
+            exchange.response_model = answer.model or self.model
+            exchange.first_token_ns = time.monotonic_ns()
+            body = answer.body
+        self.started = True
+        await send_body(self.client_send, status, body, self._client_headers(start.get("headers", ()), frozenset()))
+
+    def _client_headers(self, headers: Headers, also: frozenset[bytes]) -> Headers:
+        """The provider's headers a client may see: all but framing for Anthropic's own;
+        for others retry-after, request ids, x-ratelimit-* (and ``also``)."""
+        if self.translate.wire_format.passthrough:
+            return [(name, value) for name, value in headers if name != b"content-length"]
+        relayed = [
+            (name, value)
+            for name, value in headers
+            if name in _RELAYED_RESPONSE_HEADERS or name in also or name.startswith(b"x-ratelimit-")
+        ]
+        return relayed if also else [*JSON_HEADERS, *relayed]
+
+    async def fail(self, scope: Scope, error: GatewayError) -> None:
+        """Answer ``error`` if nothing reached the client yet; else only record it."""
+        if self.started:
+            self.exchange.fail(f"{error.error_type}: {error.message}")
+            return
+        await answer_error(scope, self.client_send, error)
 
 
-def _relayed(headers, also: frozenset[bytes] = frozenset()) -> list[tuple[bytes, bytes]]:
-    """The provider's headers a client may see: retry-after, request ids, x-ratelimit-*."""
-    return [
-        (name, value)
-        for name, value in headers
-        if name in _RELAYED_RESPONSE_HEADERS or name in also or name.startswith(b"x-ratelimit-")
-    ]
-
-
-def _decode_request(body: bytes) -> anthropic.MessagesRequest:
+def _error_outcome(body: bytes, status: int) -> str:
+    """``error_type: message`` of an Anthropic error body, for the log."""
     try:
-        return anthropic.request_decoder.decode(body)
-    except msgspec.ValidationError as exc:
-        raise GatewayError(400, f"invalid Messages request: {exc}") from None
-    except msgspec.DecodeError as exc:
-        raise GatewayError(400, f"request body is not valid JSON: {exc}") from None
+        error = _error_view.decode(body).error
+    except (msgspec.DecodeError, msgspec.ValidationError):
+        error = None
+    return f"{error.type}: {error.message}" if error is not None else f"HTTP {status}"

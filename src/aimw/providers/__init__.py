@@ -1,18 +1,16 @@
-"""Where each provider lives: base URL, path, wire format, default model, auth, log meta.
-
-Data and tiny functions only; recipes combine a Provider with Settings.
+"""Where each provider lives: its wire format (with that format's options), base URL,
+default model, kind of credential and log meta. Data and tiny functions only; recipes
+combine a Provider with Settings.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Literal
 
-from aimw.translators.openai_chat import ThinkingFormat
-
-WireFormat = Literal["openai_chat", "anthropic"]
+from aimw.credentials import bearer
+from aimw.types import Credential, WireFormat
 
 
 @dataclass(frozen=True, slots=True)
@@ -21,29 +19,20 @@ class Provider:
 
     name: Kong's provider_name (``huggingface``, ``azure`` ...).
     base_url: scheme://host[:port] of the real service.
-    path: the request path; ``{model}`` is replaced by the upstream model name.
-    query: the query string sent upstream (without ``?``), e.g. Azure's api-version.
-    wire_format: the format the provider speaks.
+    wire_format: the WireFormat object it speaks, its options set (path, query, fields).
     default_model: the model used when neither AIMW_MODEL nor the client names one.
-    auth_header: the request header carrying the credential (lower-case).
-    auth_prefix: what stands before the credential in that header (``"Bearer "`` or ``""``).
-    max_tokens_field: ``max_tokens`` or ``max_completion_tokens`` (OpenAI reasoning models).
-    thinking_format: how Anthropic thinking is sent (``none`` or ``qwen``), see openai_chat.
+    credential: makes the provider's Credential from its secret (default ``Authorization:
+        Bearer``).
     log_meta: extra ai.proxy.meta fields (Kong's names, e.g. azure_instance_id).
     """
 
     name: str
     base_url: str
-    path: str
     wire_format: WireFormat
     default_model: str
-    auth_header: str = "authorization"
-    auth_prefix: str = "Bearer "
-    query: str = ""
-    max_tokens_field: str = "max_tokens"
-    thinking_format: ThinkingFormat = "none"
+    credential: Callable[[str], Credential] = bearer
     log_meta: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
 
-    def upstream_path(self, model: str) -> tuple[str, str]:
-        """(path, query) of the upstream request for ``model``."""
-        return self.path.replace("{model}", model), self.query
+    def credential_for(self, secret: str | None) -> Credential | None:
+        """The provider's credential for ``secret``; None when there is no secret."""
+        return None if secret is None else self.credential(secret)

@@ -5,14 +5,16 @@ Source: Anthropic API reference, "Messages" (``POST https://api.anthropic.com/v1
 (``POST /v1/messages/count_tokens``).
 """
 
+from functools import partial
+
+from aimw.credentials import HeaderCredential
 from aimw.providers import Provider
+from aimw.translators.anthropic import ANTHROPIC_MESSAGES
 
 ANTHROPIC = Provider(
     name="anthropic",
     base_url="https://api.anthropic.com",
-    path="/v1/messages",
-    wire_format="anthropic",
+    wire_format=ANTHROPIC_MESSAGES,
     default_model="claude-sonnet-4-5",
-    auth_header="x-api-key",
-    auth_prefix="",
+    credential=partial(HeaderCredential, "x-api-key"),
 )

@@ -7,12 +7,19 @@ take ``max_completion_tokens``, not ``max_tokens``); "Content filtering" (the
 ``content_filter`` error code and finish_reason).
 """
 
+from collections.abc import Callable
+from functools import partial
 from types import MappingProxyType
 
+from aimw.credentials import HeaderCredential, bearer
 from aimw.providers import Provider
+from aimw.translators.openai_chat import ChatOptions, MaxTokensField, OpenAIChat
+from aimw.types import Credential
 
 DEFAULT_API_VERSION = "2025-01-01-preview"
-AUTH_HEADERS = MappingProxyType({"api-key": ("api-key", ""), "authorization": ("authorization", "Bearer ")})
+CREDENTIALS: MappingProxyType[str, Callable[[str], Credential]] = MappingProxyType(
+    {"api-key": partial(HeaderCredential, "api-key"), "authorization": bearer}
+)
 
 
 def azure(
@@ -21,7 +28,7 @@ def azure(
     api_version: str = DEFAULT_API_VERSION,
     *,
     auth_header: str = "api-key",
-    max_tokens_field: str = "max_tokens",
+    max_tokens_field: MaxTokensField = "max_tokens",
 ) -> Provider:
     """The Provider for one Azure OpenAI deployment.
 
@@ -29,17 +36,17 @@ def azure(
     ``max_tokens_field`` is ``max_completion_tokens`` for deployments of reasoning models.
     Log meta: Kong's azure_instance_id, azure_deployment_id, azure_api_version.
     """
-    header, prefix = AUTH_HEADERS[auth_header]
+    options = ChatOptions(
+        path=f"/openai/deployments/{deployment}/chat/completions",
+        query=f"api-version={api_version}",
+        max_tokens_field=max_tokens_field,
+    )
     return Provider(
         name="azure",
         base_url=f"https://{instance}.openai.azure.com",
-        path=f"/openai/deployments/{deployment}/chat/completions",
-        query=f"api-version={api_version}",
-        wire_format="openai_chat",
+        wire_format=OpenAIChat(options),
         default_model=deployment,
-        auth_header=header,
-        auth_prefix=prefix,
-        max_tokens_field=max_tokens_field,
+        credential=CREDENTIALS[auth_header],
         log_meta=MappingProxyType(
             {"azure_instance_id": instance, "azure_deployment_id": deployment, "azure_api_version": api_version}
         ),

@@ -2,11 +2,6 @@
 
 from aimw.emulator import MODEL
 from aimw.providers import Provider
+from aimw.translators.openai_chat import OpenAIChat
 
-DEMO = Provider(
-    name="demo",
-    base_url="http://aimw-emulator",
-    path="/v1/chat/completions",
-    wire_format="openai_chat",
-    default_model=MODEL,
-)
+DEMO = Provider(name="demo", base_url="http://aimw-emulator", wire_format=OpenAIChat(), default_model=MODEL)

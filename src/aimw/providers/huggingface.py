@@ -5,11 +5,11 @@ Source: Hugging Face docs, "Inference Providers" -> "Chat Completion"
 """
 
 from aimw.providers import Provider
+from aimw.translators.openai_chat import OpenAIChat
 
 HUGGINGFACE = Provider(
     name="huggingface",
     base_url="https://router.huggingface.co",
-    path="/v1/chat/completions",
-    wire_format="openai_chat",
+    wire_format=OpenAIChat(),
     default_model="meta-llama/Llama-3.3-70B-Instruct",
 )

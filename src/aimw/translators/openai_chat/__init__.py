@@ -7,18 +7,23 @@ TGI, Azure OpenAI, DashScope's compatible mode, vLLM, Ollama, llama.cpp and LM S
 ``reasoning_content`` (DeepSeek, Qwen, vLLM) and ``reasoning`` (vLLM, OpenRouter) carry
 thinking.
 
-Entry points:
+The wire format is :class:`OpenAIChat` (``ChatOptions`` say what differs between servers);
+its parts are pure functions and one per-stream state object:
     request_from_anthropic(request, model, ...) -> bytes   (Chat Completions JSON body)
-    response_to_anthropic(body, fallback_model) -> (bytes, reasoning tokens)
-    ChatStreamTranslator: feed(data) -> bytes, finish() -> bytes (Anthropic SSE bytes)
+    response_to_anthropic(body, fallback_model) -> AnthropicAnswer
+    ChatStreamTranslator(model): feed(bytes) -> bytes, finish() -> bytes (Anthropic SSE bytes)
 """
 
 from aimw.translators.openai_chat.request import ThinkingFormat, request_from_anthropic
 from aimw.translators.openai_chat.response import response_to_anthropic, stop_reason_for
 from aimw.translators.openai_chat.stream import ChatStreamTranslator
+from aimw.translators.openai_chat.wire import ChatOptions, MaxTokensField, OpenAIChat
 
 __all__ = [
+    "ChatOptions",
     "ChatStreamTranslator",
+    "MaxTokensField",
+    "OpenAIChat",
     "ThinkingFormat",
     "request_from_anthropic",
     "response_to_anthropic",

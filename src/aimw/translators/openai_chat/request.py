@@ -10,7 +10,7 @@ import msgspec
 from msgspec import UNSET, Raw, Struct, UnsetType
 
 from aimw.errors import GatewayError
-from aimw.translators import anthropic as a
+from aimw.translators.anthropic import messages as a
 
 class FunctionCall(Struct):
     name: str

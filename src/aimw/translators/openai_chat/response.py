@@ -5,14 +5,16 @@ object"; Anthropic API reference, "Messages")."""
 from __future__ import annotations
 
 import logging
-import os
 from types import MappingProxyType
 
 import msgspec
 from msgspec import Raw, Struct
 
 from aimw.errors import GatewayError, provider_error_message
-from aimw.translators import anthropic as a
+from aimw.exchange import Usage
+from aimw.translators.anthropic import messages as a
+from aimw.translators.anthropic.stream_writer import new_message_id, new_tool_use_id
+from aimw.translators.wire import AnthropicAnswer
 
 logger = logging.getLogger("aimw.translators.openai_chat")
 
@@ -64,23 +66,17 @@ class ChatUsage(Struct):
     completion_tokens_details: CompletionTokensDetails | None = None
 
 
-def reasoning_tokens_of(usage: ChatUsage | None) -> int:
-    """``completion_tokens_details.reasoning_tokens`` (tokens; part of completion_tokens), else 0.
-    Anthropic's usage has no such field, so it travels beside the translated answer."""
-    if usage is None or usage.completion_tokens_details is None:
-        return 0
-    return usage.completion_tokens_details.reasoning_tokens or 0
-
-
-def usage_to_anthropic(usage: ChatUsage | None) -> a.ResponseUsage:
-    """OpenAI's prompt_tokens include cached tokens; Anthropic's input_tokens exclude cache reads."""
-    if usage is None:
-        return a.ResponseUsage()
+def usage_to_anthropic(usage: ChatUsage) -> Usage:
+    """OpenAI's prompt_tokens include cached tokens; Anthropic's input_tokens exclude cache
+    reads. ``completion_tokens_details.reasoning_tokens`` (part of completion_tokens) is kept
+    as reasoning_tokens: Anthropic's usage has no such field, the log does."""
     cached = (usage.prompt_tokens_details.cached_tokens or 0) if usage.prompt_tokens_details else 0
-    return a.ResponseUsage(
+    details = usage.completion_tokens_details
+    return Usage(
         input_tokens=max((usage.prompt_tokens or 0) - cached, 0),
         output_tokens=usage.completion_tokens or 0,
         cache_read_input_tokens=cached,
+        reasoning_tokens=(details.reasoning_tokens or 0) if details is not None else 0,
     )
 
 
@@ -88,7 +84,7 @@ class ResponseFunction(Struct):
     """``arguments`` is a JSON string, or a JSON object as TGI and some llama.cpp builds send."""
 
     name: str | None = None
-    arguments: str | dict | None = None
+    arguments: str | dict[str, object] | None = None
 
 
 class ResponseToolCall(Struct):
@@ -125,16 +121,7 @@ class ChatCompletion(Struct):
 _completion_decoder = msgspec.json.Decoder(ChatCompletion)
 
 
-def new_tool_use_id() -> str:
-    """A tool_use id for a call the provider gave none (128 random bits, as uuid4 has)."""
-    return "toolu_" + os.urandom(16).hex()
-
-
-def new_message_id() -> str:
-    return "msg_" + os.urandom(16).hex()
-
-
-def tool_input(arguments: str | dict | None) -> Raw:
+def tool_input(arguments: str | dict[str, object] | None) -> Raw:
     """Tool call arguments (a JSON string, or an object taken as it is) as the tool_use
     ``input`` object; ``{}`` when absent or not a JSON object (logged, as the Anthropic SDK
     does for invalid partial JSON)."""
@@ -151,9 +138,9 @@ def tool_input(arguments: str | dict | None) -> Raw:
     return EMPTY_OBJECT
 
 
-def response_to_anthropic(body: bytes, fallback_model: str) -> tuple[bytes, int]:
-    """Translate a Chat Completions response body into ``(Anthropic Message JSON bytes,
-    reasoning tokens)``.
+def response_to_anthropic(body: bytes, fallback_model: str) -> AnthropicAnswer:
+    """Translate a Chat Completions response body into an Anthropic Message (the model is
+    the provider's, else ``fallback_model``).
 
     Raises:
         GatewayError: 502 api_error when ``body`` is not a chat completion.
@@ -164,7 +151,7 @@ def response_to_anthropic(body: bytes, fallback_model: str) -> tuple[bytes, int]
         raise GatewayError(502, f"upstream provider sent an invalid chat completion: {exc}", "api_error") from None
     if not completion.choices and completion.error is not None:
         raise GatewayError(502, provider_error_message(200, body), "api_error")
-    content: list = []
+    content: list[a.TextBlock | a.ResponseToolUse | a.ResponseThinking] = []
     finish_reason = None
     tool_used = False
     refused = False
@@ -191,11 +178,16 @@ def response_to_anthropic(body: bytes, fallback_model: str) -> tuple[bytes, int]
             )
             tool_used = True
     stop_reason = "refusal" if refused else stop_reason_for(finish_reason, tool_used)
+    usage = usage_to_anthropic(completion.usage) if completion.usage is not None else Usage()
     response = a.MessageResponse(
         id=new_message_id(),
         model=completion.model or fallback_model,
         content=content,
         stop_reason=stop_reason,
-        usage=usage_to_anthropic(completion.usage),
+        usage=a.ResponseUsage(
+            input_tokens=usage.input_tokens,
+            output_tokens=usage.output_tokens,
+            cache_read_input_tokens=usage.cache_read_input_tokens,
+        ),
     )
-    return a.response_encoder.encode(response), reasoning_tokens_of(completion.usage)
+    return AnthropicAnswer(a.response_encoder.encode(response), usage, completion.model)

@@ -1,4 +1,4 @@
-"""Anthropic Messages API wire format: request Structs, response Structs and stream-event encoders.
+"""Anthropic Messages API: request and response Structs.
 
 Source: Anthropic API reference, "Messages" (POST /v1/messages), "Streaming Messages" and
 "Count message tokens". Only the fields aimw translates are typed; unknown fields are
@@ -12,7 +12,8 @@ from typing import Literal
 import msgspec
 from msgspec import UNSET, Raw, Struct, UnsetType
 
-from aimw.errors import redact
+from aimw.errors import GatewayError
+
 
 # ---------------------------------------------------------------- content blocks
 
@@ -182,6 +183,20 @@ class MessagesRequest(Struct):
 request_decoder = msgspec.json.Decoder(MessagesRequest)
 
 
+def decode_request(body: bytes) -> MessagesRequest:
+    """``body`` as a Messages request.
+
+    Raises:
+        GatewayError: 400 invalid_request_error naming what is wrong.
+    """
+    try:
+        return request_decoder.decode(body)
+    except msgspec.ValidationError as exc:
+        raise GatewayError(400, f"invalid Messages request: {exc}") from None
+    except msgspec.DecodeError as exc:
+        raise GatewayError(400, f"request body is not valid JSON: {exc}") from None
+
+
 def system_texts(request: MessagesRequest) -> list[str]:
     """The top-level system prompt as a list of texts (empty when absent)."""
     system = request.system
@@ -229,97 +244,3 @@ class MessageResponse(Struct, kw_only=True):
 
 
 response_encoder = msgspec.json.Encoder()
-
-
-# ---------------------------------------------------------------- stream events
-# Each function returns one complete SSE event (``event: NAME\ndata: JSON\n\n``) as bytes,
-# in the shapes of Anthropic's "Streaming Messages" reference.
-
-_encode = msgspec.json.encode
-
-
-def message_start(message_id: str, model: str, usage: ResponseUsage) -> bytes:
-    return (
-        b'event: message_start\ndata: {"type":"message_start","message":{"id":'
-        + _encode(message_id)
-        + b',"type":"message","role":"assistant","model":'
-        + _encode(model)
-        + b',"content":[],"stop_reason":null,"stop_sequence":null,"usage":'
-        + _encode(usage)
-        + b"}}\n\n"
-    )
-
-
-def text_block_start(index: int) -> bytes:
-    return (
-        b'event: content_block_start\ndata: {"type":"content_block_start","index":%d,'
-        b'"content_block":{"type":"text","text":""}}\n\n' % index
-    )
-
-
-def thinking_block_start(index: int) -> bytes:
-    return (
-        b'event: content_block_start\ndata: {"type":"content_block_start","index":%d,'
-        b'"content_block":{"type":"thinking","thinking":"","signature":""}}\n\n' % index
-    )
-
-
-def tool_use_block_start(index: int, tool_use_id: str, name: str) -> bytes:
-    return (
-        b'event: content_block_start\ndata: {"type":"content_block_start","index":%d,'
-        b'"content_block":{"type":"tool_use","id":' % index
-        + _encode(tool_use_id)
-        + b',"name":'
-        + _encode(name)
-        + b',"input":{}}}\n\n'
-    )
-
-
-def _block_delta(index: int, delta_head: bytes, value: str) -> bytes:
-    return (
-        b'event: content_block_delta\ndata: {"type":"content_block_delta","index":%d,"delta":' % index
-        + delta_head
-        + _encode(value)
-        + b"}}\n\n"
-    )
-
-
-def text_delta(index: int, text: str) -> bytes:
-    return _block_delta(index, b'{"type":"text_delta","text":', text)
-
-
-def thinking_delta(index: int, thinking: str) -> bytes:
-    return _block_delta(index, b'{"type":"thinking_delta","thinking":', thinking)
-
-
-def input_json_delta(index: int, partial_json: str) -> bytes:
-    return _block_delta(index, b'{"type":"input_json_delta","partial_json":', partial_json)
-
-
-def content_block_stop(index: int) -> bytes:
-    return b'event: content_block_stop\ndata: {"type":"content_block_stop","index":%d}\n\n' % index
-
-
-def message_delta(stop_reason: str, usage: ResponseUsage) -> bytes:
-    """``usage`` is cumulative for the whole message (Anthropic semantics)."""
-    return (
-        b'event: message_delta\ndata: {"type":"message_delta","delta":{"stop_reason":'
-        + _encode(stop_reason)
-        + b',"stop_sequence":null},"usage":'
-        + _encode(usage)
-        + b"}\n\n"
-    )
-
-
-MESSAGE_STOP = b'event: message_stop\ndata: {"type":"message_stop"}\n\n'
-
-
-def error_event(error_type: str, message: str) -> bytes:
-    """An ``event: error`` (credentials in ``message`` are redacted)."""
-    return (
-        b'event: error\ndata: {"type":"error","error":{"type":'
-        + _encode(error_type)
-        + b',"message":'
-        + _encode(redact(message))
-        + b"}}\n\n"
-    )

@@ -1,0 +1,171 @@
+"""ObserveMiddleware: the outermost layer. It owns the request's Exchange, stamps its
+timings and sizes, computes the derived figures once, and hands the finished exchange to
+its sinks (the Kong file log now; metrics and traces are siblings). It never changes a byte
+and never decodes a response: the layer that wrote the Anthropic answer recorded its usage.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+
+from aimw.exchange import Exchange, Figures, ObservedExchange, exchange_of
+from aimw.types import ASGIApp, Headers, Message, Receive, Scope, Send, Sink
+
+MAX_LOGGED_PAYLOAD = 1024 * 1024  # bytes of each payload kept
+
+
+class ObserveMiddleware:
+    """Observe every HTTP exchange and emit it to ``sinks``.
+
+    Args:
+        app: the gateway below.
+        sinks: where finished exchanges go (aimw.sinks), each called once per exchange.
+        log_payloads: keep the request and response bodies (each cut at 1 MiB) for the sinks.
+        input_cost / output_cost: price per million prompt / completion tokens, for ``cost``.
+    """
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        sinks: Sequence[Sink],
+        log_payloads: bool = False,
+        input_cost: float = 0.0,
+        output_cost: float = 0.0,
+    ) -> None:
+        self.app = app
+        self.sinks = tuple(sinks)
+        self.log_payloads = log_payloads
+        self.input_cost = input_cost
+        self.output_cost = output_cost
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        observation = _Observation(exchange_of(scope), self.log_payloads)
+        try:
+            await self.app(scope, observation.counting_receive(receive), observation.observing_send(send))
+        except BaseException as exc:
+            observation.exchange.fail(f"{type(exc).__name__} in the gateway")
+            raise
+        finally:
+            observed = observation.finished(scope, self.figures(observation.exchange))
+            for sink in self.sinks:
+                sink.emit(observed)
+
+    def figures(self, exchange: Exchange) -> Figures:
+        """The derived figures of ``exchange`` (ms, tokens, cost) as of now."""
+        end_ns = exchange.last_byte_ns or time.monotonic_ns()
+        request_ms = _ms(end_ns - exchange.received_ns)
+        attempt = exchange.attempts[-1] if exchange.attempts else None
+        proxy_ms = ttft_ms = 0
+        if attempt is not None and attempt.sent_ns:
+            if attempt.last_byte_ns:
+                proxy_ms = _ms(attempt.last_byte_ns - attempt.sent_ns)
+            if exchange.first_token_ns:
+                ttft_ms = _ms(exchange.first_token_ns - attempt.sent_ns)
+        usage = exchange.usage
+        prompt = usage.input_tokens + usage.cache_read_input_tokens + usage.cache_creation_input_tokens
+        completion = usage.output_tokens
+        return Figures(
+            request_ms=request_ms,
+            proxy_ms=proxy_ms,
+            gateway_ms=max(request_ms - proxy_ms, 0),
+            time_to_first_token_ms=ttft_ms,
+            time_per_token_ms=round(proxy_ms / completion, 3) if completion else 0,
+            prompt_tokens=prompt,
+            completion_tokens=completion,
+            total_tokens=prompt + completion,
+            cost=round((prompt * self.input_cost + completion * self.output_cost) / 1e6, 8),
+        )
+
+
+class _Observation:
+    """What is seen of one exchange on the wire (per request, never shared)."""
+
+    __slots__ = (
+        "exchange",
+        "started_at_ms",
+        "request_size",
+        "status",
+        "response_headers",
+        "response_size",
+        "streamed",
+        "payload_request",
+        "payload_response",
+        "payload_size",
+    )
+
+    def __init__(self, exchange: Exchange, log_payloads: bool) -> None:
+        self.exchange = exchange
+        exchange.received_ns = exchange.received_ns or time.monotonic_ns()
+        self.started_at_ms = int(time.time() * 1000)
+        self.request_size = 0
+        self.status = 500
+        self.response_headers: Headers = []
+        self.response_size = 0
+        self.streamed = False
+        self.payload_request: bytearray | None = bytearray() if log_payloads else None
+        self.payload_response: list[bytes] = []
+        self.payload_size = 0
+
+    def counting_receive(self, receive: Receive) -> Receive:
+        async def counted() -> Message:
+            message = await receive()
+            body = message.get("body")
+            if body:
+                self.request_size += len(body)
+                kept = self.payload_request
+                if kept is not None and len(kept) < MAX_LOGGED_PAYLOAD:
+                    kept += body[: MAX_LOGGED_PAYLOAD - len(kept)]
+            return message
+
+        return counted
+
+    def observing_send(self, send: Send) -> Send:
+        exchange = self.exchange
+
+        async def observed(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                self.status = message["status"]
+                self.response_headers = list(message.get("headers", ()))
+                self.streamed = any(
+                    name == b"content-type" and value.startswith(b"text/event-stream") for name, value in self.response_headers
+                )
+            elif message["type"] == "http.response.body":
+                body = message.get("body", b"")
+                if body:
+                    if not exchange.first_byte_ns:
+                        exchange.first_byte_ns = time.monotonic_ns()
+                    self.response_size += len(body)
+                    if self.payload_request is not None and self.payload_size < MAX_LOGGED_PAYLOAD:
+                        piece = body[: MAX_LOGGED_PAYLOAD - self.payload_size]
+                        self.payload_response.append(piece)
+                        self.payload_size += len(piece)
+                if not message.get("more_body", False):
+                    exchange.last_byte_ns = time.monotonic_ns()
+            await send(message)
+
+        return observed
+
+    def finished(self, scope: Scope, figures: Figures) -> ObservedExchange:
+        payloads = self.payload_request is not None
+        return ObservedExchange(
+            scope=scope,
+            exchange=self.exchange,
+            status=self.status,
+            response_headers=self.response_headers,
+            request_size=self.request_size,
+            response_size=self.response_size,
+            started_at_ms=self.started_at_ms,
+            streamed=self.streamed,
+            figures=figures,
+            payload_request=bytes(self.payload_request) if self.payload_request is not None else None,
+            payload_response=b"".join(self.payload_response) if payloads else None,
+        )
+
+
+def _ms(ns: int) -> int:
+    return max(ns, 0) // 1_000_000

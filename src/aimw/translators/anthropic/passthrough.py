@@ -1,0 +1,161 @@
+"""Anthropic's own Messages API as a wire format: nothing to translate, only to read.
+
+The request passes as the client sent it (after StripFields); a JSON answer and an
+Anthropic error pass byte for byte, with their usage and model read on the way; an event
+stream passes byte for byte, released a whole event at a time (events end with a blank
+line, LF or CRLF) so that an ``event: error`` can always follow a whole event, and read for
+usage (message_start, message_delta), model and errors. Source: Anthropic API reference,
+"Messages", "Streaming Messages", "Errors".
+"""
+
+from __future__ import annotations
+
+import msgspec
+
+from aimw.errors import error_from_provider
+from aimw.exchange import Usage
+from aimw.sse import SSEDecoder
+from aimw.translators.anthropic.events import error_event
+from aimw.translators.wire import AnthropicAnswer, AnthropicCall, UpstreamRequest
+
+
+class _UsageView(msgspec.Struct):
+    input_tokens: int | None = None
+    output_tokens: int | None = None
+    cache_read_input_tokens: int | None = None
+    cache_creation_input_tokens: int | None = None
+
+
+class _MessageView(msgspec.Struct):
+    model: str | None = None
+    usage: _UsageView | None = None
+
+
+class _ErrorView(msgspec.Struct):
+    type: str | None = None
+    message: str | None = None
+
+
+class _EventView(msgspec.Struct):
+    """An Anthropic stream event or a whole Message / error body (only what is read)."""
+
+    type: str | None = None
+    message: _MessageView | None = None
+    model: str | None = None
+    usage: _UsageView | None = None
+    error: _ErrorView | None = None
+
+
+_view_decoder = msgspec.json.Decoder(_EventView)
+_READ_EVENTS = frozenset(("message_start", "message_delta", "error"))
+
+
+def _add_usage(usage: Usage, view: _UsageView | None) -> None:
+    """Anthropic usage is cumulative: a later value replaces an earlier one."""
+    if view is None:
+        return
+    if view.input_tokens is not None:
+        usage.input_tokens = view.input_tokens
+    if view.output_tokens is not None:
+        usage.output_tokens = view.output_tokens
+    if view.cache_read_input_tokens is not None:
+        usage.cache_read_input_tokens = view.cache_read_input_tokens
+    if view.cache_creation_input_tokens is not None:
+        usage.cache_creation_input_tokens = view.cache_creation_input_tokens
+
+
+class AnthropicMessages:
+    """The :class:`~aimw.types.WireFormat` of Anthropic itself (the pass-through recipe)."""
+
+    name = "anthropic"
+    passthrough = True
+    parses_request = False
+
+    def build_request(self, call: AnthropicCall) -> UpstreamRequest:
+        return UpstreamRequest(call.path, call.query, call.body)
+
+    def response_to_anthropic(self, body: bytes, model: str) -> AnthropicAnswer:
+        usage = Usage()
+        try:
+            view = _view_decoder.decode(body)
+        except (msgspec.DecodeError, msgspec.ValidationError):
+            return AnthropicAnswer(body, usage, None)
+        _add_usage(usage, view.usage)
+        return AnthropicAnswer(body, usage, view.model)
+
+    def error_to_anthropic(self, status: int, body: bytes) -> tuple[int, bytes]:
+        """Anthropic's own errors (an ``error`` object with ``type`` and ``message``) pass
+        unchanged; anything else (a proxy's HTML page) is mapped like any provider's."""
+        try:
+            view = _view_decoder.decode(body)
+        except (msgspec.DecodeError, msgspec.ValidationError):
+            view = _EventView()
+        if view.error is not None and view.error.type and view.error.message is not None:
+            return status, body
+        return error_from_provider(status, body)
+
+    def new_stream(self, model: str) -> AnthropicEventStream:
+        return AnthropicEventStream()
+
+
+class AnthropicEventStream:
+    """An Anthropic event stream passed on (a :class:`~aimw.types.StreamTranslator` that
+    rewrites nothing). After ``message_stop`` a failure adds no error event."""
+
+    __slots__ = ("tail", "done", "usage", "model", "error", "has_content", "_decoder")
+
+    rewrites_headers = False
+
+    def __init__(self) -> None:
+        self.tail = b""
+        self.done = False
+        self.usage = Usage()
+        self.model: str | None = None
+        self.error: str | None = None
+        self.has_content = False
+        self._decoder = SSEDecoder()
+
+    def feed(self, chunk: bytes) -> bytes:
+        data = self.tail + chunk if self.tail else chunk
+        lf, crlf = data.rfind(b"\n\n"), data.rfind(b"\r\n\r\n")
+        end = max(lf + 2 if lf >= 0 else 0, crlf + 4 if crlf >= 0 else 0)
+        self.tail = data[end:]
+        released = data[:end]
+        if released:
+            self._read(released)
+        return released
+
+    def finish(self) -> bytes:
+        tail, self.tail = self.tail, b""
+        if tail:
+            self._read(tail)
+        for event in self._decoder.flush():
+            self._read_event(event.event, event.data)
+        return tail
+
+    def fail(self, error_type: str, message: str) -> bytes:
+        return b"" if self.done else error_event(error_type, message)
+
+    def _read(self, released: bytes) -> None:
+        for event in self._decoder.feed(released):
+            self._read_event(event.event, event.data)
+
+    def _read_event(self, name: str, data: bytes) -> None:
+        if name == "content_block_delta":
+            self.has_content = True
+        elif name == "message_stop":
+            self.done = True
+        elif name in _READ_EVENTS:
+            try:
+                view = _view_decoder.decode(data)
+            except (msgspec.DecodeError, msgspec.ValidationError):
+                return
+            if view.message is not None:
+                self.model = view.message.model or self.model
+                _add_usage(self.usage, view.message.usage)
+            _add_usage(self.usage, view.usage)
+            if view.error is not None:
+                self.error = f"{view.error.type}: {view.error.message}"
+
+
+ANTHROPIC_MESSAGES = AnthropicMessages()

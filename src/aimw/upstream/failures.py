@@ -1,0 +1,89 @@
+"""Typed upstream failures, and the one place transport errors are mapped onto them.
+
+The tree (each failure's ``reason`` is short and free of secrets, for the log)::
+
+    UpstreamFailure
+    ├── UpstreamUnreachable   no answer could be asked for: refused, DNS, TLS, proxy (502)
+    ├── UpstreamTimeout       no byte within the timeout, connecting or reading (504)
+    ├── UpstreamBrokeOff      the answer began, then stopped before its end (502)
+    └── UpstreamStatusError   the provider answered with an error status (its status, its body)
+
+The upstream app raises the first three; the layer that speaks Anthropic shapes them
+(TranslateMiddleware answers, SSERewriteMiddleware ends a stream with ``event: error``).
+``UpstreamStatusError`` is how that layer names a provider's error answer on the attempt.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import aiohttp
+import httpx
+
+from aimw.asgi import ClientDisconnected
+
+
+class UpstreamFailure(Exception):
+    """An upstream attempt that gave no usable answer; ``reason`` names why (for the log)."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class UpstreamUnreachable(UpstreamFailure):
+    """The provider could not be asked: connection refused, DNS, TLS or proxy failure."""
+
+
+class UpstreamTimeout(UpstreamFailure):
+    """The provider sent nothing within the timeout (connecting, or between two reads)."""
+
+
+class UpstreamBrokeOff(UpstreamFailure):
+    """The provider's answer began and stopped before its end (connection reset, cut body)."""
+
+
+class UpstreamStatusError(UpstreamFailure):
+    """The provider answered ``status`` >= 400 with ``body`` (bytes, its own error shape)."""
+
+    def __init__(self, status: int, body: bytes) -> None:
+        super().__init__(f"provider answered HTTP {status}")
+        self.status = status
+        self.body = body
+
+
+@contextmanager
+def mapped_transport_errors(*, answer_started: bool) -> Iterator[None]:
+    """Map httpx / aiohttp errors raised inside to the tree, ``raise ... from exc``.
+
+    Before the answer started, a timeout is :class:`UpstreamTimeout` and anything else
+    :class:`UpstreamUnreachable`; after, every error is :class:`UpstreamBrokeOff`. The cause
+    chain decides, not the outer type: httpx-aiohttp re-raises aiohttp's errors as httpx
+    ones, not always the closest kind (a refused connection arrives as ConnectTimeout).
+    A request whose client left while its body was being sent re-raises ClientDisconnected.
+    """
+    try:
+        yield
+    except (httpx.HTTPError, aiohttp.ClientError) as exc:
+        causes = _causes(exc)
+        for cause in causes:
+            if isinstance(cause, ClientDisconnected):
+                raise cause from None
+        name = type(causes[-1]).__name__
+        if answer_started:
+            raise UpstreamBrokeOff(f"the upstream provider's answer broke off ({name})") from exc
+        timed_out = any(isinstance(cause, TimeoutError) for cause in causes) or (
+            isinstance(exc, httpx.TimeoutException) and not any(isinstance(c, aiohttp.ClientError) for c in causes)
+        )
+        if timed_out:
+            raise UpstreamTimeout("the upstream provider did not answer in time") from exc
+        raise UpstreamUnreachable(f"the upstream provider is unreachable ({name})") from exc
+
+
+def _causes(exc: BaseException) -> list[BaseException]:
+    """``exc`` and what caused it, outermost first."""
+    chain = [exc]
+    while (cause := chain[-1].__cause__ or chain[-1].__context__) is not None and cause not in chain:
+        chain.append(cause)
+    return chain
