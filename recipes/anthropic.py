@@ -1,7 +1,7 @@
 """Claude Code -> aimw -> Anthropic, unchanged: every exchange logged and counted.
 
-    hypercorn recipes.anthropic:app                          # the client's own key passes
-    ANTHROPIC_API_KEY=sk-ant-... hypercorn recipes.anthropic:app  # the gateway's key replaces it
+hypercorn recipes.anthropic:app                          # the client's own key passes
+ANTHROPIC_API_KEY=sk-ant-... hypercorn recipes.anthropic:app  # the gateway's key replaces it
 """
 
 from aimw import Settings, optional_env, passthrough_gateway

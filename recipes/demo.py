@@ -1,6 +1,6 @@
 """Claude Code -> aimw -> the built-in model emulator: no keys, no network.
 
-    hypercorn recipes.demo:app
+hypercorn recipes.demo:app
 """
 
 from aimw import Settings, translated_gateway

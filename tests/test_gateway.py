@@ -110,9 +110,9 @@ def messages(**fields) -> bytes:
 
 async def translated(provider: Provider, settings: Settings, body: bytes, *, credential="provider-secret-key", **defaults):
     transport = RecordingTransport()
-    app = translated_gateway(provider, settings, credential=credential, transport=transport, **defaults)
+    app = translated_gateway(provider, settings, secret=credential, transport=transport, **defaults)
     response = await post(app, body=body, query=b"beta=true")
-    await upstream_of(app).close_transport()
+    await upstream_of(app).transport.close()
     assert response.status == 200, response.body
     assert response.json()["content"] == [{"type": "text", "text": "2"}]
     return transport, response
@@ -239,7 +239,10 @@ async def test_azure_on_the_wire(log_settings, tmp_path, auth_header, header, va
         "gpt-4o-prod",
         "2024-10-21",
     )
-    assert line["upstream_uri"] == "https://my-resource.openai.azure.com/openai/deployments/gpt-4o-prod/chat/completions"
+    assert line["upstream_uri"] == "/openai/deployments/gpt-4o-prod/chat/completions?api-version=2024-10-21"
+    [target] = line["ai"]["proxy"]["tried_targets"]
+    assert (target["host"], target["port"], target["upstream_scheme"]) == ("my-resource.openai.azure.com", 443, "https")
+    assert target["upstream_uri"] == "/openai/deployments/gpt-4o-prod/chat/completions"
     assert "azure-key-123" not in (tmp_path / "aimw.log").read_text()
 
 
@@ -363,9 +366,9 @@ async def passthrough(tmp_path, requests, *, credential=None, server=None, **env
     async with LoopbackServer(server or Anthropic()) as upstream:
         environ = {"AIMW_UPSTREAM_URL": upstream.url, "AIMW_LOG_PATH": str(tmp_path / "aimw.log"), **environ}
         settings = Settings.from_env(environ)
-        app = passthrough_gateway(ANTHROPIC, settings, credential=credential)
+        app = passthrough_gateway(ANTHROPIC, settings, secret=credential)
         responses = [await post(app, **request) for request in requests]
-        await upstream_of(app).close_transport()
+        await upstream_of(app).transport.close()
     return upstream, upstream.requests, responses, read_log(tmp_path / "aimw.log")
 
 
@@ -404,7 +407,7 @@ async def test_bodies_headers_and_query_pass_unchanged(tmp_path):
     assert count.status == 200 and count.body == b'{"input_tokens":4321}'
 
     message_line, count_line = lines
-    assert message_line["upstream_uri"] == f"{server.url}/v1/messages"
+    assert message_line["upstream_uri"] == "/v1/messages?beta=true"
     assert message_line["request"]["uri"] == "/v1/messages?beta=true"
     meta = message_line["ai"]["proxy"]["meta"]
     assert meta["provider_name"] == "anthropic"
@@ -413,7 +416,7 @@ async def test_bodies_headers_and_query_pass_unchanged(tmp_path):
     assert meta["request_mode"] == "oneshot"
     usage = message_line["ai"]["proxy"]["usage"]
     assert (usage["prompt_tokens"], usage["completion_tokens"]) == (26, 3)
-    assert count_line["upstream_uri"] == f"{server.url}/v1/messages/count_tokens"
+    assert count_line["upstream_uri"] == "/v1/messages/count_tokens?beta=true"
     assert CLIENT_KEY.decode() not in (tmp_path / "aimw.log").read_text()
 
 
@@ -445,7 +448,8 @@ async def test_a_stream_broken_mid_event_ends_with_an_error_event(tmp_path):
     assert answer.body.startswith(whole)
     [(name, data)] = sse_events(answer.body[len(whole) :])
     assert name == "error" and data["error"]["type"] == "api_error"
-    assert line["ai"]["proxy"]["meta"]["error"].startswith("upstream stream failed")
+    assert line["ai"]["proxy"]["meta"]["error"].startswith("the upstream provider's answer broke off")
+    assert line["ai"]["proxy"]["tried_targets"][0]["failure"] == line["ai"]["proxy"]["meta"]["error"]
 
 
 async def test_settings_edit_messages_and_count_tokens_differently(tmp_path):
@@ -509,7 +513,7 @@ async def test_a_client_prefix_is_dropped(tmp_path, path, forwarded):
     assert request.target == forwarded + "?beta=true"
     assert json.loads(request.body)["model"] == "claude-haiku-4-5"  # the prefixed path is edited too
     assert answer.status == 200
-    assert line["upstream_uri"] == server.url + forwarded
+    assert line["upstream_uri"] == forwarded + "?beta=true"
     assert line["request"]["uri"] == path + "?beta=true"
 
 
@@ -535,9 +539,9 @@ async def test_a_body_that_is_not_json_is_refused_before_anthropic(tmp_path):
     server_requests = None
     async with LoopbackServer(Anthropic()) as upstream:
         settings = Settings(upstream_url=upstream.url, log_path=str(tmp_path / "aimw.log"))
-        app = passthrough_gateway(ANTHROPIC, settings, credential=None)
+        app = passthrough_gateway(ANTHROPIC, settings, secret=None)
         answer = await post(app, body=b"model=claude")
-        await upstream_of(app).close_transport()
+        await upstream_of(app).transport.close()
         server_requests = upstream.requests
     assert answer.status == 400
     assert answer.json()["error"]["type"] == "invalid_request_error"
@@ -545,23 +549,28 @@ async def test_a_body_that_is_not_json_is_refused_before_anthropic(tmp_path):
 
 
 def test_passthrough_stack_shape(tmp_path):
-    app = passthrough_gateway(ANTHROPIC, Settings(log_path=str(tmp_path / "x.log")), credential=None)
+    app = passthrough_gateway(ANTHROPIC, Settings(log_path=str(tmp_path / "x.log")), secret=None)
     names = []
     while not isinstance(app, UpstreamApp):
         names.append(type(app).__name__)
         app = app.app
-    assert names == ["FileLogMiddleware", "StripFieldsMiddleware", "StripFieldsMiddleware", "SSERewriteMiddleware"]
+    assert names == [
+        "ObserveMiddleware",
+        "StripFieldsMiddleware",
+        "StripFieldsMiddleware",
+        "TranslateMiddleware",
+        "SSERewriteMiddleware",
+    ]
     assert app.base_url == "https://api.anthropic.com"
     assert app.api_root == "/v1/"
     assert app.provider_name == "anthropic"
 
-    app = passthrough_gateway(ANTHROPIC, Settings(log_path=str(tmp_path / "x.log")), credential="k")
+    app = passthrough_gateway(ANTHROPIC, Settings(log_path=str(tmp_path / "x.log")), secret="k")
     names = []
     while not isinstance(app, UpstreamApp):
         names.append(type(app).__name__)
         app = app.app
     assert names[-1] == "ProviderAuthMiddleware"
-    assert "TranslateMiddleware" not in names
 
 
 async def test_a_stream_over_a_slow_upstream_is_not_buffered(tmp_path):
@@ -585,10 +594,10 @@ async def test_a_stream_over_a_slow_upstream_is_not_buffered(tmp_path):
 
     async with LoopbackServer(slow) as upstream:
         settings = Settings(upstream_url=upstream.url, log_path=str(tmp_path / "aimw.log"))
-        app = passthrough_gateway(ANTHROPIC, settings, credential=None)
+        app = passthrough_gateway(ANTHROPIC, settings, secret=None)
         send = Send()
         with anyio.fail_after(GUARD):
             await app(http_scope(body=MESSAGE_BODY, headers=CLIENT_HEADERS), ScriptedReceive([MESSAGE_BODY]), send)
-        await upstream_of(app).close_transport()
+        await upstream_of(app).transport.close()
     assert send.body_messages[0]["body"] == TEXT_SSE[:first_event_end]
     assert send.body == TEXT_SSE

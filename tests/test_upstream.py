@@ -14,8 +14,9 @@ import httpx
 import pytest
 from asgi_helpers import RecordingSend, ScriptedReceive, http_scope, split_at
 
+from aimw.errors import GatewayError
 from aimw.exchange import exchange_of
-from aimw.upstream import UpstreamApp, UpstreamStreamError, environment_proxy
+from aimw.upstream import UpstreamApp, UpstreamBrokeOff, UpstreamTimeout, UpstreamUnreachable, environment_proxy
 
 pytestmark = pytest.mark.anyio
 
@@ -175,7 +176,7 @@ async def test_forwards_method_path_query_body_and_headers():
         scope = upstream_scope(query=b"a=1&b=%20two", headers=client_headers, body=body)
         exchange_of(scope).request_model = "meta-llama/Llama-3.3-70B-Instruct"
         send = await run_app(app, scope, ScriptedReceive(split_at(body, 1, 100, 4000), disconnect_now=False))
-        await app.close_transport()
+        await app.transport.close()
 
     [request] = server.requests
     assert request.method == "POST"
@@ -204,9 +205,13 @@ async def test_forwards_method_path_query_body_and_headers():
 
     exchange = exchange_of(scope)
     assert exchange.provider_name == "huggingface"
-    assert exchange.upstream_uri == server.url + "/v1/chat/completions"
-    assert exchange.tried_targets == [server.url + "/v1/chat/completions"]
-    assert 0 < exchange.upstream_sent_ns <= exchange.upstream_last_byte_ns
+    [attempt] = exchange.attempts
+    assert (attempt.provider, attempt.model) == ("huggingface", "meta-llama/Llama-3.3-70B-Instruct")
+    assert (attempt.upstream_scheme, attempt.host, attempt.port, attempt.ip) == ("http", "127.0.0.1", server.port, "127.0.0.1")
+    assert (attempt.upstream_uri, attempt.upstream_query) == ("/v1/chat/completions", "a=1&b=%20two")
+    assert attempt.route_type == "llm/v1/chat"
+    assert 0 < attempt.sent_ns <= attempt.first_byte_ns <= attempt.last_byte_ns
+    assert (attempt.status, attempt.failure) == (201, None)
     assert exchange.error is None
 
 
@@ -217,7 +222,7 @@ async def test_get_without_model_has_no_model_header_and_reuses_the_connection()
         for n in range(3):
             scope = upstream_scope("GET", "/v1/models", query=f"n={n}".encode())
             sends.append(await run_app(app, scope, ScriptedReceive(disconnect_now=False)))
-        await app.close_transport()
+        await app.transport.close()
     assert [json.loads(s.body)["target"] for s in sends] == ["/v1/models?n=0", "/v1/models?n=1", "/v1/models?n=2"]
     assert all(s.header(b"x-aimw-llm-model") is None for s in sends)
     assert [r.method for r in server.requests] == ["GET"] * 3
@@ -230,7 +235,7 @@ async def test_a_request_without_a_body_is_sent_without_one():
         app = UpstreamApp(server.url)
         for method in ("GET", "HEAD"):
             await run_app(app, http_scope(method, "/", body=None), ScriptedReceive(disconnect_now=False))
-        await app.close_transport()
+        await app.transport.close()
     for request in server.requests:
         assert request.values("transfer-encoding") == [] and request.values("content-length") in ([], ["0"])
         assert request.body == b""
@@ -241,7 +246,7 @@ async def test_percent_encoding_in_the_path_is_forwarded_as_sent():
         app = UpstreamApp(server.url, api_root="/v1/")
         scope = {**http_scope("GET", "/team a/v1/files/a/b", body=None), "raw_path": b"/team%20a/v1/files/a%2Fb"}
         send = await run_app(app, scope, ScriptedReceive(disconnect_now=False))
-        await app.close_transport()
+        await app.transport.close()
     assert json.loads(send.body)["target"] == "/v1/files/a%2Fb"
 
 
@@ -269,7 +274,7 @@ async def test_streams_the_response_back_chunk_by_chunk():
     async with LoopbackServer(stream) as server:
         app = UpstreamApp(server.url)
         send = await run_app(app, upstream_scope(body=b"{}"), ScriptedReceive([b"{}"]), Send())
-        await app.close_transport()
+        await app.transport.close()
 
     assert send.status == 200
     assert send.header(b"transfer-encoding") is None
@@ -290,17 +295,17 @@ async def test_lifespan_opens_and_closes_the_client():
 
         async with anyio.create_task_group() as tg:
             tg.start_soon(app, {"type": "lifespan", "asgi": {"version": "3.0"}}, from_test.receive, send)
-            assert app.transport is None
+            assert app.transport.current is None
             await to_app.send({"type": "lifespan.startup"})
             with anyio.fail_after(GUARD):
                 await acknowledged.wait()
             assert sent == [{"type": "lifespan.startup.complete"}]
-            client = app.transport
+            client = app.transport.current
             assert client is not None
 
             response = await run_app(app, upstream_scope("GET", "/x"), ScriptedReceive(disconnect_now=False))
             assert response.status == 201
-            assert app.transport is client  # the lifespan's client serves requests
+            assert app.transport.current is client  # the lifespan's client serves requests
             session = client.client  # AiohttpTransport's aiohttp.ClientSession, opened by the request
             assert not session.closed
 
@@ -310,7 +315,7 @@ async def test_lifespan_opens_and_closes_the_client():
                 await acknowledged.wait()
         assert sent[-1] == {"type": "lifespan.shutdown.complete"}
         assert session.closed
-        assert app.transport is None
+        assert app.transport.current is None
 
 
 # ------------------------------------------------------------------ failures before the answer
@@ -322,41 +327,39 @@ def closed_port() -> int:
         return sock.getsockname()[1]
 
 
-async def test_unreachable_upstream_is_502():
+async def test_unreachable_upstream_raises_unreachable():
+    """A refused connection (which httpx-aiohttp reports as a ConnectTimeout) is unreachable."""
     app = UpstreamApp(f"http://127.0.0.1:{closed_port()}", timeout=5)
     scope = upstream_scope(body=b"{}")
-    send = await run_app(app, scope, ScriptedReceive([b"{}"]))
-    await app.close_transport()
-    assert send.status == 502
-    assert send.header(b"content-type") == b"application/json"
-    error = json.loads(send.body)
-    assert error["type"] == "error"
-    assert error["error"]["type"] == "api_error"
-    assert "unreachable" in error["error"]["message"]
-    assert send.complete
-    assert exchange_of(scope).error.startswith("upstream unreachable")
+    send = RecordingSend()
+    with pytest.raises(UpstreamUnreachable, match="unreachable"):
+        await run_app(app, scope, ScriptedReceive([b"{}"]), send)
+    await app.transport.close()
+    assert send.messages == []  # the layer that speaks Anthropic answers
+    [attempt] = exchange_of(scope).attempts
+    assert attempt.status is None and attempt.failure.startswith("the upstream provider is unreachable")
 
 
-async def test_no_answer_within_the_timeout_is_504():
+async def test_no_answer_within_the_timeout_raises_timeout():
     async def silent(request, reader, writer, connection):
         await asyncio.Event().wait()
 
     async with LoopbackServer(silent) as server:
         app = UpstreamApp(server.url, timeout=0.2)
         scope = upstream_scope(body=b"{}")
-        send = await run_app(app, scope, ScriptedReceive([b"{}"]))
-        await app.close_transport()
+        send = RecordingSend()
+        with pytest.raises(UpstreamTimeout):
+            await run_app(app, scope, ScriptedReceive([b"{}"]), send)
+        await app.transport.close()
     assert server.requests[0].body == b"{}"
-    assert send.status == 504
-    error = json.loads(send.body)
-    assert error["error"]["type"] == "timeout_error"
-    assert exchange_of(scope).error == "upstream timed out"
+    assert send.messages == []
+    assert exchange_of(scope).attempts[0].failure == "the upstream provider did not answer in time"
 
 
 # ------------------------------------------------------------------ failures after the answer started
 
 
-async def test_upstream_dying_mid_body_raises_upstream_stream_error():
+async def test_upstream_dying_mid_body_raises_broke_off():
     async def dying(request, reader, writer, connection):
         writer.write(response_head(200, [("Content-Type", "text/event-stream"), ("Content-Length", "1000")]))
         writer.write(b"data: partial\n\n")
@@ -368,15 +371,17 @@ async def test_upstream_dying_mid_body_raises_upstream_stream_error():
         app = UpstreamApp(server.url)
         scope = upstream_scope(body=b"{}")
         send = RecordingSend()
-        with pytest.raises(UpstreamStreamError):
+        with pytest.raises(UpstreamBrokeOff):
             await run_app(app, scope, ScriptedReceive([b"{}"]), send)
-        await app.close_transport()
+        await app.transport.close()
     assert send.status == 200
     assert not send.complete
-    assert exchange_of(scope).upstream_last_byte_ns
+    [attempt] = exchange_of(scope).attempts
+    assert attempt.last_byte_ns and attempt.status == 200
+    assert attempt.failure.startswith("the upstream provider's answer broke off")
 
 
-async def test_upstream_stalling_mid_body_raises_upstream_stream_error():
+async def test_upstream_stalling_mid_body_raises_broke_off():
     async def stalling(request, reader, writer, connection):
         writer.write(response_head(200, [("Content-Type", "text/event-stream"), ("Transfer-Encoding", "chunked")]))
         writer.write(chunked(b"data: first\n\n"))
@@ -386,9 +391,9 @@ async def test_upstream_stalling_mid_body_raises_upstream_stream_error():
     async with LoopbackServer(stalling) as server:
         app = UpstreamApp(server.url, timeout=0.2)
         send = RecordingSend()
-        with pytest.raises(UpstreamStreamError, match="ReadTimeout"):
+        with pytest.raises(UpstreamBrokeOff, match="ReadTimeout"):
             await run_app(app, upstream_scope(body=b"{}"), ScriptedReceive([b"{}"]), send)
-        await app.close_transport()
+        await app.transport.close()
     assert send.body == b"data: first\n\n"
 
 
@@ -429,12 +434,13 @@ async def test_client_disconnect_cancels_the_upstream_request():
         with anyio.fail_after(GUARD):
             await stopped.wait()
             await server.connections[0].closed_by_peer.wait()
-        await app.close_transport()
+        await app.transport.close()
 
     assert sent_pieces >= 1
     assert send.status == 200
     assert not send.complete  # never a fake end of stream
     assert exchange_of(scope).error == "client disconnected"
+    assert exchange_of(scope).attempts[0].failure == "client disconnected"
 
 
 async def test_client_disconnect_while_the_body_is_sent_upstream():
@@ -444,7 +450,7 @@ async def test_client_disconnect_while_the_body_is_sent_upstream():
         send = RecordingSend()
         receive = ScriptedReceive([b'{"mess'], disconnect_now=True, complete=False)
         await run_app(app, scope, receive, send)
-        await app.close_transport()
+        await app.transport.close()
         with anyio.fail_after(GUARD):
             while not server.connections or not server.connections[0].closed_by_peer.is_set():
                 await anyio.sleep(0.01)
@@ -486,7 +492,7 @@ async def test_a_failing_client_send_closes_the_upstream_connection(failing_mess
         # the pool's only connection was released: the next request gets one
         server.handler = echo
         send = await run_app(app, upstream_scope("GET", "/next"), ScriptedReceive(disconnect_now=False))
-        await app.close_transport()
+        await app.transport.close()
     assert send.status == 201
 
 
@@ -510,14 +516,13 @@ async def test_api_root_drops_a_client_prefix(path, query, forwarded):
         app = UpstreamApp(server.url + "/", provider_name="anthropic", api_root="/v1/")
         scope = upstream_scope(path=path, query=query, body=b"{}")
         send = await run_app(app, scope, ScriptedReceive([b"{}"], disconnect_now=False))
-        await app.close_transport()
+        await app.transport.close()
     [request] = server.requests
     assert request.target == forwarded
     assert send.status == 201
     assert json.loads(send.body)["target"] == forwarded
-    exchange = exchange_of(scope)
-    assert exchange.upstream_uri == server.url + forwarded.split("?")[0]
-    assert exchange.tried_targets == [exchange.upstream_uri]
+    [attempt] = exchange_of(scope).attempts
+    assert (attempt.upstream_uri, attempt.upstream_query) == (forwarded.split("?")[0], query.decode())
     assert scope["path"] == path  # the client's scope is not changed
 
 
@@ -527,7 +532,7 @@ async def test_without_api_root_the_prefix_is_forwarded():
         send = await run_app(
             app, upstream_scope(path="/anything/v1/messages", query=b"beta=true", body=b"{}"), ScriptedReceive([b"{}"], disconnect_now=False)
         )
-        await app.close_transport()
+        await app.transport.close()
     assert server.requests[0].target == "/anything/v1/messages?beta=true"
     assert send.status == 201
 
@@ -536,7 +541,7 @@ async def test_api_root_keeps_the_base_urls_own_path():
     async with LoopbackServer(echo) as server:
         app = UpstreamApp(server.url + "/proxy", api_root="/v1/")
         await run_app(app, upstream_scope(path="/anything/v1/messages", body=b"{}"), ScriptedReceive([b"{}"], disconnect_now=False))
-        await app.close_transport()
+        await app.transport.close()
     assert server.requests[0].target == "/proxy/v1/messages"
 
 
@@ -570,11 +575,12 @@ async def test_a_target_that_is_not_a_path_never_leaves_the_gateway(raw_path):
     async with LoopbackServer(echo) as server:
         app = UpstreamApp(server.url)
         scope = {**upstream_scope("GET", "/x"), "raw_path": raw_path}
-        send = await run_app(app, scope, ScriptedReceive(disconnect_now=False))
-        await app.close_transport()
-    assert send.status == 400
-    assert json.loads(send.body)["error"]["type"] == "invalid_request_error"
+        with pytest.raises(GatewayError) as raised:
+            await run_app(app, scope, ScriptedReceive(disconnect_now=False))
+        await app.transport.close()
+    assert (raised.value.status, raised.value.error_type) == (400, "invalid_request_error")
     assert server.requests == []
+    assert exchange_of(scope).attempts == []
 
 
 async def test_client_leaving_while_the_provider_is_still_thinking_cancels_the_call():
@@ -596,13 +602,13 @@ async def test_client_leaving_while_the_provider_is_still_thinking_cancels_the_c
             receive.release()
         with anyio.fail_after(GUARD):
             await connection_closed.wait()
-        await app.close_transport()
+        await app.transport.close()
     assert send.messages == []  # nobody to answer
     assert exchange_of(scope).error == "client disconnected"
 
 
-async def test_a_json_answer_that_breaks_off_ends_without_raising():
-    """Only event streams raise UpstreamStreamError; a cut JSON answer just ends, marked."""
+async def test_a_json_answer_that_breaks_off_raises_broke_off():
+    """A cut JSON answer is no answer: the layer above (which buffers it) answers 502."""
 
     async def cut_json(request, reader, writer, connection):
         writer.write(response_head(200, [("Content-Type", "application/json"), ("Content-Length", "500")]) + b'{"id": "x"')
@@ -612,10 +618,12 @@ async def test_a_json_answer_that_breaks_off_ends_without_raising():
     async with LoopbackServer(cut_json) as server:
         app = UpstreamApp(server.url)
         scope = upstream_scope(body=b"{}")
-        send = await run_app(app, scope, ScriptedReceive([b"{}"]))
-        await app.close_transport()
-    assert send.status == 200 and send.complete
-    assert "broke off" in exchange_of(scope).error
+        send = RecordingSend()
+        with pytest.raises(UpstreamBrokeOff):
+            await run_app(app, scope, ScriptedReceive([b"{}"]), send)
+        await app.transport.close()
+    assert send.status == 200 and not send.complete
+    assert "broke off" in exchange_of(scope).attempts[0].failure
 
 
 async def test_provider_cookies_are_not_relayed_and_odd_model_names_not_echoed():
@@ -628,7 +636,7 @@ async def test_provider_cookies_are_not_relayed_and_odd_model_names_not_echoed()
         scope = upstream_scope(body=b"{}")
         exchange_of(scope).request_model = "claude\r\nx-evil: 1"
         send = await run_app(app, scope, ScriptedReceive([b"{}"]))
-        await app.close_transport()
+        await app.transport.close()
     assert send.status == 200
     assert send.header(b"set-cookie") is None
     assert send.header(b"x-aimw-llm-model") is None

@@ -18,7 +18,7 @@ from aimw.types import Headers
 class HeaderCredential:
     """``header: prefix + secret`` on every request (``prefix`` e.g. ``"Bearer "``)."""
 
-    __slots__ = ("header", "_headers")
+    __slots__ = ("_headers", "header")
 
     def __init__(self, header: str, secret: str, *, prefix: str = "") -> None:
         self.header = header.lower()
@@ -34,7 +34,7 @@ class HeaderCredential:
 class QueryCredential:
     """``name=secret`` appended to every request's query string."""
 
-    __slots__ = ("name", "_query")
+    __slots__ = ("_query", "name")
 
     def __init__(self, name: str, secret: str) -> None:
         self.name = name

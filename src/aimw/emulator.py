@@ -18,6 +18,7 @@ import re
 import time
 import uuid
 from collections.abc import AsyncIterator
+from typing import Any
 
 import httpx
 import msgspec
@@ -28,9 +29,9 @@ _REMINDER = re.compile(r"<system-reminder>.*?</system-reminder>", re.DOTALL)
 
 class _Request(msgspec.Struct):
     model: str
-    messages: list[dict]
+    messages: list[dict[str, Any]]
     stream: bool = False
-    tools: list[dict] | None = None
+    tools: list[dict[str, Any]] | None = None
 
 
 class Reply(msgspec.Struct):
@@ -40,7 +41,7 @@ class Reply(msgspec.Struct):
     tool_call: tuple[str, str] | None = None
 
 
-def _text_of(content) -> str:
+def _text_of(content: object) -> str:
     if isinstance(content, str):
         return content
     if isinstance(content, list):
@@ -48,7 +49,7 @@ def _text_of(content) -> str:
     return ""
 
 
-def reply_to(messages: list[dict], tools: list[dict] | None) -> Reply:
+def reply_to(messages: list[dict[str, Any]], tools: list[dict[str, Any]] | None) -> Reply:
     """The emulated model's answer to a Chat Completions conversation."""
     last = messages[-1] if messages else {}
     if last.get("role") == "tool":
@@ -72,7 +73,7 @@ def _error(status: int, message: str, error_type: str) -> httpx.Response:
     return _json_response(status, {"error": {"message": message, "type": error_type, "code": None}})
 
 
-def _json_response(status: int, payload: dict) -> httpx.Response:
+def _json_response(status: int, payload: dict[str, Any]) -> httpx.Response:
     body = msgspec.json.encode(payload)
     return httpx.Response(
         status,
@@ -101,12 +102,16 @@ class EmulatorTransport(httpx.AsyncBaseTransport):
         reply = reply_to(body.messages, body.tools)
         prompt_tokens = max(1, math.ceil(len(msgspec.json.encode(body.messages)) / 4))
         completion_tokens = max(1, len(reply.text.split()) + (8 if reply.tool_call else 0))
-        usage = {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens, "total_tokens": prompt_tokens + completion_tokens}
+        usage = {
+            "prompt_tokens": prompt_tokens,
+            "completion_tokens": completion_tokens,
+            "total_tokens": prompt_tokens + completion_tokens,
+        }
         completion_id = "chatcmpl-" + uuid.uuid4().hex
         if body.stream:
             stream = _ChunkStream(completion_id, reply, usage, self.word_delay)
             return httpx.Response(200, stream=stream, headers={"content-type": "text/event-stream"})
-        message: dict = {"role": "assistant", "content": reply.text}
+        message: dict[str, Any] = {"role": "assistant", "content": reply.text}
         if reply.tool_call:
             message["tool_calls"] = [_tool_call(reply.tool_call)]
         completion = {
@@ -120,18 +125,24 @@ class EmulatorTransport(httpx.AsyncBaseTransport):
         return _json_response(200, completion)
 
 
-def _tool_call(call: tuple[str, str]) -> dict:
-    return {"id": "call_" + uuid.uuid4().hex[:24], "type": "function", "function": {"name": call[0], "arguments": call[1]}}
+def _tool_call(call: tuple[str, str]) -> dict[str, Any]:
+    return {
+        "id": "call_" + uuid.uuid4().hex[:24],
+        "type": "function",
+        "function": {"name": call[0], "arguments": call[1]},
+    }
 
 
 class _ChunkStream(httpx.AsyncByteStream):
-    def __init__(self, completion_id: str, reply: Reply, usage: dict, word_delay: float) -> None:
+    def __init__(self, completion_id: str, reply: Reply, usage: dict[str, Any], word_delay: float) -> None:
         self.completion_id = completion_id
         self.reply = reply
         self.usage = usage
         self.word_delay = word_delay
 
-    def _chunk(self, delta: dict, finish_reason: str | None = None, usage: dict | None = None) -> bytes:
+    def _chunk(
+        self, delta: dict[str, Any], finish_reason: str | None = None, usage: dict[str, Any] | None = None
+    ) -> bytes:
         chunk = {
             "id": self.completion_id,
             "object": "chat.completion.chunk",

@@ -40,9 +40,7 @@ ERROR_TYPE_BY_STATUS = MappingProxyType(
 # retry 529 overloaded_error with backoff, so that is what they get.
 _CLIENT_STATUS = MappingProxyType({503: 529})
 
-_SECRET = re.compile(
-    r"(?i)(bearer\s+)[^\s\"',]+|\b(?:hf_|sk-|sk_|AIza|ya29\.)[A-Za-z0-9_\-\.]{6,}"
-)
+_SECRET = re.compile(r"(?i)(bearer\s+)[^\s\"',]+|\b(?:hf_|sk-|sk_|AIza|ya29\.)[A-Za-z0-9_\-\.]{6,}")
 
 _MAX_MESSAGE_CHARS = 2000
 
@@ -72,9 +70,7 @@ def redact(text: str) -> str:
 
 def error_body(error_type: str, message: str) -> bytes:
     """Anthropic error JSON bytes for ``error_type`` and ``message`` (secrets redacted)."""
-    return msgspec.json.encode(
-        {"type": "error", "error": {"type": error_type, "message": redact(message)}}
-    )
+    return msgspec.json.encode({"type": "error", "error": {"type": error_type, "message": redact(message)}})
 
 
 class _InnerError(msgspec.Struct):

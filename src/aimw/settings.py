@@ -10,7 +10,11 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import TypeVar
 from urllib.parse import urlsplit
+
+_N = TypeVar("_N", int, float)
+_D = TypeVar("_D", int, float, None)
 
 DEFAULT_LOG_PATH = "aimw.log"
 DEFAULT_MAX_REQUEST_BODY_SIZE = 8 * 1024 * 1024  # bytes
@@ -58,9 +62,7 @@ class Settings:
             upstream_url=upstream_url,
             model=optional_env("AIMW_MODEL", environ),
             log_path=optional_env("AIMW_LOG_PATH", environ) or DEFAULT_LOG_PATH,
-            max_request_body_size=_number(
-                "AIMW_MAX_REQUEST_BODY_SIZE", int, environ, DEFAULT_MAX_REQUEST_BODY_SIZE
-            ),
+            max_request_body_size=_number("AIMW_MAX_REQUEST_BODY_SIZE", int, environ, DEFAULT_MAX_REQUEST_BODY_SIZE),
             max_tokens=_number("AIMW_MAX_TOKENS", int, environ, None),
             temperature=_number("AIMW_TEMPERATURE", float, environ, None),
             log_payloads=_flag("AIMW_LOG_PAYLOADS", environ),
@@ -97,7 +99,7 @@ def choice_env(name: str, choices: tuple[str, ...], environ: Mapping[str, str] =
     return value
 
 
-def _number(name, kind, environ, default):
+def _number(name: str, kind: type[_N], environ: Mapping[str, str], default: _D) -> _N | _D:
     value = optional_env(name, environ)
     if value is None:
         return default

@@ -10,15 +10,15 @@ from __future__ import annotations
 
 from types import MappingProxyType
 
-__all__ = ["ServerSentEvent", "SSEDecoder", "encode_event"]
+__all__ = ["SSEDecoder", "ServerSentEvent", "encode_event"]
 
 
 class ServerSentEvent:
     """One dispatched event: ``event`` name (``""`` when the stream gave none) and ``data`` bytes."""
 
-    __slots__ = ("event", "data", "id")
+    __slots__ = ("data", "event", "id")
 
-    def __init__(self, event: str, data: bytes, id: str | None = None) -> None:
+    def __init__(self, event: str, data: bytes, id: str | None = None) -> None:  # noqa: A002 (the SSE field name)
         self.event = event
         self.data = data
         self.id = id
@@ -41,7 +41,7 @@ class SSEDecoder:
     translate the provider's last words than lose them.
     """
 
-    __slots__ = ("_tail", "_event", "_data", "_id", "_cr_pending")
+    __slots__ = ("_cr_pending", "_data", "_event", "_id", "_tail")
 
     def __init__(self) -> None:
         self._tail = b""

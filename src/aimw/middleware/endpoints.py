@@ -62,4 +62,3 @@ class AnthropicEndpoints:
             return
         body = msgspec.json.encode({"input_tokens": estimate_input_tokens(request)})
         await Response(body, media_type="application/json")(scope, receive, send)
-

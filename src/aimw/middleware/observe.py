@@ -87,15 +87,15 @@ class _Observation:
 
     __slots__ = (
         "exchange",
-        "started_at_ms",
-        "request_size",
-        "status",
-        "response_headers",
-        "response_size",
-        "streamed",
         "payload_request",
         "payload_response",
         "payload_size",
+        "request_size",
+        "response_headers",
+        "response_size",
+        "started_at_ms",
+        "status",
+        "streamed",
     )
 
     def __init__(self, exchange: Exchange, log_payloads: bool) -> None:
@@ -132,7 +132,8 @@ class _Observation:
                 self.status = message["status"]
                 self.response_headers = list(message.get("headers", ()))
                 self.streamed = any(
-                    name == b"content-type" and value.startswith(b"text/event-stream") for name, value in self.response_headers
+                    name == b"content-type" and value.startswith(b"text/event-stream")
+                    for name, value in self.response_headers
                 )
             elif message["type"] == "http.response.body":
                 body = message.get("body", b"")

@@ -11,9 +11,7 @@ from __future__ import annotations
 from aimw.asgi import with_headers
 from aimw.types import ASGIApp, Credential, Receive, Scope, Send
 
-CREDENTIAL_HEADERS = frozenset(
-    (b"authorization", b"x-api-key", b"api-key", b"x-goog-api-key", b"proxy-authorization")
-)
+CREDENTIAL_HEADERS = frozenset((b"authorization", b"x-api-key", b"api-key", b"x-goog-api-key", b"proxy-authorization"))
 
 
 class ProviderAuthMiddleware:

@@ -81,7 +81,9 @@ class SSERewriteMiddleware:
                 raise
             logger.warning("upstream stream failed: %s", failure.reason)
             exchange.fail(failure.reason)
-            await send({"type": "http.response.body", "body": stream.fail("api_error", failure.reason), "more_body": False})
+            await send(
+                {"type": "http.response.body", "body": stream.fail("api_error", failure.reason), "more_body": False}
+            )
         finally:
             if stream is not None:
                 _record(stream, exchange)

@@ -9,6 +9,7 @@ edited body kept at ``Exchange.request_body``, for the layers below and for ever
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterable, Mapping
 
 import msgspec
@@ -91,11 +92,11 @@ class StripFieldsMiddleware:
             changed |= fields.get(name) != raw
             fields[name] = raw
         for name, limit in self.cap.items():
-            raw = fields.get(name)
-            if raw is None:
+            capped = fields.get(name)
+            if capped is None:
                 continue
             try:
-                value = msgspec.json.decode(raw)
+                value = msgspec.json.decode(capped)
             except msgspec.DecodeError:
                 continue
             if isinstance(value, (int, float)) and not isinstance(value, bool) and value > limit:
@@ -104,9 +105,7 @@ class StripFieldsMiddleware:
         exchange = exchange_of(scope)
         model = fields.get("model")
         if model is not None:
-            try:
+            with contextlib.suppress(msgspec.ValidationError):
                 exchange.request_model = _string_decoder.decode(model)
-            except msgspec.ValidationError:
-                pass
         exchange.request_mode = "stream" if fields.get("stream") == _TRUE else "oneshot"
         return _encoder.encode(fields) if changed else body

@@ -128,7 +128,9 @@ class TranslateMiddleware:
             if responder.started:
                 raise
             logger.exception("unexpected error while translating %s %s", scope["method"], scope["path"])
-            await answer_error(scope, send, GatewayError(500, f"internal gateway error ({type(exc).__name__})", "api_error"))
+            await answer_error(
+                scope, send, GatewayError(500, f"internal gateway error ({type(exc).__name__})", "api_error")
+            )
 
     async def messages(self, scope: Scope, receive: Receive, responder: _Responder) -> None:
         exchange = responder.exchange
@@ -148,7 +150,9 @@ class TranslateMiddleware:
         exchange.log_meta.update(self.log_meta)
         raw_path: bytes | None = scope.get("raw_path")
         path = raw_path.decode("latin-1") if raw_path else scope["path"]
-        upstream = wire_format.build_request(AnthropicCall(body, request, model, stream, path, scope.get("query_string", b"")))
+        upstream = wire_format.build_request(
+            AnthropicCall(body, request, model, stream, path, scope.get("query_string", b""))
+        )
         headers = with_headers(
             scope["headers"],
             drop=self._dropped_headers,
@@ -170,7 +174,7 @@ class _Responder:
     """One response on its way back: streams pass, JSON answers are gathered (capped) and
     translated, failures answered while nothing has reached the client."""
 
-    __slots__ = ("translate", "client_send", "exchange", "model", "relaying", "started", "_start", "_chunks", "_size")
+    __slots__ = ("_chunks", "_size", "_start", "client_send", "exchange", "model", "relaying", "started", "translate")
 
     def __init__(self, translate: TranslateMiddleware, send: Send, exchange: Exchange) -> None:
         self.translate = translate

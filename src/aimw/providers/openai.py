@@ -22,4 +22,6 @@ def max_tokens_field_for(model: str) -> MaxTokensField:
 def openai(model: str = DEFAULT_MODEL, *, max_tokens_field: MaxTokensField | None = None) -> Provider:
     """The Provider for OpenAI (or a compatible server at AIMW_UPSTREAM_URL) serving ``model``."""
     options = ChatOptions(max_tokens_field=max_tokens_field or max_tokens_field_for(model))
-    return Provider(name="openai", base_url="https://api.openai.com", wire_format=OpenAIChat(options), default_model=model)
+    return Provider(
+        name="openai", base_url="https://api.openai.com", wire_format=OpenAIChat(options), default_model=model
+    )

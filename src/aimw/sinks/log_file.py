@@ -20,7 +20,7 @@ class LogFile:
     """Append lines (bytes ending in a newline) to ``path`` (created with its parent
     directories if missing)."""
 
-    __slots__ = ("path", "_fd")
+    __slots__ = ("_fd", "path")
 
     def __init__(self, path: str) -> None:
         self.path = path

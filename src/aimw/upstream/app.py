@@ -81,7 +81,12 @@ class UpstreamApp:
         self.api_root = api_root
         self.route_type = route_type
         self.transport = UpstreamTransport(self.base_url, max_connections=max_connections, transport=transport)
-        self._timeouts = {"connect": min(timeout, MAX_CONNECT_TIMEOUT), "read": timeout, "write": timeout, "pool": timeout}
+        self._timeouts = {
+            "connect": min(timeout, MAX_CONNECT_TIMEOUT),
+            "read": timeout,
+            "write": timeout,
+            "pool": timeout,
+        }
         parts = urlsplit(self.base_url)
         self._scheme = parts.scheme
         self._host = parts.hostname or ""

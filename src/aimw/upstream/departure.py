@@ -23,7 +23,7 @@ class ClientDeparture:
     CancelledError is then absorbed: there is nobody to answer).
     """
 
-    __slots__ = ("receive", "body_sent", "attempt", "cancelled_us", "_task", "_watcher")
+    __slots__ = ("_task", "_watcher", "attempt", "body_sent", "cancelled_us", "receive")
 
     def __init__(self, receive: Receive, body_sent: asyncio.Event, attempt: Attempt) -> None:
         self.receive = receive

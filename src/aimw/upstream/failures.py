@@ -70,9 +70,9 @@ def mapped_transport_errors(*, answer_started: bool) -> Iterator[None]:
         for cause in causes:
             if isinstance(cause, ClientDisconnected):
                 raise cause from None
-        name = type(causes[-1]).__name__
         if answer_started:
-            raise UpstreamBrokeOff(f"the upstream provider's answer broke off ({name})") from exc
+            raise UpstreamBrokeOff(f"the upstream provider's answer broke off ({type(exc).__name__})") from exc
+        name = type(causes[-1]).__name__
         timed_out = any(isinstance(cause, TimeoutError) for cause in causes) or (
             isinstance(exc, httpx.TimeoutException) and not any(isinstance(c, aiohttp.ClientError) for c in causes)
         )

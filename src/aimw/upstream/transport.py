@@ -33,7 +33,7 @@ class UpstreamTransport:
             in-process emulator); closed at shutdown all the same.
     """
 
-    __slots__ = ("base_url", "max_connections", "given", "current")
+    __slots__ = ("base_url", "current", "given", "max_connections")
 
     def __init__(
         self,
@@ -51,7 +51,9 @@ class UpstreamTransport:
         """The open transport (opened now if it was not)."""
         if self.current is None:
             self.current = self.given or AiohttpTransport(
-                limits=httpx.Limits(max_connections=self.max_connections, max_keepalive_connections=self.max_connections),
+                limits=httpx.Limits(
+                    max_connections=self.max_connections, max_keepalive_connections=self.max_connections
+                ),
                 proxy=environment_proxy(self.base_url),
             )
         return self.current

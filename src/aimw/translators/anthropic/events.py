@@ -51,7 +51,8 @@ def thinking_block_start(index: int) -> bytes:
 def tool_use_block_start(index: int, tool_use_id: str, name: str) -> bytes:
     return (
         b'event: content_block_start\ndata: {"type":"content_block_start","index":%d,'
-        b'"content_block":{"type":"tool_use","id":' % index
+        b'"content_block":{"type":"tool_use","id":'
+        % index
         + _encode(tool_use_id)
         + b',"name":'
         + _encode(name)

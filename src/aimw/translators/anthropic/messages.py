@@ -14,7 +14,6 @@ from msgspec import UNSET, Raw, Struct, UnsetType
 
 from aimw.errors import GatewayError
 
-
 # ---------------------------------------------------------------- content blocks
 
 
@@ -47,7 +46,7 @@ class DocumentSource(Struct):
 
 class DocumentBlock(Struct, tag="document", tag_field="type"):
     source: DocumentSource
-    title: str | None | UnsetType = UNSET
+    title: str | UnsetType | None = UNSET
 
 
 class ToolUseBlock(Struct, tag="tool_use", tag_field="type"):
@@ -141,7 +140,7 @@ class Tool(Struct):
     name: str
     description: str | UnsetType = UNSET
     input_schema: Raw | UnsetType = UNSET
-    type: str | None | UnsetType = UNSET
+    type: str | UnsetType | None = UNSET
     defer_loading: bool = False
 
 
@@ -152,7 +151,7 @@ class ToolChoice(Struct):
 
 
 class Metadata(Struct):
-    user_id: str | None | UnsetType = UNSET
+    user_id: str | UnsetType | None = UNSET
 
 
 class Thinking(Struct):

@@ -102,7 +102,7 @@ class AnthropicEventStream:
     """An Anthropic event stream passed on (a :class:`~aimw.types.StreamTranslator` that
     rewrites nothing). After ``message_stop`` a failure adds no error event."""
 
-    __slots__ = ("tail", "done", "usage", "model", "error", "has_content", "_decoder")
+    __slots__ = ("_decoder", "done", "error", "has_content", "model", "tail", "usage")
 
     rewrites_headers = False
 

@@ -36,7 +36,19 @@ class AnthropicStreamWriter:
     ``usage`` is updated in place by the translator and written, cumulative, in message_delta.
     """
 
-    __slots__ = ("model", "message_id", "usage", "error", "started", "done", "tool_used", "_out", "_next", "_kind", "_index")
+    __slots__ = (
+        "_index",
+        "_kind",
+        "_next",
+        "_out",
+        "done",
+        "error",
+        "message_id",
+        "model",
+        "started",
+        "tool_used",
+        "usage",
+    )
 
     def __init__(self, model: str, message_id: str | None = None) -> None:
         self.model = model

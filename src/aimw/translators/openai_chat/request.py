@@ -4,13 +4,14 @@
 from __future__ import annotations
 
 import hashlib
-from typing import Literal
+from typing import Any, Literal
 
 import msgspec
 from msgspec import UNSET, Raw, Struct, UnsetType
 
 from aimw.errors import GatewayError
 from aimw.translators.anthropic import messages as a
+
 
 class FunctionCall(Struct):
     name: str
@@ -25,7 +26,7 @@ class ToolCall(Struct):
 
 class ChatMessage(Struct, omit_defaults=True):
     role: str
-    content: str | list[dict] | None = None
+    content: str | list[dict[str, Any]] | None = None
     reasoning_content: str | UnsetType = UNSET
     tool_calls: list[ToolCall] | UnsetType = UNSET
     tool_call_id: str | UnsetType = UNSET
@@ -57,7 +58,7 @@ class ChatRequest(Struct, omit_defaults=True):
     top_p: float | UnsetType = UNSET
     stop: list[str] | UnsetType = UNSET
     tools: list[ChatTool] | UnsetType = UNSET
-    tool_choice: str | dict | UnsetType = UNSET
+    tool_choice: str | dict[str, Any] | UnsetType = UNSET
     parallel_tool_calls: bool | UnsetType = UNSET
     user: str | UnsetType = UNSET
     enable_thinking: bool | UnsetType = UNSET
@@ -74,7 +75,7 @@ _request_encoder = msgspec.json.Encoder()
 _EMPTY_SCHEMA = Raw(b'{"type":"object","properties":{}}')
 
 
-def _image_part(source: a.ImageSource) -> dict:
+def _image_part(source: a.ImageSource) -> dict[str, Any]:
     if source.type == "base64" and source.data is not UNSET:
         media_type = source.media_type if source.media_type is not UNSET else "image/png"
         return {"type": "image_url", "image_url": {"url": f"data:{media_type};base64,{source.data}"}}
@@ -83,7 +84,7 @@ def _image_part(source: a.ImageSource) -> dict:
     raise GatewayError(400, f"image source type {source.type!r} cannot be sent to an OpenAI Chat Completions provider")
 
 
-def _document_part(block: a.DocumentBlock) -> dict:
+def _document_part(block: a.DocumentBlock) -> dict[str, Any]:
     source = block.source
     if source.type == "text" and source.data is not UNSET:
         return {"type": "text", "text": source.data}
@@ -93,7 +94,9 @@ def _document_part(block: a.DocumentBlock) -> dict:
         return {"type": "file", "file": {"filename": title, "file_data": f"data:{media_type};base64,{source.data}"}}
     if source.type == "url" and source.url is not UNSET:
         return {"type": "text", "text": source.url}
-    raise GatewayError(400, f"document source type {source.type!r} cannot be sent to an OpenAI Chat Completions provider")
+    raise GatewayError(
+        400, f"document source type {source.type!r} cannot be sent to an OpenAI Chat Completions provider"
+    )
 
 
 def _block_text(block: a.ContentBlock | a.ToolResultContentBlock) -> str | None:
@@ -109,7 +112,9 @@ def _block_text(block: a.ContentBlock | a.ToolResultContentBlock) -> str | None:
     if isinstance(block, a.ToolReferenceBlock):
         return f"Tool {block.tool_name} is now available."
     if isinstance(block, a.SearchResultBlock):
-        return "\n\n".join([f"Search result: {block.title}\nSource: {block.source}", *(text.text for text in block.content)])
+        return "\n\n".join(
+            [f"Search result: {block.title}\nSource: {block.source}", *(text.text for text in block.content)]
+        )
     if isinstance(block, a.ServerToolUseBlock):
         return f"Called server tool {block.name} (id {block.id}) with input {bytes(block.input).decode()}"
     if isinstance(block, (a.WebSearchToolResultBlock, a.WebFetchToolResultBlock)):
@@ -117,10 +122,10 @@ def _block_text(block: a.ContentBlock | a.ToolResultContentBlock) -> str | None:
     return None
 
 
-def _parts(blocks: list) -> list[dict]:
+def _parts(blocks: list[Any]) -> list[dict[str, Any]]:
     """Text-like (``_block_text``), image and document blocks -> Chat Completions content
     parts (others are skipped)."""
-    parts: list[dict] = []
+    parts: list[dict[str, Any]] = []
     for block in blocks:
         text = _block_text(block)
         if text is not None:
@@ -132,14 +137,14 @@ def _parts(blocks: list) -> list[dict]:
     return parts
 
 
-def _content(parts: list[dict]) -> str | list[dict]:
+def _content(parts: list[dict[str, Any]]) -> str | list[dict[str, Any]]:
     """A plain string when every part is text (the form every compatible server accepts)."""
     if all(part["type"] == "text" for part in parts):
         return "\n\n".join(part["text"] for part in parts)
     return parts
 
 
-def _tool_result_text(block: a.ToolResultBlock) -> tuple[str, list[dict]]:
+def _tool_result_text(block: a.ToolResultBlock) -> tuple[str, list[dict[str, Any]]]:
     """(text for the role "tool" message, image parts that must travel in a user message)."""
     if isinstance(block.content, str):
         text, images = block.content, []
@@ -212,14 +217,14 @@ def _turn(message: a.Message, pending_calls: list[str]) -> tuple[list[ChatMessag
     if isinstance(message.content, str):
         return _unanswered(pending_calls), [ChatMessage(role=message.role, content=message.content)]
     results: dict[str, a.ToolResultBlock] = {}
-    others: list = []
+    others: list[Any] = []
     for block in message.content:
         if isinstance(block, a.ToolResultBlock):
             results[block.tool_use_id] = block
         else:
             others.append(block)
     answers: list[ChatMessage] = []
-    images: list[dict] = []
+    images: list[dict[str, Any]] = []
     for call_id in pending_calls:
         result = results.pop(call_id, None)
         if result is None:
@@ -228,7 +233,7 @@ def _turn(message: a.Message, pending_calls: list[str]) -> tuple[list[ChatMessag
         text, result_images = _tool_result_text(result)
         answers.append(ChatMessage(role="tool", content=text, tool_call_id=call_id))
         images.extend(result_images)
-    parts: list[dict] = []
+    parts: list[dict[str, Any]] = []
     for orphan in results.values():  # a tool_result whose tool_use is not in the previous turn
         text, result_images = _tool_result_text(orphan)
         parts.append({"type": "text", "text": f"Result of tool call {orphan.tool_use_id}: {text}"})
@@ -240,7 +245,9 @@ def _turn(message: a.Message, pending_calls: list[str]) -> tuple[list[ChatMessag
 
 def _unanswered(call_ids: list[str]) -> list[ChatMessage]:
     """Chat Completions rejects a tool call with no tool message after it; say it had none."""
-    return [ChatMessage(role="tool", content="No result was provided for this tool call.", tool_call_id=i) for i in call_ids]
+    return [
+        ChatMessage(role="tool", content="No result was provided for this tool call.", tool_call_id=i) for i in call_ids
+    ]
 
 
 def _loaded_tools(request: a.MessagesRequest) -> set[str]:
@@ -284,7 +291,7 @@ def _end_user(user_id: str) -> str:
     return hashlib.sha256(user_id.encode()).hexdigest()
 
 
-def _tool_choice(choice: a.ToolChoice) -> str | dict:
+def _tool_choice(choice: a.ToolChoice) -> str | dict[str, Any]:
     if choice.type == "any":
         return "required"
     if choice.type == "tool":

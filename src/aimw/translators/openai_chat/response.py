@@ -37,13 +37,13 @@ def stop_reason_for(finish_reason: str | None, tool_used: bool) -> str:
     """DESIGN §6: tool_use whenever a tool_use block was emitted (unless max_tokens), and
     only then (Anthropic never says tool_use without a tool_use block); an absent or empty
     finish_reason is end_turn; an unknown one becomes end_turn and is logged."""
-    if not finish_reason:  # None, or "" (SGLang 0.4.x and older Ollama send it on every chunk)
-        stop_reason = "end_turn"
-    else:
-        stop_reason = FINISH_TO_STOP_REASON.get(finish_reason)
-        if stop_reason is None:
+    stop_reason = "end_turn"  # None, or "" (SGLang 0.4.x and older Ollama send it on every chunk)
+    if finish_reason:
+        known = FINISH_TO_STOP_REASON.get(finish_reason)
+        if known is None:
             logger.warning("unknown finish_reason %r mapped to end_turn", finish_reason)
-            stop_reason = "end_turn"
+        else:
+            stop_reason = known
     if tool_used and stop_reason != "max_tokens":
         return "tool_use"
     if stop_reason == "tool_use":  # finish_reason tool_calls, yet no tool call came through

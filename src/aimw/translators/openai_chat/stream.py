@@ -64,7 +64,7 @@ class ChatStreamTranslator:
     ``event: error`` nothing more is emitted and ``error`` says what it was.
     """
 
-    __slots__ = ("writer", "_decoder", "_tool_blocks", "_tool_ids", "_last_tool", "_finish_reason", "_refused")
+    __slots__ = ("_decoder", "_finish_reason", "_last_tool", "_refused", "_tool_blocks", "_tool_ids", "writer")
 
     rewrites_headers = True
 

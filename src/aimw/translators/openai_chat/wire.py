@@ -39,7 +39,7 @@ class OpenAIChat:
     passthrough = False
     parses_request = True
 
-    __slots__ = ("options", "_query")
+    __slots__ = ("_query", "options")
 
     def __init__(self, options: ChatOptions | None = None) -> None:
         self.options = options or ChatOptions()
