@@ -37,6 +37,7 @@ import orjson
 from aimw.asgi import header_value
 from aimw.exchange import Attempt, ObservedExchange
 from aimw.sinks.log_file import LogFile
+from aimw.types import Scope
 
 REDACTED_HEADERS = frozenset(
     ("authorization", "proxy-authorization", "x-api-key", "api-key", "x-goog-api-key", "cookie", "set-cookie")
@@ -70,7 +71,7 @@ class KongFileLog:
         scope, exchange, figures = observed.scope, observed.exchange, observed.figures
         querystring = _querystring(scope.get("query_string", b"").decode("latin-1"))
         query = urlencode(querystring, doseq=True)
-        uri = scope.get("root_path", "") + scope["path"] + ("?" + query if query else "")
+        uri = _client_path(scope) + ("?" + query if query else "")
         host = header_value(scope["headers"], b"host") or b"localhost"
         line: dict[str, Any] = {
             "request": {
@@ -146,6 +147,14 @@ def _tried_target(attempt: Attempt) -> dict[str, Any]:
     if attempt.failure is not None:
         target["failure"] = attempt.failure
     return target
+
+
+def _client_path(scope: Scope) -> str:
+    """The path the client asked for. ASGI's ``path`` includes ``root_path`` (Starlette's
+    Mount, Hypercorn's --root-path) in current servers; older ones left it out."""
+    root_path: str = scope.get("root_path", "")
+    path: str = scope["path"]
+    return path if path.startswith(root_path) else root_path + path
 
 
 def _upstream_uri(attempt: Attempt) -> str:
