@@ -1,22 +1,57 @@
-"""providers: where each provider lives (URL, path, query, auth, log meta, token field,
-thinking format), and what TranslateMiddleware sends to it."""
+"""providers: where each provider lives (URL, wire format and its options: path, query,
+token field, thinking format; credential, log meta), and what TranslateMiddleware sends to it."""
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import json
 
 import pytest
 from asgi_helpers import call, http_scope, sse_events
 
+from aimw.credentials import HeaderCredential
 from aimw.exchange import exchange_of
+from aimw.middleware.provider_auth import ProviderAuthMiddleware
 from aimw.middleware.translate import TranslateMiddleware
 from aimw.providers import Provider
 from aimw.providers.anthropic import ANTHROPIC
-from aimw.providers.azure import AUTH_HEADERS, DEFAULT_API_VERSION, azure
+from aimw.providers.azure import CREDENTIALS, DEFAULT_API_VERSION, azure
 from aimw.providers.dashscope import DEFAULT_MAX_TOKENS, DEFAULT_TEMPERATURE, REGION_HOSTS, dashscope
 from aimw.providers.openai import DEFAULT_MODEL, max_tokens_field_for, openai
 from aimw.translators import openai_chat as oc
+from aimw.translators.anthropic import ANTHROPIC_MESSAGES
+from aimw.translators.anthropic.messages import decode_request
+from aimw.translators.wire import AnthropicCall, UpstreamRequest
+
+SECRET = "provider-secret-1"
+CALL_BODY = b'{"messages":[{"role":"user","content":"hi"}],"max_tokens":64}'
+
+
+def credential_headers(provider: Provider, secret: str = SECRET) -> list[tuple[bytes, bytes]]:
+    """The headers the provider's credential adds for ``secret`` (it adds no query)."""
+    credential = provider.credential_for(secret)
+    assert credential is not None
+    headers, query = asyncio.run(credential.authorization())
+    assert query == b""
+    return headers
+
+
+def chat_options(provider: Provider) -> oc.ChatOptions:
+    """The options of a provider that speaks OpenAI Chat Completions."""
+    assert isinstance(provider.wire_format, oc.OpenAIChat)
+    assert provider.wire_format.name == "openai_chat"
+    assert provider.wire_format.passthrough is False
+    return provider.wire_format.options
+
+
+def upstream_path(provider: Provider, model: str) -> tuple[str, bytes]:
+    """Where the provider's wire format sends a client's ``POST /v1/messages?beta=true`` for ``model``."""
+    request = None if provider.wire_format.passthrough else decode_request(CALL_BODY)
+    call = AnthropicCall(CALL_BODY, request, model, False, "/v1/messages", b"beta=true")
+    upstream = provider.wire_format.build_request(call)
+    return upstream.path, upstream.query
+
 
 # ---------------------------------------------------------------- Anthropic
 
@@ -24,15 +59,25 @@ from aimw.translators import openai_chat as oc
 def test_anthropic_constants():
     assert ANTHROPIC.name == "anthropic"
     assert ANTHROPIC.base_url == "https://api.anthropic.com"
-    assert ANTHROPIC.path == "/v1/messages"
-    assert ANTHROPIC.query == ""
-    assert ANTHROPIC.wire_format == "anthropic"
-    assert ANTHROPIC.auth_header == "x-api-key"
-    assert ANTHROPIC.auth_prefix == ""  # the key as is, no "Bearer "
+    assert ANTHROPIC.wire_format is ANTHROPIC_MESSAGES
+    assert ANTHROPIC.wire_format.name == "anthropic"
+    assert ANTHROPIC.wire_format.passthrough is True
+    assert credential_headers(ANTHROPIC) == [(b"x-api-key", SECRET.encode())]  # the key as is, no "Bearer "
     assert ANTHROPIC.default_model.startswith("claude-")
-    assert ANTHROPIC.thinking_format == "none"
     assert dict(ANTHROPIC.log_meta) == {}
-    assert ANTHROPIC.upstream_path("claude-x") == ("/v1/messages", "")
+    # the client's path, query and body go on untouched (no thinking translation, ?beta=true kept)
+    call = AnthropicCall(CALL_BODY, None, "claude-x", False, "/v1/messages", b"beta=true")
+    assert ANTHROPIC.wire_format.build_request(call) == UpstreamRequest("/v1/messages", b"beta=true", CALL_BODY)
+
+
+def test_no_secret_is_no_credential():
+    for provider in (ANTHROPIC, azure("res", "dep"), dashscope(), openai()):
+        assert provider.credential_for(None) is None
+
+
+def test_credentials_do_not_show_their_secret():
+    for provider in (ANTHROPIC, azure("res", "dep"), azure("res", "dep", auth_header="authorization"), openai()):
+        assert SECRET not in repr(provider.credential_for(SECRET))
 
 
 def test_providers_are_immutable():
@@ -41,6 +86,8 @@ def test_providers_are_immutable():
     provider = azure("res", "dep")
     with pytest.raises(TypeError):
         provider.log_meta["azure_instance_id"] = "other"  # type: ignore[index]
+    with pytest.raises(AttributeError):
+        chat_options(provider).path = "/elsewhere"  # type: ignore[misc]
 
 
 # ---------------------------------------------------------------- Azure OpenAI
@@ -50,14 +97,15 @@ def test_azure_defaults():
     provider = azure("my-resource", "gpt-4o-prod")
     assert provider.name == "azure"
     assert provider.base_url == "https://my-resource.openai.azure.com"
-    assert provider.path == "/openai/deployments/gpt-4o-prod/chat/completions"
-    assert provider.query == f"api-version={DEFAULT_API_VERSION}"
+    assert chat_options(provider) == oc.ChatOptions(
+        path="/openai/deployments/gpt-4o-prod/chat/completions",
+        query=f"api-version={DEFAULT_API_VERSION}",
+        max_tokens_field="max_tokens",
+        thinking="none",
+    )
     assert DEFAULT_API_VERSION == "2025-01-01-preview"
-    assert provider.wire_format == "openai_chat"
     assert provider.default_model == "gpt-4o-prod"
-    assert (provider.auth_header, provider.auth_prefix) == ("api-key", "")
-    assert provider.max_tokens_field == "max_tokens"
-    assert provider.thinking_format == "none"
+    assert credential_headers(provider) == [(b"api-key", SECRET.encode())]
     assert dict(provider.log_meta) == {
         "azure_instance_id": "my-resource",
         "azure_deployment_id": "gpt-4o-prod",
@@ -67,9 +115,9 @@ def test_azure_defaults():
 
 def test_azure_path_is_the_deployment_whatever_the_model():
     provider = azure("res", "dep-1", "2024-10-21")
-    assert provider.upstream_path("some-other-model") == (
+    assert upstream_path(provider, "some-other-model") == (
         "/openai/deployments/dep-1/chat/completions",
-        "api-version=2024-10-21",
+        b"api-version=2024-10-21",
     )
     assert provider.log_meta["azure_api_version"] == "2024-10-21"
 
@@ -79,13 +127,15 @@ def test_azure_path_is_the_deployment_whatever_the_model():
 )
 def test_azure_auth_headers(auth_header, header, prefix):
     provider = azure("res", "dep", auth_header=auth_header)
-    assert (provider.auth_header, provider.auth_prefix) == (header, prefix)
-    assert AUTH_HEADERS[auth_header] == (header, prefix)
+    assert credential_headers(provider) == [(header.encode(), (prefix + SECRET).encode())]
+    credential = CREDENTIALS[auth_header](SECRET)
+    assert isinstance(credential, HeaderCredential)
+    assert credential.header == header
 
 
 @pytest.mark.parametrize("field", ["max_tokens", "max_completion_tokens"])
 def test_azure_max_tokens_field(field):
-    assert azure("res", "o3-mini", max_tokens_field=field).max_tokens_field == field
+    assert chat_options(azure("res", "o3-mini", max_tokens_field=field)).max_tokens_field == field
 
 
 def test_azure_unknown_auth_header_is_refused():
@@ -103,15 +153,13 @@ def test_dashscope_regions(region, host):
     provider = dashscope(region)
     assert provider.base_url == host == REGION_HOSTS[region]
     assert provider.name == "dashscope"
-    assert provider.path == "/compatible-mode/v1/chat/completions"
-    assert provider.query == ""
-    assert provider.wire_format == "openai_chat"
-    assert (provider.auth_header, provider.auth_prefix) == ("authorization", "Bearer ")
+    assert chat_options(provider) == oc.ChatOptions(
+        path="/compatible-mode/v1/chat/completions", query="", max_tokens_field="max_tokens", thinking="qwen"
+    )
+    assert credential_headers(provider) == [(b"authorization", f"Bearer {SECRET}".encode())]
     assert provider.default_model == "qwen-plus"
-    assert provider.max_tokens_field == "max_tokens"
-    assert provider.thinking_format == "qwen"
     assert dict(provider.log_meta) == {}
-    assert provider.upstream_path("qwen3-max") == ("/compatible-mode/v1/chat/completions", "")
+    assert upstream_path(provider, "qwen3-max") == ("/compatible-mode/v1/chat/completions", b"")
 
 
 def test_dashscope_default_region_and_constants():
@@ -150,7 +198,7 @@ def test_dashscope_unknown_region_is_refused(region):
 )
 def test_max_tokens_field_for(model, field):
     assert max_tokens_field_for(model) == field
-    assert openai(model).max_tokens_field == field
+    assert chat_options(openai(model)).max_tokens_field == field
     assert openai(model).default_model == model
 
 
@@ -159,13 +207,11 @@ def test_openai_defaults():
     assert DEFAULT_MODEL == "gpt-4.1"
     assert provider.name == "openai"
     assert provider.base_url == "https://api.openai.com"
-    assert provider.path == "/v1/chat/completions"
-    assert provider.query == ""
-    assert provider.wire_format == "openai_chat"
+    assert chat_options(provider) == oc.ChatOptions(
+        path="/v1/chat/completions", query="", max_tokens_field="max_tokens", thinking="none"
+    )
     assert provider.default_model == DEFAULT_MODEL
-    assert (provider.auth_header, provider.auth_prefix) == ("authorization", "Bearer ")
-    assert provider.max_tokens_field == "max_tokens"
-    assert provider.thinking_format == "none"
+    assert credential_headers(provider) == [(b"authorization", f"Bearer {SECRET}".encode())]
     assert dict(provider.log_meta) == {}
 
 
@@ -173,7 +219,7 @@ def test_openai_defaults():
     "model, override", [("gpt-4.1", "max_completion_tokens"), ("o3", "max_tokens"), ("gpt-5", "max_completion_tokens")]
 )
 def test_openai_max_tokens_field_override(model, override):
-    assert openai(model, max_tokens_field=override).max_tokens_field == override
+    assert chat_options(openai(model, max_tokens_field=override)).max_tokens_field == override
 
 
 # ---------------------------------------------------------------- what TranslateMiddleware sends each one
@@ -224,13 +270,26 @@ def messages_body(**extra) -> bytes:
 
 
 async def translated(provider: Provider, model: str | None = None, **extra) -> tuple[Recorder, dict, dict]:
+    """Translate > ProviderAuth > Recorder, wired from ``provider`` as translated_gateway wires them."""
     recorder = Recorder(COMPLETION)
-    app = TranslateMiddleware(recorder, provider=provider, model=model)
+    app = TranslateMiddleware(
+        ProviderAuthMiddleware(recorder, credential=provider.credential_for(SECRET)),
+        wire_format=provider.wire_format,
+        default_model=provider.default_model,
+        model=model,
+        log_meta=dict(provider.log_meta),
+    )
     body = messages_body(**extra)
     scope = http_scope(path="/anything/v1/messages", query=b"beta=true", body=body)
     response = await call(app, scope, [body])
     assert response.status == 200, response.body
     return recorder, json.loads(recorder.body), scope
+
+
+def header(recorder: Recorder, name: bytes) -> bytes | None:
+    values = [value for key, value in recorder.scope["headers"] if key == name]
+    assert len(values) <= 1, values
+    return values[0] if values else None
 
 
 @pytest_anyio
@@ -246,8 +305,10 @@ async def test_azure_request_goes_to_the_deployment(field):
     assert other not in chat
     assert chat["model"] == "gpt-4o-prod"  # the deployment is the default model
     assert "enable_thinking" not in chat and "thinking" not in chat
+    assert header(recorder, b"api-key") == SECRET.encode()
+    assert header(recorder, b"authorization") is None
     exchange = exchange_of(scope)
-    assert exchange.provider_name == "azure"
+    assert exchange.request_model == "gpt-4o-prod"
     assert exchange.log_meta == {
         "azure_instance_id": "res",
         "azure_deployment_id": "gpt-4o-prod",
@@ -264,7 +325,8 @@ async def test_dashscope_request_carries_qwen_thinking():
     assert chat["enable_thinking"] is True
     assert chat["thinking_budget"] == 256
     assert "thinking" not in chat
-    assert exchange_of(scope).provider_name == "dashscope"
+    assert header(recorder, b"authorization") == f"Bearer {SECRET}".encode()
+    assert exchange_of(scope).request_model == "qwen3-max"
     assert exchange_of(scope).log_meta == {}
 
 
@@ -277,6 +339,7 @@ async def test_openai_request_uses_the_models_token_field(model, field):
     assert chat[field] == 512
     assert set(chat) & {"max_tokens", "max_completion_tokens"} == {field}
     assert "enable_thinking" not in chat
+    assert header(recorder, b"authorization") == f"Bearer {SECRET}".encode()
 
 
 # ---------------------------------------------------------------- Azure's content filter finish_reason
@@ -301,8 +364,7 @@ def test_azure_content_filter_finish_reason_is_a_refusal():
             "usage": {"prompt_tokens": 20, "completion_tokens": 4, "total_tokens": 24},
         }
     ).encode()
-    out, _ = oc.response_to_anthropic(body, "gpt-4o-prod")
-    message = json.loads(out)
+    message = json.loads(oc.response_to_anthropic(body, "gpt-4o-prod").body)
     assert message["stop_reason"] == "refusal"
     assert message["content"] == [{"type": "text", "text": "I started to answer"}]
     assert message["model"] == "gpt-4o-2024-08-06"
@@ -310,16 +372,18 @@ def test_azure_content_filter_finish_reason_is_a_refusal():
 
 def test_azure_content_filter_with_no_content_is_a_refusal():
     body = b'{"choices":[{"index":0,"finish_reason":"content_filter","message":{"role":"assistant","content":null}}]}'
-    message = json.loads(oc.response_to_anthropic(body, "dep")[0])
+    message = json.loads(oc.response_to_anthropic(body, "dep").body)
     assert message["stop_reason"] == "refusal"
     assert message["content"] == []
 
 
 def test_azure_content_filter_in_a_stream_is_a_refusal():
     translator = oc.ChatStreamTranslator("dep")
-    out = translator.feed(b'{"id":"c","model":"gpt-4o","choices":[{"index":0,"delta":{"content":"Hel"},"finish_reason":null}]}')
-    out += translator.feed(b'{"id":"c","choices":[{"index":0,"delta":{},"finish_reason":"content_filter"}]}')
-    out += translator.feed(b"[DONE]")
+    out = translator.feed(
+        b'data: {"id":"c","model":"gpt-4o","choices":[{"index":0,"delta":{"content":"Hel"},"finish_reason":null}]}\n\n'
+    )
+    out += translator.feed(b'data: {"id":"c","choices":[{"index":0,"delta":{},"finish_reason":"content_filter"}]}\n\n')
+    out += translator.feed(b"data: [DONE]\n\n")
     events = sse_events(out)
     assert [name for name, _ in events][-2:] == ["message_delta", "message_stop"]
     assert events[-2][1]["delta"]["stop_reason"] == "refusal"

@@ -142,7 +142,12 @@ def test_huggingface_recipe_without_its_token_stops_naming_it(tmp_path):
 
 def test_huggingface_recipe_with_its_token_builds_the_app(tmp_path):
     result = subprocess.run(
-        [sys.executable, "-c", "import recipes.huggingface as r; print(type(r.app).__name__, r.settings.log_path)"],
+        [
+            sys.executable,
+            "-c",
+            "import recipes.huggingface as r; "
+            "print(type(r.app).__name__, r.settings.log_path, *(type(s).__name__ + ':' + s.path for s in r.app.sinks))",
+        ],
         cwd=REPO,
         env=recipe_env(HUGGINGFACE_API_TOKEN="hf_test_token_1234567", AIMW_LOG_PATH=str(tmp_path / "x.log")),
         capture_output=True,
@@ -150,7 +155,8 @@ def test_huggingface_recipe_with_its_token_builds_the_app(tmp_path):
         timeout=60,
     )
     assert result.returncode == 0, result.stderr
-    assert result.stdout.split() == ["FileLogMiddleware", str(tmp_path / "x.log")]
+    log = str(tmp_path / "x.log")
+    assert result.stdout.split() == ["ObserveMiddleware", log, f"KongFileLog:{log}"]
 
 
 def test_recipe_with_a_malformed_variable_stops_naming_it():
@@ -211,27 +217,41 @@ PROVIDER_PREFIXES = ("AIMW_", "HUGGINGFACE_", "AZURE_", "DASHSCOPE_", "OPENAI_",
 AZURE_ENV = {"AZURE_OPENAI_API_KEY": "azure-test-key-1", "AZURE_INSTANCE_NAME": "my-resource", "AZURE_DEPLOYMENT_ID": "gpt-4o-prod"}
 
 # Imports the recipe and prints what it built: the middleware stack and the facts that
-# reached it (upstream, provider, auth header, field rules).
+# reached it (log sinks, upstream, wire format and its options, the headers and query the
+# credential adds, field rules).
 DESCRIBE = """
-import json, sys
+import asyncio, json, sys
 import recipes.{name} as r
 from aimw.upstream import UpstreamApp
 app, layers, facts = r.app, [], {{"callable": callable(r.app)}}
+chat = None
 while not isinstance(app, UpstreamApp):
     name = type(app).__name__
     layers.append(name)
-    if name == "TranslateMiddleware":
-        p = app.provider
-        facts["provider"] = [p.name, p.path, p.query, p.default_model, p.max_tokens_field, p.thinking_format]
+    if name == "ObserveMiddleware":
+        facts["sinks"] = [[type(s).__name__, s.path] for s in app.sinks]
+    elif name == "TranslateMiddleware":
+        w = app.wire_format
+        facts["wire_format"] = [w.name, w.passthrough]
+        if hasattr(w, "options"):
+            o = w.options
+            chat = [o.path, o.query, app.default_model, o.max_tokens_field, o.thinking]
         facts["model"] = app.model
+        facts["log_meta"] = app.log_meta
     elif name == "ProviderAuthMiddleware":
-        facts["auth"] = [[h.decode(), v.decode()] for h, v in app._auth]
+        c = app.credential
+        headers, query = asyncio.run(c.authorization()) if c is not None else ([], b"")
+        facts["auth"] = [[h.decode(), v.decode()] for h, v in headers]
+        facts["auth_query"] = query.decode()
     elif name == "StripFieldsMiddleware":
         facts.setdefault("rules", []).append(
             {{"drop": sorted(app.drop), "set": {{k: bytes(v).decode() for k, v in app.set.items()}}, "cap": app.cap}}
         )
     app = app.app
 facts["layers"] = layers
+if chat is not None:
+    facts["provider"] = [app.provider_name, *chat]
+facts["provider_name"] = app.provider_name
 facts["base_url"] = app.base_url
 facts["api_root"] = app.api_root
 json.dump(facts, sys.stdout)
@@ -257,7 +277,8 @@ def recipe_facts(name: str, tmp_path, **extra: str) -> dict:
     assert result.returncode == 0, result.stderr
     facts = json.loads(result.stdout)
     assert facts["callable"] is True
-    assert facts["layers"][0] == "FileLogMiddleware"
+    assert facts["layers"][0] == "ObserveMiddleware"
+    assert facts["sinks"] == [["KongFileLog", str(tmp_path / "aimw.log")]]
     assert not (tmp_path / "aimw.log").exists()  # nothing written before a request
     return facts
 
@@ -276,7 +297,15 @@ def assert_stops_naming(result: subprocess.CompletedProcess, variable: str, *als
 
 def test_anthropic_recipe_needs_no_key(tmp_path):
     facts = recipe_facts("anthropic", tmp_path)
-    assert facts["layers"] == ["FileLogMiddleware", "StripFieldsMiddleware", "StripFieldsMiddleware", "SSERewriteMiddleware"]
+    assert facts["layers"] == [
+        "ObserveMiddleware",
+        "StripFieldsMiddleware",
+        "StripFieldsMiddleware",
+        "TranslateMiddleware",
+        "SSERewriteMiddleware",
+    ]
+    assert facts["wire_format"] == ["anthropic", True]  # nothing translated
+    assert facts["provider_name"] == "anthropic"
     assert "auth" not in facts  # the client's own key passes
     assert facts["base_url"] == "https://api.anthropic.com"
     assert facts["api_root"] == "/v1/"
@@ -294,6 +323,7 @@ def test_anthropic_recipe_with_a_key_and_settings(tmp_path):
     )
     assert facts["layers"][-1] == "ProviderAuthMiddleware"
     assert facts["auth"] == [["x-api-key", "sk-ant-gateway-1"]]
+    assert facts["auth_query"] == ""
     assert facts["base_url"] == "http://127.0.0.1:9"
     messages_rule, count_rule = facts["rules"]
     assert messages_rule == {"drop": [], "set": {"model": '"claude-haiku-4-5"'}, "cap": {"max_tokens": 2048}}
@@ -329,7 +359,8 @@ def test_azure_recipe_with_a_bad_choice_stops_naming_it(tmp_path, variable, valu
 def test_azure_recipe_defaults(tmp_path):
     facts = recipe_facts("azure", tmp_path, **AZURE_ENV)
     assert facts["layers"] == [
-        "FileLogMiddleware",
+        "ObserveMiddleware",
+        "AnthropicEndpoints",
         "StripFieldsMiddleware",
         "TranslateMiddleware",
         "SSERewriteMiddleware",
@@ -344,7 +375,14 @@ def test_azure_recipe_defaults(tmp_path):
         "max_tokens",
         "none",
     ]
+    assert facts["wire_format"] == ["openai_chat", False]
     assert facts["auth"] == [["api-key", "azure-test-key-1"]]
+    assert facts["auth_query"] == ""
+    assert facts["log_meta"] == {
+        "azure_instance_id": "my-resource",
+        "azure_deployment_id": "gpt-4o-prod",
+        "azure_api_version": "2025-01-01-preview",
+    }
     assert facts["rules"] == [{"drop": ["model"], "set": {}, "cap": {}}]
 
 

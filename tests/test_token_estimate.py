@@ -9,7 +9,7 @@ import pytest
 from conftest import CORPUS
 
 from aimw.token_estimate import IMAGE_TOKENS, estimate_input_tokens
-from aimw.translators import anthropic as a
+from aimw.translators.anthropic import messages as a
 
 
 def estimate(body: dict | bytes) -> int:

@@ -15,8 +15,8 @@ from typing import Any
 import pytest
 from conftest import corpus_bodies
 
-from aimw.translators import anthropic as a
 from aimw.translators import openai_chat as oc
+from aimw.translators.anthropic import messages as a
 
 MODEL = "qwen3-max"
 QWEN_KEYS = {"enable_thinking", "thinking_budget"}
@@ -267,11 +267,11 @@ def test_qwen_reasoning_content_comes_back_as_thinking():
             "usage": {"prompt_tokens": 9, "completion_tokens": 30, "completion_tokens_details": {"reasoning_tokens": 25}},
         }
     ).encode()
-    out, reasoning_tokens = oc.response_to_anthropic(answer, MODEL)
-    message = json.loads(out)
+    translated = oc.response_to_anthropic(answer, MODEL)
+    message = json.loads(translated.body)
     assert [block["type"] for block in message["content"]] == ["thinking", "text"]
     assert message["content"][0]["thinking"] == "2 + 2 is 4."
-    assert reasoning_tokens == 25
+    assert translated.usage.reasoning_tokens == 25
 
 
 def test_thinking_budget_never_exceeds_max_tokens() -> None:

@@ -17,8 +17,8 @@ from conftest import corpus_bodies
 
 from aimw.errors import GatewayError
 from aimw.token_estimate import estimate_input_tokens
-from aimw.translators import anthropic as a
 from aimw.translators import openai_chat as oc
+from aimw.translators.anthropic import messages as a
 
 UPSTREAM_MODEL = "org/upstream-model"
 

@@ -23,8 +23,8 @@ FALLBACK = "fallback-model"
 
 def translate(body: bytes | dict, fallback: str = FALLBACK) -> dict:
     raw = body if isinstance(body, bytes) else json.dumps(body).encode()
-    encoded, _ = oc.response_to_anthropic(raw, fallback)
-    message = json.loads(encoded)
+    answer = oc.response_to_anthropic(raw, fallback)
+    message = json.loads(answer.body)
     # the client's own parser accepts it
     anthropic.types.Message.model_validate(message)
     assert message["type"] == "message"
@@ -32,6 +32,10 @@ def translate(body: bytes | dict, fallback: str = FALLBACK) -> dict:
     assert message["id"].startswith("msg_") and len(message["id"]) > len("msg_")
     assert message["stop_sequence"] is None
     assert set(message["usage"]) >= {"input_tokens", "output_tokens", "cache_read_input_tokens", "cache_creation_input_tokens"}
+    # the usage recorded for the log is the one the client reads
+    recorded = answer.usage
+    assert message["usage"] == usage(recorded.input_tokens, recorded.output_tokens, recorded.cache_read_input_tokens)
+    assert recorded.cache_creation_input_tokens == 0
     return message
 
 
@@ -288,6 +292,14 @@ def test_model_falls_back_when_absent() -> None:
     assert translate(body, fallback="the-requested-model")["model"] == "the-requested-model"
 
 
+def test_answer_names_the_providers_model_only() -> None:
+    body = completion({"content": "x"})
+    assert oc.response_to_anthropic(json.dumps(body).encode(), FALLBACK).model == "upstream/model-1"
+    del body["model"]
+    # the fallback is not the provider's model
+    assert oc.response_to_anthropic(json.dumps(body).encode(), FALLBACK).model is None
+
+
 @pytest.mark.parametrize("field", ["reasoning_content", "reasoning"])
 def test_reasoning_becomes_a_thinking_block_first(field: str) -> None:
     out = translate(completion({field: "Let me think: 2.", "content": "2"}))
@@ -340,9 +352,11 @@ def test_reasoning_tokens_travel_beside_the_message() -> None:
     body = json.dumps({"choices": [{"message": {"content": "2"}, "finish_reason": "stop"}],
                        "usage": {"prompt_tokens": 5, "completion_tokens": 9,
                                  "completion_tokens_details": {"reasoning_tokens": 6}}}).encode()
-    encoded, reasoning_tokens = oc.response_to_anthropic(body, FALLBACK)
-    assert reasoning_tokens == 6
-    assert json.loads(encoded)["usage"]["output_tokens"] == 9
+    answer = oc.response_to_anthropic(body, FALLBACK)
+    assert answer.usage.reasoning_tokens == 6
+    assert answer.usage.output_tokens == 9
+    assert json.loads(answer.body)["usage"]["output_tokens"] == 9
+    assert "reasoning_tokens" not in json.loads(answer.body)["usage"]  # not an Anthropic field
 
 
 # ---------------------------------------------------------------- what some servers send differently

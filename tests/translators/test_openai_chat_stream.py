@@ -1,7 +1,8 @@
-"""Chat Completions stream -> Anthropic stream (SSEDecoder + openai_chat.ChatStreamTranslator).
+"""Chat Completions stream -> Anthropic stream (openai_chat.ChatStreamTranslator).
 
-Streams are driven the way SSERewriteMiddleware drives them (every event's data to feed(),
-flush() at the end of the body, then finish()) and re-split at random byte offsets. Every
+Streams are driven the way SSERewriteMiddleware drives them (every network chunk of the
+provider's SSE bytes to feed(), then finish() at the end of the body) and re-split at random
+byte offsets. Every
 emitted stream is checked against DESIGN §6 by ``validate`` and replayed through the
 Anthropic Python SDK's own stream accumulator.
 """
@@ -191,13 +192,9 @@ def sdk_check(stream: Stream) -> None:
 
 
 def run(pieces: list[bytes], model: str = MODEL, message_id: str = MESSAGE_ID) -> bytes:
-    """Drive decoder and translator exactly as SSERewriteMiddleware does."""
-    decoder = SSEDecoder()
+    """Drive the translator exactly as SSERewriteMiddleware does."""
     translator = ChatStreamTranslator(model, message_id=message_id)
-    out = []
-    for piece in pieces:
-        out.extend(translator.feed(event.data) for event in decoder.feed(piece))
-    out.extend(translator.feed(event.data) for event in decoder.flush())
+    out = [translator.feed(piece) for piece in pieces]
     out.append(translator.finish())
     return b"".join(out)
 
@@ -317,10 +314,59 @@ def test_message_id_is_generated_when_not_given() -> None:
     ids = []
     for _ in range(2):
         translator = ChatStreamTranslator(MODEL)
-        out = b"".join(translator.feed(event.data) for event in SSEDecoder().feed(wire)) + translator.finish()
+        out = translator.feed(wire) + translator.finish()
         ids.append(validate(out).message["id"])
     assert all(i.startswith("msg_") and len(i) > 4 for i in ids)
     assert ids[0] != ids[1]
+
+
+def test_per_event_chunks_give_the_same_output() -> None:
+    """A caller that decoded the SSE itself gives each event's data to chunk() and takes
+    the writer's output: the same bytes as feeding the raw stream."""
+    wire = (CAPTURES / "chat-good.sse").read_bytes()
+    translator = ChatStreamTranslator(MODEL, message_id=MESSAGE_ID)
+    out = []
+    for event in SSEDecoder().feed(wire):
+        translator.chunk(event.data)
+        out.append(translator.writer.take())
+    out.append(translator.finish())
+    assert b"".join(out) == run([wire])
+
+
+def test_what_the_stream_said_is_readable_as_it_goes() -> None:
+    translator = ChatStreamTranslator(MODEL, message_id=MESSAGE_ID)
+    assert (translator.model, translator.has_content, translator.done, translator.error) == (None, False, False, None)
+    translator.feed(sse(chunk({"role": "assistant"}, model="served/name"), done=False))
+    assert translator.model == "served/name"  # named in the first chunk
+    assert not translator.has_content
+    translator.feed(sse(chunk({"content": "hi"}), done=False))
+    assert translator.has_content and not translator.done
+    translator.feed(sse(usage_chunk(30, 2, cached=10), done=False))
+    usage = translator.usage
+    assert (usage.input_tokens, usage.cache_read_input_tokens, usage.output_tokens) == (20, 10, 2)
+    translator.finish()
+    assert translator.done and translator.error is None
+
+
+def test_fail_mid_stream_is_an_error_event() -> None:
+    translator = ChatStreamTranslator(MODEL, message_id=MESSAGE_ID)
+    out = translator.feed(sse(chunk({"content": "partial"}), done=False))
+    out += translator.fail("api_error", "upstream provider broke off")
+    stream = validate(out)
+    assert stream.names[-1] == "error"
+    assert stream.error == {"type": "api_error", "message": "upstream provider broke off"}
+    assert stream.text == "partial"
+    assert translator.error == "api_error: upstream provider broke off"
+    assert translator.finish() == b""
+
+
+def test_fail_after_the_stream_ended_adds_nothing() -> None:
+    translator = ChatStreamTranslator(MODEL, message_id=MESSAGE_ID)
+    out = translator.feed(sse(chunk({"content": "done"}), chunk({}, "stop")))
+    assert translator.done
+    assert translator.fail("api_error", "connection reset after the end") == b""
+    assert validate(out).stop_reason == "end_turn"
+    assert translator.error is None
 
 
 # ---------------------------------------------------------------- hand-built streams
@@ -426,10 +472,8 @@ def test_reasoning_tokens_are_kept_beside_the_usage() -> None:
     usage = {**usage_chunk(prompt=40, completion=30), "usage": {"prompt_tokens": 40, "completion_tokens": 30,
              "completion_tokens_details": {"reasoning_tokens": 12}}}
     translator = ChatStreamTranslator(MODEL, message_id=MESSAGE_ID)
-    decoder = SSEDecoder()
-    for event in decoder.feed(sse(chunk({"content": "x"}), chunk({}, "stop"), usage)):
-        translator.feed(event.data)
-    assert translator.reasoning_tokens == 12
+    translator.feed(sse(chunk({"content": "x"}), chunk({}, "stop"), usage))
+    assert translator.usage.reasoning_tokens == 12
     assert translator.usage.output_tokens == 30
 
 
@@ -453,11 +497,11 @@ def test_done_ends_the_stream_and_later_data_is_ignored() -> None:
     assert stream.text == "a"
     assert "LATE" not in json.dumps(stream.events)
     translator = ChatStreamTranslator(MODEL, message_id=MESSAGE_ID)
-    translator.feed(json.dumps(chunk({"content": "a"})).encode())
-    closing = translator.feed(b"[DONE]")
+    translator.feed(sse(chunk({"content": "a"}), done=False))
+    closing = translator.feed(b"data: [DONE]\n\n")
     assert closing.endswith(b'event: message_stop\ndata: {"type":"message_stop"}\n\n')
     assert translator.done
-    assert translator.feed(json.dumps(chunk({"content": "b"})).encode()) == b""
+    assert translator.feed(sse(chunk({"content": "b"}), done=False)) == b""
     assert translator.finish() == b""
 
 
@@ -637,7 +681,6 @@ def test_two_streams_interleaved_do_not_share_state() -> None:
     first = sse(chunk({"content": "alpha"}), chunk(tool_delta(0, id="a", name="f", arguments="{}")), chunk({}, "tool_calls"))
     second = sse(chunk({"reasoning_content": "hmm"}), chunk({"content": "beta"}), chunk({}, "stop"), usage_chunk(5, 2))
     alone = [run([first], message_id="msg_1"), run([second], message_id="msg_2")]
-    decoders = [SSEDecoder(), SSEDecoder()]
     translators = [ChatStreamTranslator(MODEL, message_id="msg_1"), ChatStreamTranslator(MODEL, message_id="msg_2")]
     outputs: list[list[bytes]] = [[], []]
     rng = random.Random(3)
@@ -645,9 +688,8 @@ def test_two_streams_interleaved_do_not_share_state() -> None:
     for step in range(max(map(len, pieces))):
         for k in (0, 1):
             if step < len(pieces[k]):
-                outputs[k].extend(translators[k].feed(e.data) for e in decoders[k].feed(pieces[k][step]))
+                outputs[k].append(translators[k].feed(pieces[k][step]))
     for k in (0, 1):
-        outputs[k].extend(translators[k].feed(e.data) for e in decoders[k].flush())
         outputs[k].append(translators[k].finish())
     assert [b"".join(o) for o in outputs] == alone
     assert validate(alone[0]).stop_reason == "tool_use"
