@@ -15,7 +15,7 @@ import httpx
 import pytest
 from asgi_helpers import RecordingSend, ScriptedReceive, http_scope, split_at, sse_events
 from conftest import CORPUS, KONG
-from test_upstream import LoopbackServer, Request, chunked, response_head
+from fakes.loopback_server import LoopbackServer, Request, chunked, response_head
 
 from aimw.gateway import passthrough_gateway, translated_gateway
 from aimw.providers import Provider

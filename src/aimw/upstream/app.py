@@ -101,7 +101,7 @@ class UpstreamApp:
 
     async def forward(self, scope: Scope, receive: Receive, send: Send) -> None:
         exchange = exchange_of(scope)
-        path = self._path(scope)
+        path = _forwarded_path(scope, self.api_root)
         if not path.startswith("/"):
             raise GatewayError(400, "the request target must be a path starting with /")
         query: bytes = scope.get("query_string", b"")
@@ -157,14 +157,16 @@ class UpstreamApp:
         exchange.attempts.append(attempt)
         return attempt
 
-    def _path(self, scope: Scope) -> str:
-        raw_path: bytes | None = scope.get("raw_path")  # as the client sent it, percent-encoding kept
-        path: str = raw_path.decode("latin-1") if raw_path else scope["path"]
-        if self.api_root:
-            root = path.find(self.api_root)
-            if root > 0:
-                path = path[root:]
-        return path
+
+def _forwarded_path(scope: Scope, api_root: str | None) -> str:
+    """The raw path as the client sent it (percent-encoding kept), from ``api_root`` on."""
+    raw_path: bytes | None = scope.get("raw_path")
+    path: str = raw_path.decode("latin-1") if raw_path else scope["path"]
+    if api_root:
+        root = path.find(api_root)
+        if root > 0:
+            path = path[root:]
+    return path
 
 
 def _ip_literal(host: str) -> str | None:

@@ -64,16 +64,14 @@ class ChatStreamTranslator:
     ``event: error`` nothing more is emitted and ``error`` says what it was.
     """
 
-    __slots__ = ("_decoder", "_finish_reason", "_last_tool", "_refused", "_tool_blocks", "_tool_ids", "writer")
+    __slots__ = ("_decoder", "_finish_reason", "_refused", "_tool_calls", "writer")
 
     rewrites_headers = True
 
     def __init__(self, model: str, message_id: str | None = None) -> None:
         self.writer = AnthropicStreamWriter(model, message_id)
         self._decoder = SSEDecoder()
-        self._tool_blocks: dict[int, int] = {}  # tool_calls index -> block index of its latest call
-        self._tool_ids: dict[int, str] = {}  # block index -> tool_use id
-        self._last_tool = -1  # block index of the latest tool_use block
+        self._tool_calls = _ToolCalls()
         self._finish_reason: str | None = None
         self._refused = False
 
@@ -155,7 +153,7 @@ class ChatStreamTranslator:
                 self._refused = True
                 writer.text(delta.refusal)
             for call in delta.tool_calls or ():
-                self._tool_call(call)
+                self._tool_calls.fragment(call, writer)
                 if writer.done:
                     return
         if choice.finish_reason:  # "" on every chunk (SGLang 0.4.x, older Ollama) means none yet
@@ -168,21 +166,31 @@ class ChatStreamTranslator:
             stop_reason = "refusal" if self._refused else stop_reason_for(self._finish_reason, writer.tool_used)
             writer.end(stop_reason)
 
-    def _tool_call(self, call: ChunkToolCall) -> None:
+
+class _ToolCalls:
+    """Which tool_use block each tool_calls fragment belongs to, in one stream."""
+
+    __slots__ = ("by_index", "ids", "last")
+
+    def __init__(self) -> None:
+        self.by_index: dict[int, int] = {}  # tool_calls index -> block index of its latest call
+        self.ids: dict[int, str] = {}  # block index -> tool_use id
+        self.last = -1  # block index of the latest tool_use block
+
+    def fragment(self, call: ChunkToolCall, writer: AnthropicStreamWriter) -> None:
         """One tool_calls fragment. It continues the tool_use block its ``index`` maps to, or
         the latest one when it has no index (Gemini's OpenAI-compatible API, mistral.rs and
         some Ollama builds send none), unless it carries an ``id`` other than that block's:
         then it is a new call (some Ollama and Dynamo builds give parallel calls one index).
         Object ``arguments`` go out as one input_json_delta of their JSON."""
-        writer = self.writer
         function = call.function or _NO_FUNCTION
-        block = self._last_tool if call.index is None else self._tool_blocks.get(call.index, -1)
-        if block < 0 or (call.id and call.id != self._tool_ids[block]):
+        block = self.last if call.index is None else self.by_index.get(call.index, -1)
+        if block < 0 or (call.id and call.id != self.ids[block]):
             tool_use_id = call.id or new_tool_use_id()
-            block = self._last_tool = writer.tool_use(tool_use_id, function.name or "")
-            self._tool_ids[block] = tool_use_id
+            block = self.last = writer.tool_use(tool_use_id, function.name or "")
+            self.ids[block] = tool_use_id
             if call.index is not None:
-                self._tool_blocks[call.index] = block
+                self.by_index[call.index] = block
         elif writer.open_block(TOOL_USE) != block:
             writer.fail("api_error", "upstream provider interleaved the arguments of parallel tool calls")
             return
