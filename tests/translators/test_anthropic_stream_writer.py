@@ -245,11 +245,6 @@ def test_fail_redacts_secrets() -> None:
     assert validate(out).error["type"] == "authentication_error"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="src bug: text/thinking/tool_use/input_json/close_block still write after end() or fail() "
-    "(the module promises nothing after message_stop or event: error)",
-)
 @pytest.mark.parametrize("ending", ["end", "fail"])
 def test_nothing_is_written_after_the_stream_ended(ending: str) -> None:
     w = writer()

@@ -34,6 +34,7 @@ class AnthropicStreamWriter:
 
     ``model`` may change until :meth:`start` (the provider names it in its first chunk);
     ``usage`` is updated in place by the translator and written, cumulative, in message_delta.
+    Once :meth:`end` or :meth:`fail` ran, every call writes nothing.
     """
 
     __slots__ = (
@@ -86,11 +87,15 @@ class AnthropicStreamWriter:
             self._out.append(events.message_start(self.message_id, self.model, Usage()))
 
     def text(self, text: str) -> None:
+        if self.done:
+            return
         if self._kind != TEXT:
             self._open(TEXT, events.text_block_start(self._next))
         self._out.append(events.text_delta(self._index, text))
 
     def thinking(self, thinking: str) -> None:
+        if self.done:
+            return
         if self._kind != THINKING:
             self._open(THINKING, events.thinking_block_start(self._next))
         self._out.append(events.thinking_delta(self._index, thinking))
@@ -101,7 +106,9 @@ class AnthropicStreamWriter:
             self._out.append(events.signature_delta(self._index, signature))
 
     def tool_use(self, tool_use_id: str, name: str) -> int:
-        """Open a new tool_use block; returns its index."""
+        """Open a new tool_use block; returns its index (-1 once the stream has ended)."""
+        if self.done:
+            return -1
         self.tool_used = True
         self._open(TOOL_USE, events.tool_use_block_start(self._next, tool_use_id, name))
         return self._index
@@ -132,6 +139,7 @@ class AnthropicStreamWriter:
             return
         self.start()
         self.done = True
+        self._kind = 0  # the open block, if any, ends with the stream
         self.error = redact(f"{error_type}: {message}")
         self._out.append(events.error_event(error_type, message))
 

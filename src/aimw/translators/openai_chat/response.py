@@ -190,4 +190,4 @@ def response_to_anthropic(body: bytes, fallback_model: str) -> AnthropicAnswer:
             cache_read_input_tokens=usage.cache_read_input_tokens,
         ),
     )
-    return AnthropicAnswer(a.response_encoder.encode(response), usage, completion.model)
+    return AnthropicAnswer(a.response_encoder.encode(response), usage, completion.model or None)
