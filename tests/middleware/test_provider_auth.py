@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from urllib.parse import parse_qs
+
 import pytest
 from asgi_helpers import RecordingSend, ScriptedReceive, call, http_scope
 
+from aimw.credentials import HeaderCredential, QueryCredential, bearer
 from aimw.middleware.provider_auth import ProviderAuthMiddleware
 
 pytestmark = pytest.mark.anyio
@@ -34,7 +37,7 @@ class Inner:
 
 async def test_client_credentials_replaced_by_the_providers():
     inner = Inner()
-    app = ProviderAuthMiddleware(inner, header="Authorization", credential=SECRET, prefix="Bearer ")
+    app = ProviderAuthMiddleware(inner, credential=HeaderCredential("Authorization", SECRET, prefix="Bearer "))
     scope = http_scope(headers=CLIENT_HEADERS)
     original = list(scope["headers"])
     response = await call(app, scope)
@@ -50,7 +53,7 @@ async def test_client_credentials_replaced_by_the_providers():
 
 async def test_header_without_prefix():
     inner = Inner()
-    app = ProviderAuthMiddleware(inner, header="api-key", credential=SECRET)
+    app = ProviderAuthMiddleware(inner, credential=HeaderCredential("api-key", SECRET))
     await call(app, http_scope(headers=CLIENT_HEADERS))
     credentials = [(k, v) for k, v in inner.scope["headers"] if k in (b"api-key", b"authorization", b"x-api-key")]
     assert credentials == [(b"api-key", SECRET.encode())]
@@ -58,7 +61,7 @@ async def test_header_without_prefix():
 
 async def test_mixed_case_client_headers_are_removed():
     inner = Inner()
-    app = ProviderAuthMiddleware(inner, header="authorization", credential=SECRET, prefix="Bearer ")
+    app = ProviderAuthMiddleware(inner, credential=bearer(SECRET))
     await call(app, http_scope(headers=[(b"X-Api-Key", b"k"), (b"Authorization", b"Bearer c")]))
     assert [k.lower() for k, _ in inner.scope["headers"]].count(b"authorization") == 1
     assert all(v not in (b"k", b"Bearer c") for _, v in inner.scope["headers"])
@@ -66,7 +69,7 @@ async def test_mixed_case_client_headers_are_removed():
 
 async def test_no_credential_only_removes():
     inner = Inner()
-    app = ProviderAuthMiddleware(inner, header="authorization", credential=None, prefix="Bearer ")
+    app = ProviderAuthMiddleware(inner, credential=None)
     await call(app, http_scope(headers=CLIENT_HEADERS))
     assert inner.scope["headers"] == [
         (b"host", b"gateway.test"),
@@ -76,14 +79,77 @@ async def test_no_credential_only_removes():
 
 
 def test_repr_hides_the_secret():
-    app = ProviderAuthMiddleware(Inner(), header="authorization", credential=SECRET, prefix="Bearer ")
+    app = ProviderAuthMiddleware(Inner(), credential=bearer(SECRET))
     assert SECRET not in repr(app)
     assert SECRET not in str(app)
     assert "authorization" in repr(app)
 
 
+async def test_query_credential_is_appended_after_the_clients_query():
+    inner = Inner()
+    app = ProviderAuthMiddleware(inner, credential=QueryCredential("key", SECRET))
+    scope = http_scope(query=b"alt=sse&beta=true", headers=CLIENT_HEADERS)
+    await call(app, scope)
+    assert inner.scope["query_string"] == b"alt=sse&beta=true&key=" + SECRET.encode()
+    assert scope["query_string"] == b"alt=sse&beta=true"  # the caller's scope is not mutated
+    assert inner.scope["headers"] == [
+        (b"host", b"gateway.test"),
+        (b"content-type", b"application/json"),
+        (b"user-agent", b"claude-cli/2.1.329"),
+    ]
+
+
+async def test_query_credential_alone_when_the_client_sent_no_query():
+    inner = Inner()
+    await call(ProviderAuthMiddleware(inner, credential=QueryCredential("key", SECRET)), http_scope())
+    assert inner.scope["query_string"] == b"key=" + SECRET.encode()
+
+
+async def test_query_credential_is_percent_encoded():
+    inner = Inner()
+    app = ProviderAuthMiddleware(inner, credential=QueryCredential("api key", "a&b=c/d+e"))
+    await call(app, http_scope(query=b"alt=sse"))
+    assert inner.scope["query_string"] == b"alt=sse&api%20key=a%26b%3Dc%2Fd%2Be"
+    assert parse_qs(inner.scope["query_string"].decode()) == {"alt": ["sse"], "api key": ["a&b=c/d+e"]}
+
+
+async def test_the_credential_is_awaited_on_every_request():
+    class RefreshingToken:
+        def __init__(self) -> None:
+            self.calls = 0
+
+        async def authorization(self):
+            self.calls += 1
+            return [(b"authorization", b"Bearer token-%d" % self.calls)], b""
+
+    inner = Inner()
+    credential = RefreshingToken()
+    app = ProviderAuthMiddleware(inner, credential=credential)
+    sent = []
+    for _ in range(2):
+        await call(app, http_scope(headers=CLIENT_HEADERS))
+        sent.append([v for k, v in inner.scope["headers"] if k == b"authorization"])
+    assert sent == [[b"Bearer token-1"], [b"Bearer token-2"]]
+    assert inner.scope["query_string"] == b""
+
+
+@pytest.mark.parametrize(
+    "credential, shown",
+    [
+        (HeaderCredential("api-key", SECRET), "api-key"),
+        (HeaderCredential("authorization", SECRET, prefix="Bearer "), "authorization"),
+        (bearer(SECRET), "authorization"),
+        (QueryCredential("key", SECRET), "key"),
+    ],
+)
+def test_credential_reprs_hide_the_secret(credential, shown):
+    for text in (repr(credential), str(credential), repr(ProviderAuthMiddleware(Inner(), credential=credential))):
+        assert SECRET not in text
+        assert shown in text
+
+
 async def test_lifespan_passes_through_unchanged():
     inner = Inner()
     scope = {"type": "lifespan", "asgi": {"version": "3.0"}}
-    await ProviderAuthMiddleware(inner, header="authorization", credential=SECRET)(scope, ScriptedReceive(), RecordingSend())
+    await ProviderAuthMiddleware(inner, credential=bearer(SECRET))(scope, ScriptedReceive(), RecordingSend())
     assert inner.scope is scope

@@ -9,9 +9,10 @@ import pytest
 from asgi_helpers import RecordingSend, ScriptedReceive, http_scope, split_at, sse_events
 from conftest import KONG
 
-from aimw.exchange import exchange_of
+from aimw.exchange import Usage, exchange_of
 from aimw.middleware.sse_rewrite import SSERewriteMiddleware
-from aimw.upstream import UpstreamStreamError
+from aimw.translators.openai_chat import OpenAIChat
+from aimw.upstream import UpstreamBrokeOff
 
 pytestmark = pytest.mark.anyio
 
@@ -63,7 +64,7 @@ async def run(inner, *, model: str | None = "req-model") -> tuple[RecordingSend,
     if model is not None:
         exchange_of(scope).request_model = model
     send = RecordingSend()
-    await SSERewriteMiddleware(inner, wire_format="openai_chat")(scope, ScriptedReceive([b"{}"], disconnect_now=True), send)
+    await SSERewriteMiddleware(inner, wire_format=OpenAIChat())(scope, ScriptedReceive([b"{}"], disconnect_now=True), send)
     return send, scope
 
 
@@ -137,12 +138,14 @@ async def test_usage_chunk_reaches_message_delta():
         b'data: {"id":"c1","choices":[],"usage":{"prompt_tokens":11,"completion_tokens":7,"total_tokens":18}}\n\n',
         b"data: [DONE]\n\n",
     ]
-    send, _ = await run(StreamingProvider(pieces))
+    send, scope = await run(StreamingProvider(pieces))
     events = sse_events(send.body)
     assert_well_formed(events)
     assert events[-2][1]["delta"]["stop_reason"] == "max_tokens"
     assert events[-2][1]["usage"]["input_tokens"] == 11
     assert events[-2][1]["usage"]["output_tokens"] == 7
+    usage = exchange_of(scope).usage
+    assert (usage.input_tokens, usage.output_tokens) == (11, 7)
 
 
 async def test_stream_ending_without_finish_reason_is_closed():
@@ -177,7 +180,8 @@ async def test_empty_stream_is_still_well_formed():
 
 
 async def test_upstream_failure_mid_stream_ends_with_an_error_event():
-    inner = StreamingProvider([chunk("Hello"), chunk(" wor")[:20]], error=UpstreamStreamError("upstream response failed: ReadError"))
+    reason = "the upstream provider's answer broke off (ReadError)"
+    inner = StreamingProvider([chunk("Hello"), chunk(" wor")[:20]], error=UpstreamBrokeOff(reason))
     send, scope = await run(inner)
     assert send.status == 200
     assert send.complete
@@ -185,29 +189,29 @@ async def test_upstream_failure_mid_stream_ends_with_an_error_event():
     events = sse_events(send.body)
     assert events[0][0] == "message_start"
     assert events[-1][0] == "error"
-    assert events[-1][1]["error"]["type"] == "api_error"
+    assert events[-1][1]["error"] == {"type": "api_error", "message": reason}
     assert "message_stop" not in [name for name, _ in events]
-    assert exchange_of(scope).error == "upstream stream failed: UpstreamStreamError"
+    assert exchange_of(scope).error == reason
 
 
 async def test_failure_after_done_just_ends_the_stream():
     inner = StreamingProvider(
-        [chunk("Hi", finish_reason="stop"), b"data: [DONE]\n\n"], error=UpstreamStreamError("late")
+        [chunk("Hi", finish_reason="stop"), b"data: [DONE]\n\n"], error=UpstreamBrokeOff("late")
     )
     send, scope = await run(inner)
     assert send.complete
     events = sse_events(send.body)
     assert_well_formed(events)
     assert "error" not in [name for name, _ in events]
-    assert exchange_of(scope).error is not None
+    assert exchange_of(scope).error == "late"
 
 
 async def test_failure_before_the_stream_started_is_raised():
     class Failing:
         async def __call__(self, scope, receive, send):
-            raise UpstreamStreamError("early")
+            raise UpstreamBrokeOff("early")
 
-    with pytest.raises(UpstreamStreamError):
+    with pytest.raises(UpstreamBrokeOff):
         await run(Failing())
 
 
@@ -221,9 +225,10 @@ async def test_failure_after_the_stream_finished_is_raised():
         await run(FinishThenFail())
 
 
-async def test_failure_of_a_non_stream_response_is_raised():
-    inner = StreamingProvider([b'{"a":'], headers=[(b"content-type", b"application/json")], error=RuntimeError("x"))
-    with pytest.raises(RuntimeError):
+@pytest.mark.parametrize("error", [RuntimeError("x"), UpstreamBrokeOff("x")])
+async def test_failure_of_a_non_stream_response_is_raised(error):
+    inner = StreamingProvider([b'{"a":'], headers=[(b"content-type", b"application/json")], error=error)
+    with pytest.raises(type(error)):
         await run(inner)
 
 
@@ -265,7 +270,7 @@ async def test_concurrent_streams_on_one_instance_stay_apart():
             theirs[i].set()
         await send({"type": "http.response.body", "body": b"", "more_body": False})
 
-    app = SSERewriteMiddleware(provider)
+    app = SSERewriteMiddleware(provider, wire_format=OpenAIChat())
     results: dict[str, RecordingSend] = {}
 
     async def one(name):
@@ -296,3 +301,30 @@ async def test_a_stream_the_client_left_still_records_what_it_got():
     assert not send.complete
     assert exchange.response_model == "up-model"
     assert exchange.first_token_ns > 0
+
+
+async def test_an_in_stream_error_is_recorded():
+    error_chunk = b'data: {"error": {"message": "Model is overloaded", "code": 503}}\n\n'
+    send, scope = await run(StreamingProvider([chunk("starting"), error_chunk, chunk("AFTER")]))
+    events = sse_events(send.body)
+    assert events[-1] == ("error", {"type": "error", "error": {"type": "overloaded_error", "message": "Model is overloaded"}})
+    assert b"AFTER" not in send.body
+    assert send.complete
+    assert exchange_of(scope).error == "overloaded_error: Model is overloaded"
+
+
+async def test_the_stream_records_its_usage_model_and_first_token():
+    pieces = [
+        chunk("hi"),
+        chunk(finish_reason="stop"),
+        b'data: {"id":"c1","choices":[],"usage":{"prompt_tokens":11,"completion_tokens":7,"total_tokens":18,'
+        b'"prompt_tokens_details":{"cached_tokens":4},"completion_tokens_details":{"reasoning_tokens":3}}}\n\n',
+        b"data: [DONE]\n\n",
+    ]
+    send, scope = await run(StreamingProvider(pieces))
+    exchange = exchange_of(scope)
+    assert exchange.response_model == "up-model"
+    assert exchange.first_token_ns > 0
+    assert exchange.usage == Usage(input_tokens=7, output_tokens=7, cache_read_input_tokens=4, reasoning_tokens=3)
+    assert sse_events(send.body)[-2][1]["usage"]["cache_read_input_tokens"] == 4
+    assert exchange.error is None

@@ -1,4 +1,4 @@
-"""SSERewriteMiddleware(wire_format="anthropic"): an Anthropic stream passes byte for byte,
+"""SSERewriteMiddleware(wire_format=ANTHROPIC_MESSAGES): an Anthropic stream passes byte for byte,
 headers untouched, released only at event boundaries; a mid-stream failure ends it with
 the whole events so far and one ``event: error``."""
 
@@ -10,9 +10,10 @@ import pytest
 from asgi_helpers import RecordingSend, ScriptedReceive, http_scope, split_at, sse_events
 from conftest import KONG
 
-from aimw.exchange import exchange_of
+from aimw.exchange import Usage, exchange_of
 from aimw.middleware.sse_rewrite import SSERewriteMiddleware
-from aimw.upstream import UpstreamStreamError
+from aimw.translators.anthropic import ANTHROPIC_MESSAGES
+from aimw.upstream import UpstreamBrokeOff
 
 pytestmark = pytest.mark.anyio
 
@@ -69,7 +70,7 @@ async def run(inner) -> tuple[RecordingSend, dict]:
     scope = http_scope(body=b"{}")
     exchange_of(scope).request_model = "claude-2.1"
     send = RecordingSend()
-    app = SSERewriteMiddleware(inner, wire_format="anthropic")
+    app = SSERewriteMiddleware(inner, wire_format=ANTHROPIC_MESSAGES)
     await app(scope, ScriptedReceive([b"{}"], disconnect_now=True), send)
     return send, scope
 
@@ -155,6 +156,54 @@ async def test_empty_stream():
     assert exchange_of(scope).error is None
 
 
+# ---------------------------------------------------------------- what the stream said, recorded
+
+CUMULATIVE_SSE = (
+    b'event: message_start\ndata: {"type":"message_start","message":{"id":"msg_1","type":"message","role":"assistant",'
+    b'"model":"provider-model-7b","content":[],"stop_reason":null,"stop_sequence":null,"usage":{"input_tokens":100,'
+    b'"output_tokens":1,"cache_creation_input_tokens":5,"cache_read_input_tokens":20}}}\n\n'
+    b'event: content_block_start\ndata: {"type":"content_block_start","index":0,"content_block":{"type":"text","text":""}}\n\n'
+    b'event: content_block_delta\ndata: {"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"2"}}\n\n'
+    b'event: content_block_stop\ndata: {"type":"content_block_stop","index":0}\n\n'
+    b'event: message_delta\ndata: {"type":"message_delta","delta":{"stop_reason":"end_turn","stop_sequence":null},'
+    b'"usage":{"output_tokens":30}}\n\n'
+    b'event: message_delta\ndata: {"type":"message_delta","delta":{"stop_reason":"end_turn","stop_sequence":null},'
+    b'"usage":{"output_tokens":42}}\n\n'
+    b'event: message_stop\ndata: {"type":"message_stop"}\n\n'
+)
+
+
+@pytest.mark.parametrize("pieces", [[TEXT_SSE], random_splits(TEXT_SSE, 7)])
+async def test_the_stream_records_its_usage_model_and_first_token(pieces):
+    send, scope = await run(Provider(pieces))
+    assert send.body == TEXT_SSE
+    exchange = exchange_of(scope)
+    assert exchange.usage == Usage(input_tokens=15, output_tokens=9)
+    assert exchange.response_model == "claude-2.1"
+    assert exchange.first_token_ns > 0
+
+
+async def test_cumulative_usage_replaces_never_adds():
+    send, scope = await run(Provider(split_at(CUMULATIVE_SSE, 3, 200, 201, 700)))
+    assert send.body == CUMULATIVE_SSE
+    exchange = exchange_of(scope)
+    assert exchange.usage == Usage(
+        input_tokens=100, output_tokens=42, cache_creation_input_tokens=5, cache_read_input_tokens=20
+    )
+    assert exchange.response_model == "provider-model-7b"
+
+
+async def test_an_error_event_from_the_provider_is_recorded():
+    start = CUMULATIVE_SSE[: boundaries(CUMULATIVE_SSE)[0]]
+    error = b'event: error\ndata: {"type":"error","error":{"type":"api_error","message":"stream failed"}}\n\n'
+    send, scope = await run(Provider([start, error]))
+    assert send.body == start + error  # passed on as it came, no second error event
+    exchange = exchange_of(scope)
+    assert exchange.error == "api_error: stream failed"
+    assert exchange.usage.input_tokens == 100
+    assert exchange.first_token_ns == 0  # no content reached the client
+
+
 # ---------------------------------------------------------------- failures mid-stream
 
 
@@ -181,25 +230,27 @@ def assert_one_error_at_the_end(send: RecordingSend, whole_events: bytes) -> Non
 @pytest.mark.parametrize("cut", [1, 30, *boundaries(TEXT_SSE)[:-1], *(b + 7 for b in boundaries(TEXT_SSE)[:-1]), len(TEXT_SSE) - 5])
 async def test_failure_mid_stream_sends_whole_events_then_one_error(cut):
     sent = TEXT_SSE[:cut]
-    inner = Provider(random_splits(sent, cut) if cut > 1 else [sent], error=UpstreamStreamError("broke off (ReadError)"))
+    reason = "the upstream provider's answer broke off (ReadError)"
+    inner = Provider(random_splits(sent, cut) if cut > 1 else [sent], error=UpstreamBrokeOff(reason))
     send, scope = await run(inner)
     assert send.status == 200
     assert_one_error_at_the_end(send, expected_after_failure(sent))
     assert b"message_stop" not in send.body
-    assert exchange_of(scope).error == "upstream stream failed: UpstreamStreamError"
+    assert sse_events(send.body)[-1][1]["error"]["message"] == reason
+    assert exchange_of(scope).error == reason
 
 
 async def test_failure_at_every_offset():
     for cut in range(1, len(TEXT_SSE) - len(b'event: message_stop\ndata: {"type":"message_stop"}\n\n')):
         sent = TEXT_SSE[:cut]
-        send, _ = await run(Provider(split_at(sent, cut // 2), error=RuntimeError("gone")))
+        send, _ = await run(Provider(split_at(sent, cut // 2), error=UpstreamBrokeOff("gone")))
         assert_one_error_at_the_end(send, expected_after_failure(sent))
 
 
 async def test_failure_mid_event_with_crlf_separators():
     cut = boundaries(TEXT_SSE_CRLF, b"\r\n\r\n")[3] + 12
     sent = TEXT_SSE_CRLF[:cut]
-    send, _ = await run(Provider(split_at(sent, 5, 100, 101), error=UpstreamStreamError("x")))
+    send, _ = await run(Provider(split_at(sent, 5, 100, 101), error=UpstreamBrokeOff("x")))
     whole = expected_after_failure(sent, b"\r\n\r\n")
     assert send.body.startswith(whole) and whole.endswith(b"\r\n\r\n")
     assert send.body[len(whole) :].startswith(b"event: error\n")
@@ -208,17 +259,17 @@ async def test_failure_mid_event_with_crlf_separators():
 
 
 async def test_failure_before_any_byte_sends_only_the_error():
-    send, _ = await run(Provider([], error=UpstreamStreamError("x")))
+    send, _ = await run(Provider([], error=UpstreamBrokeOff("x")))
     assert send.start["headers"] == UPSTREAM_HEADERS
     assert_one_error_at_the_end(send, b"")
 
 
 async def test_failure_after_message_stop_just_ends_the_stream():
-    send, scope = await run(Provider(split_at(TEXT_SSE, 500), error=UpstreamStreamError("reset after the end")))
+    send, scope = await run(Provider(split_at(TEXT_SSE, 500), error=UpstreamBrokeOff("reset after the end")))
     assert send.body == TEXT_SSE
     assert send.complete
     assert b"event: error" not in send.body
-    assert exchange_of(scope).error == "upstream stream failed: UpstreamStreamError"
+    assert exchange_of(scope).error == "reset after the end"
 
 
 async def test_message_stop_inside_text_does_not_count_as_the_end():
@@ -228,15 +279,15 @@ async def test_message_stop_inside_text_does_not_count_as_the_end():
         b'"delta":{"type":"text_delta","text":"event: message_stop"}}\n\n'
     )
     sent = TEXT_SSE[:stop] + tricky
-    send, _ = await run(Provider([sent[:start], sent[start:]], error=UpstreamStreamError("x")))
+    send, _ = await run(Provider([sent[:start], sent[start:]], error=UpstreamBrokeOff("x")))
     assert_one_error_at_the_end(send, sent)
 
 
 async def test_failure_before_the_response_started_is_raised():
     async def failing(scope, receive, send):
-        raise UpstreamStreamError("early")
+        raise UpstreamBrokeOff("early")
 
-    with pytest.raises(UpstreamStreamError):
+    with pytest.raises(UpstreamBrokeOff):
         await run(failing)
 
 
@@ -290,10 +341,6 @@ async def test_lifespan_passes_through():
         seen.append(scope)
 
     scope = {"type": "lifespan", "asgi": {"version": "3.0"}}
-    await SSERewriteMiddleware(inner, wire_format="anthropic")(scope, ScriptedReceive(), RecordingSend())
+    await SSERewriteMiddleware(inner, wire_format=ANTHROPIC_MESSAGES)(scope, ScriptedReceive(), RecordingSend())
     assert seen == [scope]
 
-
-def test_unknown_wire_format_is_refused():
-    with pytest.raises(ValueError, match="gemini"):
-        SSERewriteMiddleware(lambda *a: None, wire_format="gemini")

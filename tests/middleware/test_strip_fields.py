@@ -287,3 +287,35 @@ async def test_records_the_request_mode(stream, mode):
     scope = http_scope(body=body)
     await call(app, scope, [body])
     assert exchange_of(scope).request_mode == mode
+
+
+async def test_the_edited_body_is_kept_on_the_exchange():
+    inner = Inner()
+    scope = http_scope(body=BODY)
+    await call(middleware(inner, cap={"max_tokens": 10}), scope, split_at(BODY, 30))
+    assert exchange_of(scope).request_body == inner.body
+    assert json.loads(inner.body)["max_tokens"] == 10
+
+
+async def test_stacked_layers_edit_the_kept_body_in_turn():
+    """Two StripFields stacked (as the pass-through gateway does): the inner one gets the
+    outer one's edit from the exchange, not the client's body again."""
+    inner = Inner()
+    app = middleware(middleware(inner, drop=(), set={"temperature": 0.5}))
+    scope = http_scope(body=BODY)
+    response = await call(app, scope, split_at(BODY, 40, 41))
+    assert response.status == 200
+    fields = json.loads(inner.body)
+    assert "model" not in fields and fields["temperature"] == 0.5
+    assert exchange_of(scope).request_body == inner.body
+    assert inner.header(b"content-length") == [str(len(inner.body)).encode()]
+
+
+async def test_a_body_kept_by_a_layer_above_is_not_read_again():
+    inner = Inner()
+    scope = http_scope(body=BODY)
+    exchange_of(scope).request_body = BODY
+    receive = ScriptedReceive(disconnect_now=True)
+    await middleware(inner)(scope, receive, RecordingSend())
+    assert receive.calls == 0
+    assert "model" not in json.loads(inner.body)

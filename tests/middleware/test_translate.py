@@ -8,9 +8,11 @@ import pytest
 from asgi_helpers import RecordingSend, ScriptedReceive, call, http_scope, split_at
 from conftest import CORPUS, KONG
 
-from aimw.exchange import exchange_of
+from aimw.exchange import Attempt, Usage, exchange_of
 from aimw.middleware.translate import TranslateMiddleware
 from aimw.providers.huggingface import HUGGINGFACE
+from aimw.translators.anthropic import ANTHROPIC_MESSAGES
+from aimw.upstream import UpstreamBrokeOff, UpstreamTimeout, UpstreamUnreachable
 
 pytestmark = pytest.mark.anyio
 
@@ -86,7 +88,9 @@ class FakeProvider:
 
 def translate(inner, **kwargs) -> TranslateMiddleware:
     kwargs.setdefault("model", MODEL)
-    return TranslateMiddleware(inner, provider=HUGGINGFACE, **kwargs)
+    return TranslateMiddleware(
+        inner, wire_format=HUGGINGFACE.wire_format, default_model=HUGGINGFACE.default_model, **kwargs
+    )
 
 
 def good_completion() -> bytes:
@@ -145,9 +149,10 @@ async def test_request_becomes_a_chat_completions_request(path, query):
 
     exchange = exchange_of(scope)
     assert exchange is exchange_of(inner.scope)
-    assert exchange.provider_name == "huggingface"
     assert exchange.request_model == MODEL
     assert exchange.request_mode == "stream"
+    assert exchange.request_body == body
+    assert exchange.messages_request is not None and exchange.messages_request.stream is True
 
 
 async def test_model_falls_back_to_the_clients_then_the_providers_default():
@@ -272,40 +277,20 @@ async def test_provider_answer_over_the_limit_is_502():
     assert_anthropic_error(response, 502, "api_error")
 
 
-# ------------------------------------------------------------------ local answers
-
-
-@pytest.mark.parametrize("path", ["/", "/api/hello"])
-async def test_head_preflight_is_200(path):
-    inner = FakeProvider()
-    response = await call(translate(inner), http_scope("HEAD", path))
-    assert response.status == 200
-    assert response.body == b""
-    assert response.complete
-    assert inner.calls == 0
-
-
-async def test_count_tokens_is_answered_locally():
-    inner = FakeProvider()
-    app = translate(inner)
-    counts = {}
-    for name in ("018-count_tokens-minimal-foo.json", "019-count_tokens-11-tools.json"):
-        body = (CORPUS / name).read_bytes()
-        scope = http_scope(path="/v1/messages/count_tokens", query=b"beta=true", headers=CLIENT_HEADERS, body=body)
-        response = await call(app, scope, split_at(body, 1000))
-        assert response.status == 200
-        assert response.header(b"content-type") == b"application/json"
-        answer = response.json()
-        assert list(answer) == ["input_tokens"]
-        assert isinstance(answer["input_tokens"], int) and answer["input_tokens"] > 0
-        counts[name] = answer["input_tokens"]
-    assert inner.calls == 0
-    assert counts["019-count_tokens-11-tools.json"] > counts["018-count_tokens-minimal-foo.json"]
+# ------------------------------------------------------------------ other paths (local answers: test_endpoints.py)
 
 
 @pytest.mark.parametrize(
     "method, path",
-    [("GET", "/v1/models"), ("GET", "/v1/messages"), ("POST", "/v1/complete"), ("POST", "/v1/messages/batches"), ("GET", "/")],
+    [
+        ("GET", "/v1/models"),
+        ("GET", "/v1/messages"),
+        ("POST", "/v1/complete"),
+        ("POST", "/v1/messages/batches"),
+        ("GET", "/"),
+        ("HEAD", "/"),
+        ("POST", "/v1/messages/count_tokens"),
+    ],
 )
 async def test_other_endpoints_are_404(method, path):
     inner = FakeProvider()
@@ -342,12 +327,6 @@ async def test_bad_requests_are_400_naming_the_problem(body, needles):
     assert response.status == 200 and inner.calls == 1
 
 
-async def test_count_tokens_with_a_bad_body_is_400():
-    inner = FakeProvider()
-    response = await call(translate(inner), http_scope(path="/v1/messages/count_tokens", body=b"{}"), [b"{}"])
-    assert "messages" in assert_anthropic_error(response, 400, "invalid_request_error")
-
-
 async def test_body_over_the_limit_is_413():
     inner = FakeProvider(body=good_completion())
     body = messages_body()
@@ -363,8 +342,8 @@ async def test_unexpected_failure_before_responding_is_500_without_details():
     message = assert_anthropic_error(response, 500, "api_error")
     assert "kaboom" not in response.body.decode()
     assert "Traceback" not in response.body.decode()
-    assert "internal" in message
-    assert exchange_of(scope).error == "internal gateway error: RuntimeError"
+    assert message == "internal gateway error (RuntimeError)"
+    assert exchange_of(scope).error == "api_error: internal gateway error (RuntimeError)"
 
     inner.error = None  # the same instance keeps serving
     response, _ = await post_messages(app, messages_body())
@@ -464,13 +443,197 @@ async def test_only_safe_provider_headers_reach_the_client(stream):
 
 
 async def test_an_answer_that_broke_off_below_is_502():
-    """UpstreamApp ends a cut JSON answer and says so on the exchange: never translated as whole."""
+    """UpstreamApp raises UpstreamBrokeOff when a JSON answer is cut: what arrived is never translated as whole."""
+    reason = "the upstream provider's answer broke off (ClientPayloadError)"
+    inner = FakeProvider(200, chunks=[good_completion()[:40]], error=UpstreamBrokeOff(reason), error_after_start=True)
+    response, scope = await post_messages(translate(inner), messages_body())
+    assert assert_anthropic_error(response, 502, "api_error") == reason
+    assert exchange_of(scope).error == f"api_error: {reason}"
 
-    async def cut(scope, receive, send):
-        await receive()
-        exchange_of(scope).error = "the upstream provider's answer broke off (ClientPayloadError)"
-        await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"application/json")]})
-        await send({"type": "http.response.body", "body": good_completion()[:40], "more_body": False})
 
-    response, _ = await post_messages(translate(cut), messages_body())
-    assert "broke off" in assert_anthropic_error(response, 502, "api_error")
+@pytest.mark.parametrize(
+    "failure, status, error_type",
+    [
+        (UpstreamUnreachable("the upstream provider is unreachable (ClientConnectorError)"), 502, "api_error"),
+        (UpstreamTimeout("the upstream provider did not answer in time"), 504, "timeout_error"),
+        (UpstreamBrokeOff("the upstream provider's answer broke off (ServerDisconnectedError)"), 502, "api_error"),
+    ],
+)
+@pytest.mark.parametrize("stream", [False, True])
+async def test_upstream_failures_before_any_answer_become_anthropic_errors(failure, status, error_type, stream):
+    inner = FakeProvider(error=failure)
+    response, scope = await post_messages(translate(inner), messages_body(stream=stream))
+    assert assert_anthropic_error(response, status, error_type) == failure.reason
+    assert exchange_of(scope).error == f"{error_type}: {failure.reason}"
+
+
+async def test_an_upstream_failure_after_the_stream_started_is_only_recorded():
+    """SSERewriteMiddleware ends such a stream with event: error; nothing more can be answered."""
+    inner = FakeProvider(
+        200,
+        headers=[(b"content-type", b"text/event-stream")],
+        chunks=[b"event: ping\ndata: {}\n\n"],
+        error=UpstreamBrokeOff("late"),
+        error_after_start=True,
+    )
+    response, scope = await post_messages(translate(inner), messages_body(stream=True))
+    assert response.status == 200
+    assert [m["type"] for m in response.messages] == ["http.response.start", "http.response.body"]
+    assert exchange_of(scope).error == "api_error: late"
+
+
+# ------------------------------------------------------------------ what the exchange records
+
+
+async def test_a_json_answer_records_usage_model_and_first_token():
+    inner = FakeProvider(body=good_completion())
+    response, scope = await post_messages(translate(inner), messages_body())
+    exchange = exchange_of(scope)
+    message = response.json()
+    assert exchange.usage == Usage(input_tokens=26, output_tokens=40)
+    assert (message["usage"]["input_tokens"], message["usage"]["output_tokens"]) == (26, 40)
+    assert exchange.response_model == "mistralai/Mistral-7B-Instruct-v0.2"
+    assert exchange.first_token_ns > 0
+    assert exchange.error is None
+
+
+async def test_log_meta_is_recorded():
+    inner = FakeProvider(body=good_completion())
+    _, scope = await post_messages(translate(inner, log_meta={"azure_instance_id": "my-instance"}), messages_body())
+    assert exchange_of(scope).log_meta == {"azure_instance_id": "my-instance"}
+
+
+async def test_a_provider_error_marks_the_attempt_and_the_exchange():
+    class Recorded(FakeProvider):
+        async def __call__(self, scope, receive, send):
+            attempt = Attempt("huggingface", MODEL, "https", "router.huggingface.co", 443, "/v1/chat/completions")
+            exchange_of(scope).attempts.append(attempt)
+            await super().__call__(scope, receive, send)
+
+    inner = Recorded(429, b'{"error": {"message": "slow down", "type": "requests"}}')
+    response, scope = await post_messages(translate(inner), messages_body())
+    assert_anthropic_error(response, 429, "rate_limit_error")
+    exchange = exchange_of(scope)
+    [attempt] = exchange.attempts
+    assert attempt.failure == "provider answered HTTP 429"
+    assert exchange.error == "rate_limit_error: slow down"
+    assert exchange.usage == Usage()
+
+
+async def test_the_body_a_layer_above_kept_is_used_without_reading_again():
+    inner = FakeProvider(body=good_completion())
+    body = messages_body()
+    scope = http_scope(headers=CLIENT_HEADERS, body=body)
+    exchange_of(scope).request_body = body  # as StripFields left it
+    receive = ScriptedReceive(disconnect_now=True)
+    send = RecordingSend()
+    await translate(inner)(scope, receive, send)
+    assert send.status == 200
+    assert receive.calls == 0
+    assert json.loads(inner.body)["messages"][-1] == {"role": "user", "content": "What is 1 + 1?"}
+
+
+async def test_a_second_attempt_re_translates_without_reading_or_parsing_again():
+    """What a failover layer does: the same exchange through the leg twice."""
+    inner = FakeProvider(body=good_completion())
+    app = translate(inner)
+    body = messages_body()
+    scope = http_scope(headers=CLIENT_HEADERS, body=body)
+    await call(app, scope, [body])
+    exchange = exchange_of(scope)
+    parsed, first_upstream_body = exchange.messages_request, inner.body
+
+    receive = ScriptedReceive(disconnect_now=True)
+    send = RecordingSend()
+    await app(scope, receive, send)
+    assert send.status == 200
+    assert receive.calls == 0
+    assert inner.calls == 2
+    assert exchange.messages_request is parsed
+    assert inner.body == first_upstream_body
+
+
+# ------------------------------------------------------------------ Anthropic's own format, passed through
+
+PASSTHROUGH_HEADERS = [*CLIENT_HEADERS, (b"content-length", b"1")]
+ANTHROPIC_MESSAGE = (
+    b'{"id":"msg_2","type":"message","role":"assistant","model":"claude-sonnet-4-5-20250929",'
+    b'"content":[{"type":"text","text":"2"}],"stop_reason":"end_turn","stop_sequence":null,'
+    b'"usage":{"input_tokens":26,"output_tokens":40,"cache_creation_input_tokens":3,"cache_read_input_tokens":7}}'
+)
+
+
+def passthrough(inner, **kwargs) -> TranslateMiddleware:
+    return TranslateMiddleware(inner, wire_format=ANTHROPIC_MESSAGES, default_model="claude-sonnet-4-5", **kwargs)
+
+
+async def test_passthrough_sends_the_request_as_the_client_did():
+    inner = FakeProvider(body=ANTHROPIC_MESSAGE)
+    body = messages_body(stream=True)
+    scope = http_scope(path="/anything/v1/messages", query=b"beta=true", headers=PASSTHROUGH_HEADERS, body=body)
+    exchange = exchange_of(scope)
+    exchange.request_model, exchange.request_mode = "claude-opus-5-5", "stream"  # as StripFields recorded them
+    await call(passthrough(inner), scope, split_at(body, 9))
+
+    assert inner.body == body  # byte for byte
+    assert (inner.scope["path"], inner.scope["raw_path"]) == ("/anything/v1/messages", b"/anything/v1/messages")
+    assert inner.scope["query_string"] == b"beta=true"
+    for name, value in CLIENT_HEADERS:
+        if name != b"content-type":
+            assert inner.header_values(name) == [value]
+    assert inner.header_values(b"content-type") == [b"application/json"]
+    assert inner.header_values(b"content-length") == [str(len(body)).encode()]
+    assert (exchange.request_model, exchange.request_mode) == ("claude-opus-5-5", "stream")
+    assert exchange.messages_request is None  # never parsed
+
+
+async def test_passthrough_model_is_the_override_then_the_default():
+    inner = FakeProvider(body=ANTHROPIC_MESSAGE)
+    _, scope = await post_messages(passthrough(inner), messages_body())
+    assert exchange_of(scope).request_model == "claude-sonnet-4-5"
+    assert exchange_of(scope).request_mode == "oneshot"
+    _, scope = await post_messages(passthrough(inner, model="claude-haiku-4-5"), messages_body())
+    assert exchange_of(scope).request_model == "claude-haiku-4-5"
+    assert inner.body == messages_body()  # the model is StripFields' to set in the body
+
+
+async def test_passthrough_json_answer_passes_byte_for_byte_and_is_recorded():
+    headers = [
+        (b"content-type", b"application/json"),
+        (b"content-length", b"99999"),
+        (b"request-id", b"req_1"),
+        (b"anthropic-ratelimit-tokens-remaining", b"1000"),
+    ]
+    inner = FakeProvider(headers=headers, chunks=split_at(ANTHROPIC_MESSAGE, 20, 21))
+    response, scope = await post_messages(passthrough(inner), messages_body())
+    assert response.status == 200
+    assert response.body == ANTHROPIC_MESSAGE
+    length = (b"content-length", str(len(ANTHROPIC_MESSAGE)).encode())
+    assert response.header_list == [headers[0], *headers[2:], length]  # all but the provider's length
+    exchange = exchange_of(scope)
+    assert exchange.usage == Usage(
+        input_tokens=26, output_tokens=40, cache_creation_input_tokens=3, cache_read_input_tokens=7
+    )
+    assert exchange.response_model == "claude-sonnet-4-5-20250929"
+
+
+async def test_passthrough_anthropic_errors_pass_unchanged():
+    error = b'{"type":"error","error":{"type":"overloaded_error","message":"Overloaded"},"request_id":"req_9"}'
+    inner = FakeProvider(529, error)
+    response, scope = await post_messages(passthrough(inner), messages_body())
+    assert response.status == 529
+    assert response.body == error
+    assert exchange_of(scope).error == "overloaded_error: Overloaded"
+
+
+async def test_passthrough_other_paths_are_relayed_untouched():
+    inner = FakeProvider(200, b'{"input_tokens": 12}', headers=[(b"content-type", b"application/json"), (b"x-a", b"1")])
+    body = b'{"messages": []}'
+    scope = http_scope(path="/v1/messages/count_tokens", query=b"beta=true", headers=PASSTHROUGH_HEADERS, body=body)
+    response = await call(passthrough(inner), scope, [body])
+    assert inner.scope is scope
+    assert inner.body == body
+    assert response.messages == [
+        {"type": "http.response.start", "status": 200, "headers": inner.headers},
+        {"type": "http.response.body", "body": b'{"input_tokens": 12}', "more_body": False},
+    ]
