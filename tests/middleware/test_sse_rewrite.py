@@ -11,6 +11,7 @@ from conftest import KONG
 
 from aimw.exchange import Usage, exchange_of
 from aimw.middleware.sse_rewrite import SSERewriteMiddleware
+from aimw.translators.anthropic import ANTHROPIC_MESSAGES
 from aimw.translators.openai_chat import OpenAIChat
 from aimw.upstream import UpstreamBrokeOff
 
@@ -328,3 +329,42 @@ async def test_the_stream_records_its_usage_model_and_first_token():
     assert exchange.usage == Usage(input_tokens=7, output_tokens=7, cache_read_input_tokens=4, reasoning_tokens=3)
     assert sse_events(send.body)[-2][1]["usage"]["cache_read_input_tokens"] == 4
     assert exchange.error is None
+
+
+PROVIDER_ERROR_ANTHROPIC = (
+    b'event: message_start\ndata: {"type":"message_start","message":{"model":"m","usage":{"input_tokens":3}}}\n\n'
+    b'event: error\ndata: {"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}}\n\n'
+)
+PROVIDER_ERROR_OPENAI = (
+    b'data: {"id":"c1","model":"m","choices":[{"index":0,"delta":{"content":"hi"},"finish_reason":null}]}\n\n'
+    b'data: {"error": {"message": "Overloaded", "code": 503}}\n\n'
+)
+
+
+@pytest.mark.parametrize("wire_format, body", [(ANTHROPIC_MESSAGES, PROVIDER_ERROR_ANTHROPIC), (OpenAIChat(), PROVIDER_ERROR_OPENAI)])
+async def test_a_provider_error_then_a_broken_connection(wire_format, body):
+    async def upstream(scope, receive, send):
+        await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"text/event-stream")]})
+        await send({"type": "http.response.body", "body": body, "more_body": True})
+        raise UpstreamBrokeOff("the upstream provider's answer broke off (ServerDisconnectedError)")
+
+    scope, send = http_scope(body=b"{}"), RecordingSend()
+    await SSERewriteMiddleware(upstream, wire_format=wire_format)(scope, ScriptedReceive([b"{}"], disconnect_now=True), send)
+    assert send.body.count(b"event: error") == 1  # the stream already ended with the provider's error
+    assert exchange_of(scope).error == "overloaded_error: Overloaded"  # the cause, not its effect
+
+
+async def test_a_gateway_failure_mid_stream_ends_with_an_error_event():
+    """Not only the upstream's failures: a bug below, after the stream began, still ends it well formed."""
+
+    async def upstream(scope, receive, send):
+        await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"text/event-stream")]})
+        await send({"type": "http.response.body", "body": PROVIDER_ERROR_OPENAI.split(b"\n\n")[0] + b"\n\n", "more_body": True})
+        raise KeyError("a bug")
+
+    scope, send = http_scope(body=b"{}"), RecordingSend()
+    await SSERewriteMiddleware(upstream, wire_format=OpenAIChat())(scope, ScriptedReceive([b"{}"], disconnect_now=True), send)
+    names = [name for name, _ in sse_events(send.body)]
+    assert names[0] == "message_start" and names[-1] == "error"
+    assert send.complete
+    assert exchange_of(scope).error == "internal gateway error (KeyError)"

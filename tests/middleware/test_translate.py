@@ -591,7 +591,7 @@ async def test_passthrough_model_is_the_override_then_the_default():
     inner = FakeProvider(body=ANTHROPIC_MESSAGE)
     _, scope = await post_messages(passthrough(inner), messages_body())
     assert exchange_of(scope).request_model == "claude-sonnet-4-5"
-    assert exchange_of(scope).request_mode == "oneshot"
+    assert exchange_of(scope).request_mode is None  # no StripFields read the raw fields: the log infers it
     _, scope = await post_messages(passthrough(inner, model="claude-haiku-4-5"), messages_body())
     assert exchange_of(scope).request_model == "claude-haiku-4-5"
     assert inner.body == messages_body()  # the model is StripFields' to set in the body

@@ -2,8 +2,8 @@
 and records what the stream said (usage, model, first token, in-stream errors).
 
 Each upstream read becomes at most one ASGI ``send`` of the Anthropic events it completed;
-nothing is buffered beyond a partial event. A failure of the upstream after the stream began
-ends the client's stream with an Anthropic ``event: error``. For Anthropic's own format the
+nothing is buffered beyond a partial event. A failure after the stream began (the upstream's,
+or the gateway's own) ends the client's stream with an Anthropic ``event: error``. For Anthropic's own format the
 bytes and headers pass unchanged, cut only at event boundaries.
 """
 
@@ -76,14 +76,19 @@ class SSERewriteMiddleware:
 
         try:
             await self.app(scope, receive, rewriting_send)
-        except UpstreamFailure as failure:
+        except Exception as exc:
             if stream is None or finished:
                 raise
-            logger.warning("upstream stream failed: %s", failure.reason)
-            exchange.fail(failure.reason)
-            await send(
-                {"type": "http.response.body", "body": stream.fail("api_error", failure.reason), "more_body": False}
-            )
+            if isinstance(exc, UpstreamFailure):
+                reason = exc.reason
+                logger.warning("upstream stream failed: %s", reason)
+            else:
+                reason = f"internal gateway error ({type(exc).__name__})"
+                logger.exception("stream failed in the gateway")
+            if stream.error is not None:  # the provider said why before the stream broke
+                exchange.fail(stream.error)
+            exchange.fail(reason)
+            await send({"type": "http.response.body", "body": stream.fail("api_error", reason), "more_body": False})
         finally:
             if stream is not None:
                 _record(stream, exchange)

@@ -146,7 +146,8 @@ class TranslateMiddleware:
             request, client_model, stream = None, exchange.request_model, exchange.request_mode == "stream"
         model = self.model or client_model or self.default_model
         exchange.request_model = model
-        exchange.request_mode = "stream" if stream else "oneshot"
+        if request is not None:  # else the layer that read the raw fields recorded it
+            exchange.request_mode = "stream" if stream else "oneshot"
         exchange.log_meta.update(self.log_meta)
         raw_path: bytes | None = scope.get("raw_path")
         path = raw_path.decode("latin-1") if raw_path else scope["path"]

@@ -100,7 +100,8 @@ class AnthropicMessages:
 
 class AnthropicEventStream:
     """An Anthropic event stream passed on (a :class:`~aimw.types.StreamTranslator` that
-    rewrites nothing). After ``message_stop`` a failure adds no error event."""
+    rewrites nothing). After ``message_stop`` or the provider's own ``event: error`` a failure
+    adds no error event."""
 
     __slots__ = ("_decoder", "done", "error", "has_content", "model", "tail", "usage")
 
@@ -156,6 +157,7 @@ class AnthropicEventStream:
             _add_usage(self.usage, view.usage)
             if view.error is not None:
                 self.error = f"{view.error.type}: {view.error.message}"
+                self.done = True  # the provider ended it with its own error event
 
 
 ANTHROPIC_MESSAGES = AnthropicMessages()
