@@ -5,6 +5,7 @@ scenarios), its idle RSS read once it answers, measured by a load generator proc
 (pinned to CPU 1 with the shared fake upstream), then stopped. The results, the
 commands and the machine's facts go to ``<output>/raw/<run id>/results.json``; the
 Markdown table and the PNG chart to ``<output>/results.md`` and ``<output>/results.png``.
+With a baseline revision, its code is extracted and its imports checked before anything starts.
 """
 
 from __future__ import annotations
@@ -21,10 +22,11 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 from bench import procstat, servers
+from bench.baseline import Baseline, check_baseline_imports, extract_baseline
 from bench.loadgen import LoadConfig
 from bench.net import free_port, loop_name
 from bench.scenarios import SCENARIOS, Scenario
-from bench.targets import REPO, TARGETS, RunContext, Target
+from bench.targets import REPO, TARGETS, RunContext, Target, baseline_target
 
 SETTLE_SECONDS = 0.5  # after a server first answers, before its idle RSS is read
 
@@ -47,6 +49,7 @@ class RunOptions:
     chart: bool = True
     progress: bool = False
     loop: str = "auto"  # the fake upstream's and the load generator's event loop
+    baseline: Baseline | None = None  # aimw at this revision, named in targets as baseline.name
 
 
 @dataclass(frozen=True)
@@ -98,7 +101,10 @@ class Run:
     def execute(self) -> dict:
         options = self.options
         self.raw_dir.mkdir(parents=True, exist_ok=True)
-        targets = [TARGETS[name] for name in options.targets]
+        known = dict(TARGETS)
+        if options.baseline is not None:
+            known[options.baseline.name] = self._prepare_baseline(options.baseline)
+        targets = [known[name] for name in options.targets]
         scenarios = [SCENARIOS[name] for name in options.scenarios]
         context = RunContext(
             python=sys.executable,
@@ -138,6 +144,13 @@ class Run:
         }
         (self.raw_dir / "results.json").write_text(json.dumps(results, indent=1))
         return results
+
+    def _prepare_baseline(self, baseline: Baseline) -> Target:
+        """Extract the baseline revision and check that its server would import it (BaselineError if not)."""
+        source = extract_baseline(baseline, REPO, self.raw_dir)
+        check_baseline_imports(sys.executable, source)
+        _say(f"baseline {baseline.name} ({baseline.commit}) extracted to {source}; it imports aimw from there")
+        return baseline_target(baseline, source)
 
     def _start_upstream(self) -> servers.Server:
         port = free_port()

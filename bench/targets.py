@@ -3,21 +3,24 @@
 - direct: the fake upstream itself, in the server-under-test slot: the machine's floor
   (and the ceiling of the fake upstream and the load generator).
 - passthrough: Hypercorn + :mod:`bench.passthrough` forwarding to the fake: the floor of a Python hop.
-- aimw: Hypercorn + ``recipes.huggingface:app`` with ``AIMW_UPSTREAM_URL`` at the fake.
+- aimw: Hypercorn + ``recipes.huggingface:app`` (the working tree) with ``AIMW_UPSTREAM_URL`` at the fake.
 - litellm: LiteLLM's proxy (its own virtualenv) with the fake as an ``openai/`` model,
   answering Anthropic's ``/v1/messages``.
+- aimw@<commit> (``--baseline REF``, not in TARGETS): aimw as it was at a git revision,
+  from :func:`baseline_target`.
 
-direct and passthrough speak OpenAI Chat Completions to the load generator; aimw and
-litellm speak Anthropic Messages.
+direct and passthrough speak OpenAI Chat Completions to the load generator; aimw, its
+baseline and litellm speak Anthropic Messages.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from bench.answer import MODEL
+from bench.baseline import Baseline, baseline_env
 from bench.servers import ServerSpec
 
 REPO = Path(__file__).resolve().parent.parent
@@ -105,6 +108,17 @@ def _aimw(context: RunContext, port: int, workers: int, label: str) -> ServerSpe
         },
         cwd=REPO,
     )
+
+
+def baseline_target(baseline: Baseline, source: Path) -> Target:
+    """aimw at ``baseline``'s revision: as the aimw target, but from ``source`` (its extracted
+    src/ and recipes/, see :mod:`bench.baseline`) instead of the working tree."""
+
+    def build(context: RunContext, port: int, workers: int, label: str) -> ServerSpec:
+        spec = _aimw(context, port, workers, label)
+        return replace(spec, name=baseline.name, env={**spec.env, **baseline_env(source)}, cwd=source)
+
+    return Target(baseline.name, "anthropic", baseline.summary, True, True, build)
 
 
 def litellm_config(upstream_url: str) -> str:
