@@ -16,6 +16,7 @@ from pathlib import Path
 from bench.report import pick
 
 COLOURS = {"direct": "#9e9e9e", "passthrough": "#5c6bc0", "aimw": "#2e7d32", "litellm": "#ef6c00"}
+BASELINE_COLOUR = "#81c784"  # aimw@<commit>: aimw's green, lighter
 PANELS = (
     ("throughput (req/s, higher is better)", lambda record: record["req_per_s"]),
     ("latency p50 (ms, lower is better)", lambda record: record["latency_ms"]["p50"]),
@@ -44,7 +45,7 @@ def draw(results: dict, path: Path) -> Path:
                 if value:
                     xs.append(position + (offset - (len(targets) - 1) / 2) * width)
                     heights.append(value)
-            bars = axis.bar(xs, heights, width, label=target, color=COLOURS.get(target))
+            bars = axis.bar(xs, heights, width, label=target, color=_colour(target))
             axis.bar_label(bars, labels=[_short(value) for value in heights], fontsize=7, padding=2)
         axis.set_yscale("log")
         axis.set_title(title)
@@ -56,6 +57,10 @@ def draw(results: dict, path: Path) -> Path:
     figure.savefig(path, dpi=110)
     plt.close(figure)
     return path
+
+
+def _colour(target: str) -> str | None:
+    return COLOURS.get(target, BASELINE_COLOUR if target.startswith("aimw@") else None)
 
 
 def _short(value: float) -> str:

@@ -14,6 +14,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from bench.baseline import Baseline, BaselineError, resolve_baseline
 from bench.report import render
 from bench.runner import Run, RunOptions
 from bench.scenarios import SCENARIOS
@@ -35,6 +36,21 @@ def _names(known: dict, kind: str):
     return parse
 
 
+def _baseline(ref: str) -> Baseline:
+    try:
+        return resolve_baseline(ref, REPO)
+    except BaselineError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def with_baseline(targets: list[str], baseline: Baseline | None) -> list[str]:
+    """``targets`` with the baseline's right after aimw (last when aimw is not measured)."""
+    if baseline is None:
+        return targets
+    at = targets.index("aimw") + 1 if "aimw" in targets else len(targets)
+    return [*targets[:at], baseline.name, *targets[at:]]
+
+
 def parser() -> argparse.ArgumentParser:
     options = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n\n")[0])
     options.add_argument("--targets", type=_names(TARGETS, "target"), help=f"comma-separated, from {','.join(TARGETS)} (default: all; litellm when installed)")
@@ -47,6 +63,8 @@ def parser() -> argparse.ArgumentParser:
     options.add_argument("--validate-every", type=int, default=10, help="fully validate one response in N (default 10; 1: all)")
     options.add_argument("--timeout", type=float, default=30.0, help="seconds one request may take (default 30)")
     options.add_argument("--hypercorn-args", default="-k uvloop", help="Hypercorn arguments for aimw and passthrough (default: '-k uvloop'; '' for asyncio's own loop)")
+    options.add_argument("--baseline", metavar="REF", type=_baseline,
+                         help="also measure aimw as of git revision REF, as target aimw@<commit> next to aimw")
     options.add_argument("--output", type=Path, default=REPO / "bench" / "results", help="where results.md, results.png and raw/ go (default bench/results)")
     options.add_argument("--loop", choices=("auto", "uvloop", "asyncio"), default="auto", help="event loop of the fake upstream and the load generator (default auto: uvloop when installed)")
     options.add_argument("--no-pin", action="store_true", help="do not pin the server and the drivers to separate CPUs")
@@ -65,7 +83,7 @@ def options_from(args: argparse.Namespace) -> RunOptions:
     else:
         targets = args.targets
     return RunOptions(
-        targets=targets,
+        targets=with_baseline(targets, args.baseline),
         scenarios=args.scenarios,
         duration=args.duration if args.duration is not None else times["duration"],
         warmup=args.warmup if args.warmup is not None else times["warmup"],
@@ -79,6 +97,7 @@ def options_from(args: argparse.Namespace) -> RunOptions:
         chart=not args.no_chart,
         progress=sys.stderr.isatty(),
         loop=args.loop,
+        baseline=args.baseline,
     )
 
 
@@ -123,7 +142,10 @@ def main(argv: list[str] | None = None) -> int:
         sys.exit("--chunks, --rounds and --validate-every must be at least 1")
     run = Run(options)
     sys.stderr.write(f"bench: targets {','.join(options.targets)}; scenarios {','.join(options.scenarios)}; raw output in {run.raw_dir}\n")
-    results = run.execute()
+    try:
+        results = run.execute()
+    except BaselineError as exc:
+        sys.exit(f"bench: --baseline: {exc}")
     report = render(results)
     options.output_dir.mkdir(parents=True, exist_ok=True)
     report_path = options.output_dir / "results.md"

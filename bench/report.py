@@ -1,5 +1,6 @@
-"""The Markdown report of a run: one table per scenario, the ratios between targets,
-aimw's tuning goals against what was measured, and how the run was made.
+"""The Markdown report of a run: one table per scenario, the ratios between targets (and,
+with ``--baseline``, between aimw and its baseline revision), aimw's tuning goals against
+what was measured, and how the run was made.
 
 ``render(results)`` is a pure function of the results dict the runner writes
 (``raw/<run id>/results.json``); ``python -m bench.report results.json`` prints it.
@@ -10,9 +11,11 @@ from __future__ import annotations
 import json
 import sys
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from statistics import median_low
 
+from bench.baseline import Baseline
 from bench.scenarios import SCENARIOS
 from bench.targets import TARGETS
 
@@ -178,6 +181,52 @@ def ratio_table(chosen: dict, scenarios: list[str]) -> list[str]:
     return [*lines, ""]
 
 
+def _rss_peak_mb(record: dict) -> float:
+    return record["server_rss_peak_bytes"] / MB
+
+
+def baseline_table(chosen: dict, scenarios: list[str], baseline: str) -> list[str]:
+    """aimw (the working tree) against ``baseline`` (the target of its baseline revision), per
+    scenario, each ratio turned so that above 1× the working tree does better."""
+    lines = [
+        f"| scenario | req/s aimw / {baseline} | CPU per req {baseline} / aimw | p50 aimw − {baseline} ms "
+        f"| first byte aimw − {baseline} ms | RSS peak aimw − {baseline} MB |",
+        "|---|---|---|---|---|---|",
+    ]
+    for scenario in scenarios:
+        of = partial(_get, chosen, scenario)
+        lines.append(
+            f"| {scenario} | {_ratio(of('aimw', _req_per_s), of(baseline, _req_per_s))} "
+            f"| {_ratio(of(baseline, _cpu_per_request), of('aimw', _cpu_per_request))} "
+            f"| {_difference(of('aimw', _p50), of(baseline, _p50))} "
+            f"| {_difference(of('aimw', _first_byte), of(baseline, _first_byte))} "
+            f"| {_difference(of('aimw', _rss_peak_mb), of(baseline, _rss_peak_mb))} |"
+        )
+    return [*lines, ""]
+
+
+def _baseline_section(chosen: dict, scenarios: list[str], baseline: Baseline | None, commit: str | None) -> list[str]:
+    if baseline is None:
+        return []
+    return [
+        f"## aimw against {baseline.name}",
+        "",
+        f"The working tree (`aimw`, {commit}) against git {baseline.commit} (`{baseline.ref}`), "
+        "measured in the same run, one after the other in each scenario: above 1× and below 0, the "
+        "working tree does better.",
+        "",
+        *baseline_table(chosen, scenarios, baseline.name),
+    ]
+
+
+def _summary(target: str, baseline: Baseline | None) -> str:
+    if baseline is None:
+        return TARGETS[target].summary
+    if target == baseline.name:
+        return baseline.summary
+    return TARGETS[target].summary + (" (the working tree)" if target == "aimw" else "")
+
+
 def goal_rows(chosen: dict) -> list[tuple[str, str, bool | None]]:
     """aimw's tuning goals: (goal, what was measured, met? — None when not measured)."""
     rows: list[tuple[str, str, bool | None]] = []
@@ -215,6 +264,7 @@ def render(results: dict) -> str:
     options, machine = results["options"], results["machine"]
     scenarios = [name for name in options["scenarios"] if any(key[0] == name for key in chosen)]
     targets = options["targets"]
+    baseline = Baseline(**options["baseline"]) if options.get("baseline") else None
     lines = [
         "# aimw benchmark",
         "",
@@ -236,10 +286,11 @@ def render(results: dict) -> str:
         + (f"; Hypercorn args `{' '.join(options['hypercorn_args'])}`" if options["hypercorn_args"] else "")
         + ".",
         "",
-        "Targets: " + "; ".join(f"**{name}**: {TARGETS[name].summary}" for name in targets) + ".",
+        "Targets: " + "; ".join(f"**{name}**: {_summary(name, baseline)}" for name in targets) + ".",
         "",
         *_contention_warning(chosen),
         *_code_change_warning(results),
+        *_baseline_section(chosen, scenarios, baseline, machine["aimw_commit"]),
         "## aimw against the others",
         "",
         *ratio_table(chosen, scenarios),

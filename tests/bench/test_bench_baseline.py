@@ -1,6 +1,6 @@
 """``--baseline REF``: aimw at a git revision, from this repository's real history, as one more
-target named ``aimw@<commit>``: the ref checked, the revision's
-src/ and recipes/ extracted, its aimw shadowing the editable install."""
+target named ``aimw@<commit>``: the ref checked before anything starts, the revision's
+src/ and recipes/ extracted, its aimw shadowing the editable install, its row in the report."""
 
 from __future__ import annotations
 
@@ -19,8 +19,11 @@ from bench.baseline import (
     extract_baseline,
     resolve_baseline,
 )
+from bench.cli import options_from, parser
+from bench.report import render
 from bench.runner import Run, RunOptions
 from bench.targets import RunContext, baseline_target
+from test_bench_report import measurement, results  # the report tests' results dicts
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -61,6 +64,28 @@ def test_a_revision_without_the_recipe_is_refused(tmp_path):
     git("-c", "user.name=bench", "-c", "user.email=bench@localhost", "commit", "-q", "-m", "empty", cwd=tmp_path)
     with pytest.raises(BaselineError, match=r"has no src/aimw/__init__\.py, recipes/huggingface\.py"):
         resolve_baseline("HEAD", tmp_path)
+
+
+def test_the_command_line_refuses_an_unknown_ref_before_anything_starts(capsys):
+    with pytest.raises(SystemExit) as stopped:
+        parser().parse_args(["--baseline", "no-such-branch"])
+    assert stopped.value.code == 2
+    assert "argument --baseline: unknown git revision 'no-such-branch'" in capsys.readouterr().err
+
+
+def test_the_baseline_target_comes_right_after_aimw(previous):
+    def targets(*argv: str) -> list[str]:
+        return options_from(parser().parse_args(list(argv))).targets
+
+    in_order = ["direct", "aimw", previous.name, "passthrough"]
+    assert targets("--targets", "direct,aimw,passthrough", "--baseline", "HEAD~1") == in_order
+    assert targets("--targets", "direct", "--baseline", "HEAD~1") == ["direct", previous.name]
+    assert options_from(parser().parse_args(["--baseline", "HEAD~1"])).baseline == previous
+
+
+def test_without_a_baseline_the_run_is_unchanged():
+    options = options_from(parser().parse_args(["--targets", "direct,aimw"]))
+    assert options.targets == ["direct", "aimw"] and options.baseline is None
 
 
 def test_the_extraction_holds_the_revisions_src_and_recipes_only(previous, extracted):
@@ -105,6 +130,24 @@ def test_the_baseline_server_runs_from_its_extraction(previous, extracted, tmp_p
     assert spec.env["PYTHONPATH"] == f"{extracted / 'src'}:{extracted}"
     assert spec.env["AIMW_LOG_PATH"] == str(tmp_path / f"stream-c32.{previous.name}.aimw.log")
     assert "recipes.huggingface:app" in spec.argv and spec.argv[spec.argv.index("--workers") + 1] == "2"
+
+
+def test_the_report_compares_aimw_with_its_baseline():
+    baseline = Baseline("HEAD~1", "abc1234" + "0" * 33, "abc1234")
+    data = results(
+        [measurement("nonstream-c32", "aimw", 1000),
+         measurement("nonstream-c32", baseline.name, 800, server_rss_peak_bytes=62 * 1024 * 1024)],
+        ["nonstream-c32"], ["aimw", baseline.name],
+    )  # fmt: skip
+    data["options"]["baseline"] = {"ref": baseline.ref, "commit": baseline.commit, "short": baseline.short}
+    report = render(data)
+    assert "## aimw against aimw@abc1234" in report and "(`HEAD~1`)" in report
+    assert "| scenario | req/s aimw / aimw@abc1234 | CPU per req aimw@abc1234 / aimw |" in report
+    # req/s 1000/800, CPU per request 1.25/1 ms, p50 1 − 1.25 ms, first byte 0.5 − 0.625 ms, RSS peak 60 − 62 MB
+    assert "| nonstream-c32 | 1.25× | 1.25× | -0.25 | -0.12 | -2.00 |" in report
+    assert "**aimw**: Hypercorn + recipes.huggingface:app (the working tree); **aimw@abc1234**: " in report
+    assert "| aimw | 1,000.0 |" in report and "| aimw@abc1234 | 800.0 |" in report
+    assert "aimw@" not in render(results([measurement("nonstream-c32", "aimw", 1000)], ["nonstream-c32"], ["aimw"]))
 
 
 def test_a_run_measures_the_baseline_next_to_aimw(tmp_path):
