@@ -9,7 +9,7 @@ import random
 import pytest
 from conftest import KONG
 
-from aimw.sse import ServerSentEvent, SSEDecoder, encode_event
+from aimw.sse import EventTooLarge, ServerSentEvent, SSEDecoder, encode_event
 
 KONG_TEXT_EVENT_STREAM = KONG / "openai" / "unit" / "streaming-chunk-formats" / "text-event-stream"
 
@@ -234,3 +234,34 @@ def test_encoded_events_concatenate_into_a_stream() -> None:
     assert decode([stream], flush=False) == events
     for pieces in random_splits(stream, seed=5, count=50):
         assert decode(pieces, flush=False) == events
+
+
+# ---------------------------------------------------------------- hostile streams (issue 8, finding 7)
+
+
+def test_a_long_line_over_many_reads_is_joined_once_and_intact() -> None:
+    line = b"data: " + b"x" * 3_000_000
+    decoder = SSEDecoder()
+    pieces = [line[i : i + 1000] for i in range(0, len(line), 1000)]
+    for piece in pieces:
+        assert decoder.feed(piece) == []
+    [event] = decoder.feed(b"\n\n")
+    assert event.data == line[6:]
+
+
+@pytest.mark.parametrize("newline", [False, True])
+def test_an_event_past_max_event_size_raises(newline: bool) -> None:
+    """One 5 MiB line without a newline, or 5 MiB of data lines in one event: past the cap."""
+    decoder = SSEDecoder(max_event_size=4 * 1024 * 1024)
+    piece = b"data: " + b"y" * 65_530 + (b"\n" if newline else b"")
+    with pytest.raises(EventTooLarge, match="larger than 4194304 bytes"):
+        for _ in range(80):
+            decoder.feed(piece)
+
+
+def test_the_cap_counts_one_event_at_a_time() -> None:
+    decoder = SSEDecoder(max_event_size=1000)
+    event = b"data: " + b"z" * 900 + b"\n\n"
+    for _ in range(50):  # 45 KB in all, every event under the cap
+        [decoded] = decoder.feed(event)
+        assert len(decoded.data) == 900

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from types import MappingProxyType
 
-__all__ = ["SSEDecoder", "ServerSentEvent", "encode_event"]
+__all__ = ["EventTooLarge", "SSEDecoder", "ServerSentEvent", "encode_event"]
 
 
 class ServerSentEvent:
@@ -32,19 +32,34 @@ class ServerSentEvent:
         return f"ServerSentEvent(event={self.event!r}, data={self.data!r})"
 
 
+class EventTooLarge(ValueError):
+    """One event (or one line) grew past the decoder's ``max_event_size`` (bytes)."""
+
+
+DEFAULT_MAX_EVENT_SIZE = 4 * 1024 * 1024  # bytes: far above any provider's event, far below a memory threat
+
+
 class SSEDecoder:
     """Incremental event-stream decoder: ``feed(bytes) -> list[ServerSentEvent]``, then ``flush()``.
 
     Works on any split of the byte stream, including a CRLF or a UTF-8 character cut
-    between two chunks. ``flush()`` dispatches an event whose closing blank line never
-    came (a truncated last frame), which the spec would drop: a gateway would rather
-    translate the provider's last words than lose them.
+    between two chunks, in time linear in the bytes fed: a line that spans many reads is
+    kept as its pieces and joined once, when it ends. ``flush()`` dispatches an event whose
+    closing blank line never came (a truncated last frame), which the spec would drop: a
+    gateway would rather translate the provider's last words than lose them.
+
+    Raises:
+        EventTooLarge: from ``feed`` once the event being read holds more than
+            ``max_event_size`` bytes (its data lines and its unfinished line).
     """
 
-    __slots__ = ("_cr_pending", "_data", "_event", "_id", "_tail")
+    __slots__ = ("_cr_pending", "_data", "_event", "_id", "_max", "_parts", "_parts_size", "_size")
 
-    def __init__(self) -> None:
-        self._tail = b""
+    def __init__(self, max_event_size: int = DEFAULT_MAX_EVENT_SIZE) -> None:
+        self._parts: list[bytes] = []  # the unfinished line, as it came
+        self._parts_size = 0
+        self._size = 0  # data bytes of the current event
+        self._max = max_event_size
         self._event = ""
         self._data: list[bytes] = []
         self._id: str | None = None
@@ -60,23 +75,38 @@ class SSEDecoder:
         if b"\r" in chunk:
             self._cr_pending = chunk.endswith(b"\r")
             chunk = chunk.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
-        if self._tail:
-            chunk = self._tail + chunk
+        if b"\n" not in chunk:
+            if chunk:
+                self._hold(chunk)
+            return []
+        if self._parts:
+            self._parts.append(chunk)
+            chunk = b"".join(self._parts)
+            self._parts, self._parts_size = [], 0
         lines = chunk.split(b"\n")
-        self._tail = lines.pop()
+        tail = lines.pop()
         events: list[ServerSentEvent] = []
         for line in lines:
             self._line(line, events)
+        if tail:
+            self._hold(tail)
         return events
 
     def flush(self) -> list[ServerSentEvent]:
         events: list[ServerSentEvent] = []
         self._cr_pending = False
-        if self._tail:
-            self._line(self._tail, events)
-            self._tail = b""
+        if self._parts:
+            line = b"".join(self._parts)
+            self._parts, self._parts_size = [], 0
+            self._line(line, events)
         self._line(b"", events)
         return events
+
+    def _hold(self, piece: bytes) -> None:
+        self._parts.append(piece)
+        self._parts_size += len(piece)
+        if self._size + self._parts_size > self._max:
+            raise EventTooLarge(f"an event of the stream is larger than {self._max} bytes")
 
     def _line(self, line: bytes, events: list[ServerSentEvent]) -> None:
         if not line:
@@ -84,6 +114,7 @@ class SSEDecoder:
                 events.append(ServerSentEvent(self._event, b"\n".join(self._data), self._id))
                 self._data = []
             self._event = ""
+            self._size = 0
             return
         if line[0] == 0x3A:  # ":" comment
             return
@@ -92,6 +123,9 @@ class SSEDecoder:
             value = value[1:]
         if name == b"data":
             self._data.append(value)
+            self._size += len(value)
+            if self._size > self._max:
+                raise EventTooLarge(f"an event of the stream is larger than {self._max} bytes")
         elif name == b"event":
             self._event = value.decode("utf-8", "replace")
         elif name == b"id":

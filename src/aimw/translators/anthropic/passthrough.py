@@ -14,7 +14,7 @@ import msgspec
 
 from aimw.errors import error_from_provider
 from aimw.exchange import Usage
-from aimw.sse import SSEDecoder
+from aimw.sse import DEFAULT_MAX_EVENT_SIZE, EventTooLarge, SSEDecoder
 from aimw.translators.anthropic.events import error_event
 from aimw.translators.wire import AnthropicAnswer, AnthropicCall, UpstreamRequest
 
@@ -101,51 +101,77 @@ class AnthropicMessages:
 class AnthropicEventStream:
     """An Anthropic event stream passed on (a :class:`~aimw.types.StreamTranslator` that
     rewrites nothing). After ``message_stop`` or the provider's own ``event: error`` a failure
-    adds no error event."""
+    adds no error event. Each byte is scanned once; an event past ``max_event_size`` bytes
+    ends the stream with ``event: error``."""
 
-    __slots__ = ("_decoder", "done", "error", "has_content", "model", "tail", "usage")
+    __slots__ = ("_cut", "_decoder", "_held", "_held_size", "_max", "done", "error", "has_content", "model", "usage")
 
     rewrites_headers = False
 
-    def __init__(self) -> None:
-        self.tail = b""
+    def __init__(self, max_event_size: int = DEFAULT_MAX_EVENT_SIZE) -> None:
+        self._held: list[bytes] = []  # bytes after the last whole event, as they came
+        self._held_size = 0
+        self._max = max_event_size
+        self._cut = False  # ended here: an event was too large
         self.done = False
         self.usage = Usage()
         self.model: str | None = None
         self.error: str | None = None
         self.has_content = False
-        self._decoder = SSEDecoder()
+        self._decoder = SSEDecoder(max_event_size)
 
     def feed(self, chunk: bytes) -> bytes:
-        data = self.tail + chunk if self.tail else chunk
-        lf, crlf = data.rfind(b"\n\n"), data.rfind(b"\r\n\r\n")
-        end = max(lf + 2 if lf >= 0 else 0, crlf + 4 if crlf >= 0 else 0)
-        self.tail = data[end:]
-        released = data[:end]
-        if released:
-            self._read(released)
-        return released
+        if not chunk or self._cut:
+            return b""
+        held = self._held
+        before = held[-1][-3:] if held else b""  # a blank line may straddle two reads
+        window = before + chunk
+        lf, crlf = window.rfind(b"\n\n"), window.rfind(b"\r\n\r\n")
+        end = max(lf + 2 if lf >= 0 else 0, crlf + 4 if crlf >= 0 else 0) - len(before)
+        if end <= 0:
+            held.append(chunk)
+            self._held_size += len(chunk)
+            return self._too_large() if self._held_size > self._max else b""
+        released = b"".join([*held, chunk[:end]]) if held else chunk[:end]
+        rest = chunk[end:]
+        self._held, self._held_size = ([rest], len(rest)) if rest else ([], 0)
+        return released + self._read(released)
 
     def finish(self) -> bytes:
-        tail, self.tail = self.tail, b""
-        if tail:
-            self._read(tail)
+        if self._cut:
+            return b""
+        tail = b"".join(self._held)
+        self._held, self._held_size = [], 0
+        out = tail + self._read(tail) if tail else b""
         for event in self._decoder.flush():
             self._read_event(event.event, event.data)
-        return tail
+        return out
 
     def fail(self, error_type: str, message: str) -> bytes:
         return b"" if self.done else error_event(error_type, message)
 
-    def _read(self, released: bytes) -> None:
-        for event in self._decoder.feed(released):
+    def _read(self, released: bytes) -> bytes:
+        """Read the events released; ``b""``, or the error event that ends an oversized stream."""
+        try:
+            events = self._decoder.feed(released)
+        except EventTooLarge:
+            return self._too_large()
+        for event in events:
             self._read_event(event.event, event.data)
+        return b""
+
+    def _too_large(self) -> bytes:
+        message = f"upstream provider sent a stream event larger than {self._max} bytes"
+        out = self.fail("api_error", message)
+        self.error, self.done, self._cut = f"api_error: {message}", True, True
+        self._held, self._held_size = [], 0
+        return out
 
     def _read_event(self, name: str, data: bytes) -> None:
         if name == "content_block_delta":
             self.has_content = True
         elif name == "message_stop":
-            self.done = True
+            self.done = True  # complete: a failure now adds no error event
         elif name in _READ_EVENTS:
             try:
                 view = _view_decoder.decode(data)

@@ -8,7 +8,7 @@ from msgspec import Struct
 
 from aimw.errors import error_type_for_status
 from aimw.exchange import Usage
-from aimw.sse import SSEDecoder
+from aimw.sse import EventTooLarge, SSEDecoder
 from aimw.translators.anthropic.stream_writer import TOOL_USE, AnthropicStreamWriter, new_tool_use_id
 from aimw.translators.openai_chat.response import ChatUsage, ChunkError, stop_reason_for, usage_to_anthropic
 
@@ -96,14 +96,22 @@ class ChatStreamTranslator:
         return self.writer.done
 
     def feed(self, chunk: bytes) -> bytes:
-        for event in self._decoder.feed(chunk):
+        if self.writer.done:
+            return b""
+        try:
+            events = self._decoder.feed(chunk)
+        except EventTooLarge as exc:
+            self.writer.fail("api_error", f"upstream provider sent an oversized stream event: {exc}")
+            return self.writer.take()
+        for event in events:
             self.chunk(event.data)
         return self.writer.take()
 
     def finish(self) -> bytes:
-        for event in self._decoder.flush():
-            self.chunk(event.data)
-        self._end()
+        if not self.writer.done:
+            for event in self._decoder.flush():
+                self.chunk(event.data)
+            self._end()
         return self.writer.take()
 
     def fail(self, error_type: str, message: str) -> bytes:
