@@ -2,8 +2,10 @@
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
-HOST ?= 127.0.0.1
-PORT ?= 8000
+# Where `make run` listens: namespaced, so an exported HOST (shells and CI set one) never
+# decides it; an empty value would listen on every interface, so it is refused.
+AIMW_HOST ?= 127.0.0.1
+AIMW_PORT ?= 8000
 CLAUDE_CODE_VERSION := 2.1.329
 CLAUDE_CODE_DIR := .cache/claude-code
 CLAUDE_BIN := $(CLAUDE_CODE_DIR)/node_modules/.bin/claude
@@ -19,7 +21,8 @@ $(BIN)/.installed: pyproject.toml
 setup: $(BIN)/.installed
 
 run: setup
-	$(BIN)/hypercorn -k uvloop recipes.demo:app --bind $(HOST):$(PORT)
+	@test -n "$(strip $(AIMW_HOST))" || { echo "make run: AIMW_HOST is empty (that would listen on every interface)" >&2; exit 2; }
+	$(BIN)/hypercorn -k uvloop recipes.demo:app --bind $(strip $(AIMW_HOST)):$(AIMW_PORT)
 
 $(CLAUDE_BIN):
 	npm install --prefix $(CLAUDE_CODE_DIR) --no-audit --no-fund --loglevel=error @anthropic-ai/claude-code@$(CLAUDE_CODE_VERSION)

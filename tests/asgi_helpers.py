@@ -23,7 +23,7 @@ def http_scope(
     body: bytes | None = None,
 ) -> Scope:
     """An HTTP scope like Hypercorn's (lower-case header names; content-length from ``body``)."""
-    header_list = [(b"host", b"gateway.test")]
+    header_list = [(b"host", b"localhost:8000")]
     header_list.extend(headers)
     if body is not None and not any(name == b"content-length" for name, _ in header_list):
         header_list.append((b"content-length", str(len(body)).encode()))

@@ -32,7 +32,8 @@ def log_path(tmp_path):
 
 @pytest.fixture
 def http_client(log_path):
-    gateway = translated_gateway(DEMO, Settings(log_path=str(log_path)), secret=None, transport=EmulatorTransport())
+    settings = Settings(log_path=str(log_path), allowed_hosts=("app.test",))
+    gateway = translated_gateway(DEMO, settings, secret=None, transport=EmulatorTransport())
     app = Starlette(routes=[Route("/health", health), Mount("/claude", app=gateway)])
     return httpx2.AsyncClient(transport=httpx2.ASGITransport(app=app), base_url="http://app.test")
 

@@ -517,9 +517,10 @@ async def test_a_client_prefix_is_dropped(tmp_path, path, forwarded):
     assert line["request"]["uri"] == path + "?beta=true"
 
 
-async def test_preflight_head_is_forwarded(tmp_path):
-    _, [request], [answer], _ = await passthrough(tmp_path, [{"method": "HEAD", "path": "/", "body": b""}])
-    assert (request.method, request.target) == ("HEAD", "/")
+async def test_preflight_head_is_answered_here(tmp_path):
+    """Issue 8, finding 2: nothing but the Messages API reaches Anthropic under the key."""
+    _, requests, [answer], _ = await passthrough(tmp_path, [{"method": "HEAD", "path": "/", "body": b""}])
+    assert requests == []
     assert answer.status == 200
 
 
@@ -556,13 +557,14 @@ def test_passthrough_stack_shape(tmp_path):
         app = app.app
     assert names == [
         "ObserveMiddleware",
+        "ClientGuard",
+        "AnthropicEndpoints",
         "StripFieldsMiddleware",
         "StripFieldsMiddleware",
         "TranslateMiddleware",
         "SSERewriteMiddleware",
     ]
     assert app.base_url == "https://api.anthropic.com"
-    assert app.api_root == "/v1/"
     assert app.provider_name == "anthropic"
 
     app = passthrough_gateway(ANTHROPIC, Settings(log_path=str(tmp_path / "x.log")), secret="k")

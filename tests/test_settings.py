@@ -50,6 +50,13 @@ def test_every_variable_is_read():
             "AIMW_TEMPERATURE": "0.25",
             "AIMW_LOG_PAYLOADS": "1",
             "AIMW_UPSTREAM_TIMEOUT": "30",
+            "AIMW_CLIENT_BODY_TIMEOUT": "7.5",
+            "AIMW_POOL_TIMEOUT": "0.5",
+            "AIMW_UPSTREAM_MAX_CONNECTIONS": "16",
+            "AIMW_ALLOWED_HOSTS": "gw.internal, gateway.example.com",
+            "AIMW_ALLOWED_ORIGINS": "https://ok.example",
+            "AIMW_FORWARD_PATHS": "get /v1/models, DELETE /v1/files/x",
+            "AIMW_FORWARD_HEADERS": "X-Trace, x-e2e-case",
             "UNRELATED": "x",
         }
     )
@@ -62,6 +69,13 @@ def test_every_variable_is_read():
         temperature=0.25,
         log_payloads=True,
         upstream_timeout=30.0,
+        client_body_timeout=7.5,
+        pool_timeout=0.5,
+        upstream_max_connections=16,
+        allowed_hosts=("gw.internal", "gateway.example.com"),
+        allowed_origins=("https://ok.example",),
+        forward_paths=(("GET", "/v1/models"), ("DELETE", "/v1/files/x")),
+        forward_headers=("x-trace", "x-e2e-case"),
     )
     assert isinstance(settings.max_tokens, int)
     assert isinstance(settings.upstream_timeout, float)
@@ -93,6 +107,10 @@ def test_every_variable_is_read():
         ("AIMW_UPSTREAM_URL", "localhost:8080"),
         ("AIMW_UPSTREAM_URL", "http://"),
         ("AIMW_UPSTREAM_URL", "https:///v1"),
+        ("AIMW_CLIENT_BODY_TIMEOUT", "soon"),
+        ("AIMW_POOL_TIMEOUT", "-1"),
+        ("AIMW_FORWARD_PATHS", "/v1/models"),
+        ("AIMW_FORWARD_PATHS", "GET v1/models"),
     ],
 )
 def test_malformed_values_are_refused_naming_the_variable(name, value):
@@ -102,6 +120,15 @@ def test_malformed_values_are_refused_naming_the_variable(name, value):
     assert name in message
     assert value.strip() in message
     assert isinstance(caught.value, SystemExit)  # stops the process at start
+
+
+@pytest.mark.parametrize("url", ["http://user:pass@127.0.0.1:1", "https://token@api.example.com"])
+def test_an_upstream_url_with_userinfo_is_refused_without_echoing_it(url):
+    """Issue 8, finding 12: user:pass@ broke every request and reached the log."""
+    with pytest.raises(ConfigurationError) as caught:
+        Settings.from_env({"AIMW_UPSTREAM_URL": url})
+    assert "AIMW_UPSTREAM_URL" in str(caught.value)
+    assert "user:pass" not in str(caught.value) and "token@" not in str(caught.value)
 
 
 def test_required_env():
@@ -243,6 +270,8 @@ while not isinstance(app, UpstreamApp):
         headers, query = asyncio.run(c.authorization()) if c is not None else ([], b"")
         facts["auth"] = [[h.decode(), v.decode()] for h, v in headers]
         facts["auth_query"] = query.decode()
+    elif name == "AnthropicEndpoints":
+        facts["routes"] = sorted(" ".join(reversed(route)) for route in app.routes)
     elif name == "StripFieldsMiddleware":
         facts.setdefault("rules", []).append(
             {{"drop": sorted(app.drop), "set": {{k: bytes(v).decode() for k, v in app.set.items()}}, "cap": app.cap}}
@@ -253,7 +282,6 @@ if chat is not None:
     facts["provider"] = [app.provider_name, *chat]
 facts["provider_name"] = app.provider_name
 facts["base_url"] = app.base_url
-facts["api_root"] = app.api_root
 json.dump(facts, sys.stdout)
 """
 
@@ -299,6 +327,8 @@ def test_anthropic_recipe_needs_no_key(tmp_path):
     facts = recipe_facts("anthropic", tmp_path)
     assert facts["layers"] == [
         "ObserveMiddleware",
+        "ClientGuard",
+        "AnthropicEndpoints",
         "StripFieldsMiddleware",
         "StripFieldsMiddleware",
         "TranslateMiddleware",
@@ -308,7 +338,7 @@ def test_anthropic_recipe_needs_no_key(tmp_path):
     assert facts["provider_name"] == "anthropic"
     assert "auth" not in facts  # the client's own key passes
     assert facts["base_url"] == "https://api.anthropic.com"
-    assert facts["api_root"] == "/v1/"
+    assert facts["routes"] == ["POST /v1/messages", "POST /v1/messages/count_tokens"]
     assert all(rule == {"drop": [], "set": {}, "cap": {}} for rule in facts["rules"])
 
 
@@ -360,6 +390,7 @@ def test_azure_recipe_defaults(tmp_path):
     facts = recipe_facts("azure", tmp_path, **AZURE_ENV)
     assert facts["layers"] == [
         "ObserveMiddleware",
+        "ClientGuard",
         "AnthropicEndpoints",
         "StripFieldsMiddleware",
         "TranslateMiddleware",

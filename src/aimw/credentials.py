@@ -5,13 +5,16 @@ ProviderAuthMiddleware awaits per request and adds to it.
   Azure's ``api-key``, Anthropic's ``x-api-key``, Gemini's ``x-goog-api-key``).
 - :class:`QueryCredential`: a static secret as a query parameter (Gemini's ``?key=``).
 
-None of them shows its secret in ``repr``; the log redacts both places.
+None of them shows its secret in ``repr``; each registers it with the redactor
+(aimw.errors.register_secret), so it is replaced by ``[REDACTED]`` wherever a provider echoes
+it: error messages, relayed headers, the log.
 """
 
 from __future__ import annotations
 
 from urllib.parse import quote
 
+from aimw.errors import register_secret
 from aimw.types import Headers
 
 
@@ -21,6 +24,7 @@ class HeaderCredential:
     __slots__ = ("_headers", "header")
 
     def __init__(self, header: str, secret: str, *, prefix: str = "") -> None:
+        register_secret(secret)
         self.header = header.lower()
         self._headers: Headers = [(self.header.encode("latin-1"), (prefix + secret).encode("latin-1"))]
 
@@ -37,6 +41,7 @@ class QueryCredential:
     __slots__ = ("_query", "name")
 
     def __init__(self, name: str, secret: str) -> None:
+        register_secret(secret)
         self.name = name
         self._query = f"{quote(name, safe='')}={quote(secret, safe='')}".encode()
 

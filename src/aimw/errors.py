@@ -63,9 +63,43 @@ def error_type_for_status(status: int) -> str:
     return "invalid_request_error" if 400 <= status < 500 else "api_error"
 
 
+# The configured credentials, registered once at start by aimw.credentials: redacted by value
+# wherever text leaves the gateway (Azure's 32-hex keys have no shape a pattern could know).
+_REGISTERED: set[str] = set()
+_MIN_REGISTERED_CHARS = 8  # shorter "secrets" (test placeholders) would redact ordinary words
+
+
+def register_secret(secret: str) -> None:
+    """Redact ``secret`` by value from now on, in this process (configuration, not per request)."""
+    if len(secret) >= _MIN_REGISTERED_CHARS:
+        _REGISTERED.add(secret)
+
+
 def redact(text: str) -> str:
-    """Replace anything shaped like a credential (bearer tokens, ``hf_``/``sk-``/``AIza`` keys)."""
+    """Replace the registered secrets and anything shaped like a credential (bearer tokens,
+    ``hf_``/``sk-``/``AIza``/``ya29.`` keys) by ``[REDACTED]``."""
+    for secret in _REGISTERED:
+        if secret in text:
+            text = text.replace(secret, "[REDACTED]")
     return _SECRET.sub(lambda m: (m.group(1) or "") + "[REDACTED]", text)
+
+
+def redact_bytes(data: bytes) -> bytes:
+    """:func:`redact` for bytes that may not be UTF-8 (a provider's body); unchanged bytes are
+    returned as they are."""
+    text = data.decode("utf-8", "surrogateescape")
+    redacted = redact(text)
+    return data if redacted == text else redacted.encode("utf-8", "surrogateescape")
+
+
+def redact_registered(data: bytes) -> bytes:
+    """Only the registered secrets replaced (a relayed header value: cheap enough for every
+    response, as no pattern is run)."""
+    for secret in _REGISTERED:
+        encoded = secret.encode("utf-8", "surrogateescape")
+        if encoded in data:
+            data = data.replace(encoded, b"[REDACTED]")
+    return data
 
 
 def error_body(error_type: str, message: str) -> bytes:
@@ -141,3 +175,15 @@ def error_from_provider(status: int, body: bytes) -> tuple[int, bytes]:
     client_status = client_status_for(status)
     message = provider_error_message(status, body)
     return client_status, error_body(error_type_for_status(client_status), message)
+
+
+def where_it_failed(exc: BaseException) -> str:
+    """``Type at file.py:line`` of the innermost frame: one log line for an unexpected failure,
+    instead of a traceback a client could have the gateway print at will."""
+    traceback = exc.__traceback__
+    while traceback is not None and traceback.tb_next is not None:
+        traceback = traceback.tb_next
+    if traceback is None:
+        return type(exc).__name__
+    code = traceback.tb_frame.f_code
+    return f"{type(exc).__name__} at {code.co_filename.rsplit('/', 1)[-1]}:{traceback.tb_lineno}"

@@ -20,6 +20,15 @@ if TYPE_CHECKING:
 RequestMode = Literal["oneshot", "stream"]
 
 
+MAX_TOKEN_COUNT = 2**53 - 1  # tokens: far above any real count, exact in every JSON reader
+
+
+def token_count(value: int | None) -> int:
+    """A provider's token count as aimw keeps it: 0 when absent or negative, at most
+    MAX_TOKEN_COUNT (a hostile provider's 2**70 would make the log line unencodable)."""
+    return 0 if value is None or value < 0 else min(value, MAX_TOKEN_COUNT)
+
+
 @dataclass(slots=True)
 class Usage:
     """Token counts of one answer (tokens), in Anthropic's terms: ``input_tokens`` excludes

@@ -11,6 +11,7 @@ from typing import TypedDict
 
 import httpx
 
+from aimw.middleware.client_guard import ClientGuard
 from aimw.middleware.endpoints import AnthropicEndpoints
 from aimw.middleware.observe import ObserveMiddleware
 from aimw.middleware.provider_auth import ProviderAuthMiddleware
@@ -38,8 +39,8 @@ def translated_gateway(
     default_max_tokens: int | None = None,
     default_temperature: float | None = None,
 ) -> ASGIApp:
-    """Observe > AnthropicEndpoints > StripFields > Translate > SSERewrite > ProviderAuth >
-    Upstream for ``provider``.
+    """Observe > ClientGuard > AnthropicEndpoints > StripFields > Translate > SSERewrite >
+    ProviderAuth > Upstream for ``provider``.
 
     The client's ``model`` is dropped (Kong's pre-function) and replaced by AIMW_MODEL or
     the provider's default; AIMW_MAX_TOKENS (else ``default_max_tokens``, tokens) caps
@@ -53,22 +54,23 @@ def translated_gateway(
         **_field_rules(settings, default_max_tokens, default_temperature),
         max_body_size=settings.max_request_body_size,
     )
-    app = AnthropicEndpoints(app, max_body_size=settings.max_request_body_size)
+    app = _endpoints(app, settings)
     return _observed(app, settings)
 
 
 def passthrough_gateway(provider: Provider, settings: Settings, *, secret: str | None) -> ASGIApp:
-    """Observe > StripFields > Translate (Anthropic's own format) > SSERewrite > [ProviderAuth]
-    > Upstream, nothing translated.
+    """Observe > ClientGuard > AnthropicEndpoints > StripFields > Translate (Anthropic's own
+    format) > SSERewrite > [ProviderAuth] > Upstream, nothing translated.
 
-    Every path is forwarded (``/v1/messages``, ``/v1/messages/count_tokens``, pre-flight
-    ``HEAD``), with its query and headers (``anthropic-version``, ``anthropic-beta``); a
-    client-side prefix before ``/v1/`` is dropped. Bodies that no setting changes go on
-    byte for byte; AIMW_MODEL sets ``model`` on messages and count_tokens, AIMW_MAX_TOKENS
-    and AIMW_TEMPERATURE act on messages. With ``secret`` None the client's own
-    ``x-api-key`` / ``authorization`` pass; otherwise they are replaced by it.
+    ``POST /v1/messages`` and ``POST /v1/messages/count_tokens`` are forwarded (under any
+    client-side prefix, which is dropped), with Anthropic's query (``beta``) and headers
+    (``anthropic-version``, ``anthropic-beta``); AIMW_FORWARD_PATHS adds routes; pre-flight
+    ``HEAD`` is answered here. Bodies that no setting changes go on byte for byte; AIMW_MODEL
+    sets ``model`` on messages and count_tokens, AIMW_MAX_TOKENS and AIMW_TEMPERATURE act on
+    messages. With ``secret`` None the client's own ``x-api-key`` / ``authorization`` pass;
+    otherwise they are replaced by it.
     """
-    app: ASGIApp = _leg(provider, settings, secret, api_root="/v1/")
+    app: ASGIApp = _leg(provider, settings, secret)
     model: dict[str, object] = {} if settings.model is None else {"model": settings.model}
     app = StripFieldsMiddleware(
         app, set=model, path_suffixes=("/v1/messages/count_tokens",), max_body_size=settings.max_request_body_size
@@ -76,6 +78,7 @@ def passthrough_gateway(provider: Provider, settings: Settings, *, secret: str |
     rules = _field_rules(settings, None, None)
     rules["set"].update(model)
     app = StripFieldsMiddleware(app, **rules, max_body_size=settings.max_request_body_size)
+    app = _endpoints(app, settings, forward_count_tokens=True, forward=settings.forward_paths)
     return _observed(app, settings)
 
 
@@ -85,7 +88,6 @@ def _leg(
     secret: str | None,
     *,
     transport: httpx.AsyncBaseTransport | None = None,
-    api_root: str | None = None,
 ) -> ASGIApp:
     """Translate > SSERewrite > ProviderAuth > Upstream: one target's leg. A pass-through
     leg without a secret lets the client's own credentials pass."""
@@ -94,7 +96,8 @@ def _leg(
         provider_name=provider.name,
         timeout=settings.upstream_timeout,
         transport=transport,
-        api_root=api_root,
+        max_connections=settings.upstream_max_connections,
+        pool_timeout=settings.pool_timeout,
     )
     if secret is not None or not provider.wire_format.passthrough:
         app = ProviderAuthMiddleware(app, credential=provider.credential_for(secret))
@@ -105,7 +108,22 @@ def _leg(
         default_model=provider.default_model,
         model=settings.model,
         log_meta=dict(provider.log_meta),
+        extra_forwarded_headers=[name.encode("latin-1") for name in settings.forward_headers],
     )
+
+
+def _endpoints(
+    app: ASGIApp, settings: Settings, *, forward_count_tokens: bool = False, forward: tuple[tuple[str, str], ...] = ()
+) -> ASGIApp:
+    """ClientGuard > AnthropicEndpoints: who may call, on which canonical routes, with which body."""
+    app = AnthropicEndpoints(
+        app,
+        forward_count_tokens=forward_count_tokens,
+        forward=forward,
+        max_body_size=settings.max_request_body_size,
+        body_timeout=settings.client_body_timeout,
+    )
+    return ClientGuard(app, allowed_hosts=settings.allowed_hosts, allowed_origins=settings.allowed_origins)
 
 
 def _observed(app: ASGIApp, settings: Settings) -> ASGIApp:

@@ -19,6 +19,9 @@ _D = TypeVar("_D", int, float, None)
 DEFAULT_LOG_PATH = "aimw.log"
 DEFAULT_MAX_REQUEST_BODY_SIZE = 8 * 1024 * 1024  # bytes
 DEFAULT_UPSTREAM_TIMEOUT = 600.0  # seconds: long generations stream for minutes
+DEFAULT_CLIENT_BODY_TIMEOUT = 60.0  # seconds for a client to send its whole body
+DEFAULT_POOL_TIMEOUT = 5.0  # seconds to wait for a free upstream connection
+DEFAULT_UPSTREAM_MAX_CONNECTIONS = 512
 
 
 class ConfigurationError(SystemExit):
@@ -37,6 +40,16 @@ class Settings:
     temperature: ``AIMW_TEMPERATURE``, overrides the client's temperature.
     log_payloads: ``AIMW_LOG_PAYLOADS`` (0/1), request and response bodies in the log.
     upstream_timeout: ``AIMW_UPSTREAM_TIMEOUT`` (seconds) for connecting and between reads.
+    client_body_timeout: ``AIMW_CLIENT_BODY_TIMEOUT`` (seconds) for a client to send its body.
+    pool_timeout: ``AIMW_POOL_TIMEOUT`` (seconds) to wait for a free upstream connection.
+    upstream_max_connections: ``AIMW_UPSTREAM_MAX_CONNECTIONS``, the upstream pool's size.
+    allowed_hosts: ``AIMW_ALLOWED_HOSTS`` (comma-separated), Host values accepted besides
+        localhost, 127.0.0.1 and [::1]; ``*`` accepts any.
+    allowed_origins: ``AIMW_ALLOWED_ORIGINS`` (comma-separated), browser Origins accepted.
+    forward_paths: ``AIMW_FORWARD_PATHS`` (comma-separated ``METHOD /path``), routes the
+        pass-through forwards besides the Messages API's.
+    forward_headers: ``AIMW_FORWARD_HEADERS`` (comma-separated names), client headers sent to
+        the provider besides the recipe's allowlist.
     """
 
     upstream_url: str | None = None
@@ -47,17 +60,18 @@ class Settings:
     temperature: float | None = None
     log_payloads: bool = False
     upstream_timeout: float = DEFAULT_UPSTREAM_TIMEOUT
+    client_body_timeout: float = DEFAULT_CLIENT_BODY_TIMEOUT
+    pool_timeout: float = DEFAULT_POOL_TIMEOUT
+    upstream_max_connections: int = DEFAULT_UPSTREAM_MAX_CONNECTIONS
+    allowed_hosts: tuple[str, ...] = ()
+    allowed_origins: tuple[str, ...] = ()
+    forward_paths: tuple[tuple[str, str], ...] = ()
+    forward_headers: tuple[str, ...] = ()
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] = os.environ) -> Settings:
         """Read the ``AIMW_*`` variables. Raises ConfigurationError naming a malformed one."""
-        upstream_url = optional_env("AIMW_UPSTREAM_URL", environ)
-        if upstream_url is not None:
-            upstream_url = upstream_url.rstrip("/")
-            if not upstream_url.startswith(("http://", "https://")) or not urlsplit(upstream_url).hostname:
-                raise ConfigurationError(
-                    f"aimw: AIMW_UPSTREAM_URL must be http:// or https:// and a host, got {upstream_url!r}"
-                )
+        upstream_url = _upstream_url(environ)
         return cls(
             upstream_url=upstream_url,
             model=optional_env("AIMW_MODEL", environ),
@@ -67,6 +81,15 @@ class Settings:
             temperature=_number("AIMW_TEMPERATURE", float, environ, None),
             log_payloads=_flag("AIMW_LOG_PAYLOADS", environ),
             upstream_timeout=_number("AIMW_UPSTREAM_TIMEOUT", float, environ, DEFAULT_UPSTREAM_TIMEOUT),
+            client_body_timeout=_number("AIMW_CLIENT_BODY_TIMEOUT", float, environ, DEFAULT_CLIENT_BODY_TIMEOUT),
+            pool_timeout=_number("AIMW_POOL_TIMEOUT", float, environ, DEFAULT_POOL_TIMEOUT),
+            upstream_max_connections=max(
+                _number("AIMW_UPSTREAM_MAX_CONNECTIONS", int, environ, DEFAULT_UPSTREAM_MAX_CONNECTIONS), 1
+            ),
+            allowed_hosts=_list("AIMW_ALLOWED_HOSTS", environ),
+            allowed_origins=_list("AIMW_ALLOWED_ORIGINS", environ),
+            forward_paths=_routes("AIMW_FORWARD_PATHS", environ),
+            forward_headers=tuple(name.lower() for name in _list("AIMW_FORWARD_HEADERS", environ)),
         )
 
     def base_url(self, provider_base_url: str) -> str:
@@ -112,6 +135,37 @@ def _number(name: str, kind: type[_N], environ: Mapping[str, str], default: _D) 
     if number < 0:
         raise ConfigurationError(f"aimw: {name} must not be negative, got {value!r}")
     return number
+
+
+def _upstream_url(environ: Mapping[str, str]) -> str | None:
+    """AIMW_UPSTREAM_URL: http(s), a host, no userinfo (it would reach every log line; put a
+    credential in the provider's variable instead)."""
+    url = optional_env("AIMW_UPSTREAM_URL", environ)
+    if url is None:
+        return None
+    url = url.rstrip("/")
+    parts = urlsplit(url)
+    if "@" in parts.netloc:
+        raise ConfigurationError("aimw: AIMW_UPSTREAM_URL must not hold a user name or password before its host")
+    if not url.startswith(("http://", "https://")) or not parts.hostname:
+        raise ConfigurationError(f"aimw: AIMW_UPSTREAM_URL must be http:// or https:// and a host, got {url!r}")
+    return url
+
+
+def _list(name: str, environ: Mapping[str, str]) -> tuple[str, ...]:
+    value = optional_env(name, environ) or ""
+    return tuple(item.strip() for item in value.split(",") if item.strip())
+
+
+def _routes(name: str, environ: Mapping[str, str]) -> tuple[tuple[str, str], ...]:
+    routes = []
+    for item in _list(name, environ):
+        method, _, path = item.partition(" ")
+        path = path.strip()
+        if not method.isalpha() or not path.startswith("/") or " " in path:
+            raise ConfigurationError(f"aimw: {name} takes 'METHOD /path' items, got {item!r}")
+        routes.append((method.upper(), path))
+    return tuple(routes)
 
 
 def _flag(name: str, environ: Mapping[str, str]) -> bool:

@@ -81,7 +81,8 @@ class GatewayProcess:
         self.url = f"http://127.0.0.1:{self.port}"
         self.log_path = workdir / "aimw.log"
         self.output_path = workdir / "hypercorn.out"
-        self.env = clean_env(AIMW_LOG_PATH=str(self.log_path), **env)
+        # the case header is forwarded to the fakes, which attribute requests by it
+        self.env = clean_env(AIMW_LOG_PATH=str(self.log_path), AIMW_FORWARD_HEADERS="x-e2e-case", **env)
         self.process: subprocess.Popen | None = None
 
     def start(self) -> GatewayProcess:

@@ -62,7 +62,9 @@ async def test_messages_go_on_to_the_app(path):
     scope = http_scope(path=path, query=b"beta=true", headers=CLIENT_HEADERS, body=MESSAGES_BODY)
     response = await call(AnthropicEndpoints(inner), scope, split_at(MESSAGES_BODY, 10))
     assert response.status == 200 and response.body == b"{}"
-    assert inner.scopes == [scope]
+    [routed] = inner.scopes
+    assert (routed["path"], routed["raw_path"], routed["query_string"]) == ("/v1/messages", b"/v1/messages", b"beta=true")
+    assert routed["headers"] == scope["headers"]
     assert inner.bodies == [MESSAGES_BODY]
 
 

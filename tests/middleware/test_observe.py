@@ -3,6 +3,8 @@ emits one ObservedExchange per exchange to each sink, and never changes a byte."
 
 from __future__ import annotations
 
+import json
+
 import time
 
 import pytest
@@ -66,6 +68,12 @@ class Gateway:
         await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", self.content_type)]})
         for index, piece in enumerate(self.chunks):
             await send({"type": "http.response.body", "body": piece, "more_body": index < len(self.chunks) - 1})
+
+
+class RaisingAfterStart:
+    async def __call__(self, scope, receive, send) -> None:
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        raise RuntimeError("late")
 
 
 def answered_in_50_ms(exchange) -> None:
@@ -209,16 +217,29 @@ async def test_payloads_are_cut_at_the_limit():
     assert (observed.request_size, observed.response_size) == (len(big_request), len(big_response))
 
 
-async def test_an_exception_is_recorded_and_emitted_then_propagates():
+async def test_an_unexpected_failure_is_answered_500_recorded_and_logged_in_one_line(caplog):
+    """Issue 8, finding 10: the outermost catch-all answers in Anthropic's shape, with one
+    log line and no traceback a client could have printed at will."""
     sink = RecordingSink()
     app = ObserveMiddleware(Gateway([], error=RuntimeError("boom")), sinks=[sink])
-    scope = scope_for()
-    with pytest.raises(RuntimeError, match="boom"):
-        await call(app, scope, [REQUEST_BODY])
+    response = await call(app, scope_for(), [REQUEST_BODY])
+    assert response.status == 500
+    assert json.loads(response.body) == {"type": "error", "error": {"type": "api_error", "message": "internal gateway error"}}
     [observed] = sink.observed
-    assert observed.status == 500
+    assert observed.status == 500 and observed.response_size == len(response.body)
     assert observed.exchange.error == "RuntimeError in the gateway"
     assert observed.request_size == len(REQUEST_BODY)
+    [record] = [r for r in caplog.records if r.name == "aimw.observe"]
+    assert record.getMessage().startswith("unexpected failure in the gateway: RuntimeError at test_observe.py:")
+    assert record.exc_info is None
+
+
+async def test_a_failure_after_the_answer_started_propagates():
+    sink = RecordingSink()
+    app = ObserveMiddleware(RaisingAfterStart(), sinks=[sink])
+    with pytest.raises(RuntimeError, match="late"):
+        await call(app, scope_for(), [REQUEST_BODY])
+    assert sink.observed[0].status == 200 and sink.observed[0].exchange.error == "RuntimeError in the gateway"
 
 
 async def test_the_reason_recorded_below_is_kept_over_the_exception():
@@ -226,8 +247,7 @@ async def test_the_reason_recorded_below_is_kept_over_the_exception():
     app = ObserveMiddleware(
         Gateway([], fill=lambda exchange: exchange.fail("upstream timed out"), error=RuntimeError("boom")), sinks=[sink]
     )
-    with pytest.raises(RuntimeError):
-        await call(app, scope_for(), [REQUEST_BODY])
+    await call(app, scope_for(), [REQUEST_BODY])
     assert sink.observed[0].exchange.error == "upstream timed out"
 
 

@@ -43,7 +43,7 @@ async def test_client_credentials_replaced_by_the_providers():
     response = await call(app, scope)
     assert response.status == 204
     assert inner.scope["headers"] == [
-        (b"host", b"gateway.test"),
+        (b"host", b"localhost:8000"),
         (b"content-type", b"application/json"),
         (b"user-agent", b"claude-cli/2.1.329"),
         (b"authorization", b"Bearer " + SECRET.encode()),
@@ -72,7 +72,7 @@ async def test_no_credential_only_removes():
     app = ProviderAuthMiddleware(inner, credential=None)
     await call(app, http_scope(headers=CLIENT_HEADERS))
     assert inner.scope["headers"] == [
-        (b"host", b"gateway.test"),
+        (b"host", b"localhost:8000"),
         (b"content-type", b"application/json"),
         (b"user-agent", b"claude-cli/2.1.329"),
     ]
@@ -93,7 +93,7 @@ async def test_query_credential_is_appended_after_the_clients_query():
     assert inner.scope["query_string"] == b"alt=sse&beta=true&key=" + SECRET.encode()
     assert scope["query_string"] == b"alt=sse&beta=true"  # the caller's scope is not mutated
     assert inner.scope["headers"] == [
-        (b"host", b"gateway.test"),
+        (b"host", b"localhost:8000"),
         (b"content-type", b"application/json"),
         (b"user-agent", b"claude-cli/2.1.329"),
     ]

@@ -309,9 +309,16 @@ def test_reasoning_becomes_a_thinking_block_first(field: str) -> None:
     ]
 
 
-def test_empty_choices_and_null_message() -> None:
-    out = translate({"id": "x", "model": "m", "choices": []})
-    assert out["content"] == [] and out["stop_reason"] == "end_turn"
+@pytest.mark.parametrize("body", [{}, {"id": "x", "model": "m", "choices": []}])
+def test_a_completion_without_choices_is_no_answer(body) -> None:
+    """Issue 8, finding 14: ``{}`` or no choices was turned into an empty message."""
+    with pytest.raises(GatewayError) as raised:
+        oc.response_to_anthropic(json.dumps(body).encode(), "m")
+    assert (raised.value.status, raised.value.error_type) == (502, "api_error")
+    assert "without choices" in raised.value.message
+
+
+def test_a_null_message() -> None:
     out = translate({"model": "m", "choices": [{"index": 0, "message": None, "finish_reason": "length"}]})
     assert out["content"] == [] and out["stop_reason"] == "max_tokens"
 

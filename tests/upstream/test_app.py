@@ -15,7 +15,14 @@ from fakes.loopback_server import LoopbackServer, Request, chunked, response_hea
 
 from aimw.errors import GatewayError
 from aimw.exchange import exchange_of
-from aimw.upstream import UpstreamApp, UpstreamBrokeOff, UpstreamTimeout, UpstreamUnreachable, environment_proxy
+from aimw.upstream import (
+    UpstreamApp,
+    UpstreamBrokeOff,
+    UpstreamBusy,
+    UpstreamTimeout,
+    UpstreamUnreachable,
+    environment_proxy,
+)
 
 pytestmark = pytest.mark.anyio
 
@@ -141,11 +148,11 @@ async def test_a_request_without_a_body_is_sent_without_one():
 
 async def test_percent_encoding_in_the_path_is_forwarded_as_sent():
     async with LoopbackServer(echo) as server:
-        app = UpstreamApp(server.url, api_root="/v1/")
-        scope = {**http_scope("GET", "/team a/v1/files/a/b", body=None), "raw_path": b"/team%20a/v1/files/a%2Fb"}
+        app = UpstreamApp(server.url)
+        scope = {**http_scope("GET", "/team a/v1/files/a b", body=None), "raw_path": b"/team%20a/v1/files/a%20b"}
         send = await run_app(app, scope, ScriptedReceive(disconnect_now=False))
         await app.transport.close()
-    assert json.loads(send.body)["target"] == "/v1/files/a%2Fb"
+    assert json.loads(send.body)["target"] == "/team%20a/v1/files/a%20b"
 
 
 async def test_streams_the_response_back_chunk_by_chunk():
@@ -341,7 +348,8 @@ async def test_client_disconnect_cancels_the_upstream_request():
     assert exchange_of(scope).attempts[0].failure == "client disconnected"
 
 
-async def test_client_disconnect_while_the_body_is_sent_upstream():
+async def test_a_client_leaving_mid_body_never_takes_an_upstream_connection():
+    """The body is read whole before a connection is taken (issue 8, finding 3)."""
     async with LoopbackServer(echo) as server:
         app = UpstreamApp(server.url)
         scope = upstream_scope(body=b'{"messages": []}')
@@ -349,12 +357,10 @@ async def test_client_disconnect_while_the_body_is_sent_upstream():
         receive = ScriptedReceive([b'{"mess'], disconnect_now=True, complete=False)
         await run_app(app, scope, receive, send)
         await app.transport.close()
-        with anyio.fail_after(GUARD):
-            while not server.connections or not server.connections[0].closed_by_peer.is_set():
-                await anyio.sleep(0.01)
-    assert server.requests == []  # the server never got a complete request
+    assert server.connections == []
     assert send.messages == []  # nobody to answer
     assert exchange_of(scope).error == "client disconnected"
+    assert exchange_of(scope).attempts == []
 
 
 @pytest.mark.parametrize("failing_message", [1, 3])  # the http.response.start, the second body piece
@@ -392,55 +398,6 @@ async def test_a_failing_client_send_closes_the_upstream_connection(failing_mess
         send = await run_app(app, upstream_scope("GET", "/next"), ScriptedReceive(disconnect_now=False))
         await app.transport.close()
     assert send.status == 201
-
-
-# ------------------------------------------------------------------ api_root: a client-side prefix cut
-
-
-@pytest.mark.parametrize(
-    "path, query, forwarded",
-    [
-        ("/anything/v1/messages", b"beta=true", "/v1/messages?beta=true"),
-        ("/a/b/c/v1/messages/count_tokens", b"beta=true&x=%20y", "/v1/messages/count_tokens?beta=true&x=%20y"),
-        ("/v1/messages", b"beta=true", "/v1/messages?beta=true"),  # no prefix: unchanged
-        ("/x/v1/y/v1/z", b"", "/v1/y/v1/z"),  # cut at the first occurrence
-        ("/api/hello", b"", "/api/hello"),  # no /v1/: unchanged
-        ("/", b"", "/"),
-        ("/anything/v1", b"q=1", "/anything/v1?q=1"),  # "/v1" without its slash is no api root
-    ],
-)
-async def test_api_root_drops_a_client_prefix(path, query, forwarded):
-    async with LoopbackServer(echo) as server:
-        app = UpstreamApp(server.url + "/", provider_name="anthropic", api_root="/v1/")
-        scope = upstream_scope(path=path, query=query, body=b"{}")
-        send = await run_app(app, scope, ScriptedReceive([b"{}"], disconnect_now=False))
-        await app.transport.close()
-    [request] = server.requests
-    assert request.target == forwarded
-    assert send.status == 201
-    assert json.loads(send.body)["target"] == forwarded
-    [attempt] = exchange_of(scope).attempts
-    assert (attempt.upstream_uri, attempt.upstream_query) == (forwarded.split("?")[0], query.decode())
-    assert scope["path"] == path  # the client's scope is not changed
-
-
-async def test_without_api_root_the_prefix_is_forwarded():
-    async with LoopbackServer(echo) as server:
-        app = UpstreamApp(server.url)
-        send = await run_app(
-            app, upstream_scope(path="/anything/v1/messages", query=b"beta=true", body=b"{}"), ScriptedReceive([b"{}"], disconnect_now=False)
-        )
-        await app.transport.close()
-    assert server.requests[0].target == "/anything/v1/messages?beta=true"
-    assert send.status == 201
-
-
-async def test_api_root_keeps_the_base_urls_own_path():
-    async with LoopbackServer(echo) as server:
-        app = UpstreamApp(server.url + "/proxy", api_root="/v1/")
-        await run_app(app, upstream_scope(path="/anything/v1/messages", body=b"{}"), ScriptedReceive([b"{}"], disconnect_now=False))
-        await app.transport.close()
-    assert server.requests[0].target == "/proxy/v1/messages"
 
 
 @pytest.mark.parametrize(
@@ -538,3 +495,82 @@ async def test_provider_cookies_are_not_relayed_and_odd_model_names_not_echoed()
     assert send.status == 200
     assert send.header(b"set-cookie") is None
     assert send.header(b"x-aimw-llm-model") is None
+
+
+# ------------------------------------------------------------------ issue 8: framing, cookies, the pool
+
+
+async def test_the_body_goes_with_its_own_length_never_the_clients():
+    """Finding 1: a stale client content-length (the body was de-chunked, or is shorter) and
+    the headers the client's Connection names never go upstream."""
+    body = b'{"messages": []}'
+    headers = [
+        (b"content-type", b"application/json"),
+        (b"content-length", b"999"),
+        (b"transfer-encoding", b"chunked"),
+        (b"connection", b"keep-alive, X-Secret-Hop"),
+        (b"x-secret-hop", b"1"),
+        (b"x-kept", b"yes"),
+    ]
+    async with LoopbackServer(echo) as server:
+        app = UpstreamApp(server.url)
+        scope = {**upstream_scope(body=body), "headers": [(b"host", b"localhost:8000"), *headers]}
+        send = await run_app(app, scope, ScriptedReceive(split_at(body, 3, 9), disconnect_now=False))
+        await app.transport.close()
+    [request] = server.requests
+    assert request.body == body
+    assert request.values("content-length") == [str(len(body))]
+    assert request.values("transfer-encoding") == []
+    assert request.values("x-secret-hop") == [] and request.values("x-kept") == ["yes"]
+    assert send.status == 201
+
+
+async def test_a_providers_cookie_is_never_sent_on_another_request():
+    """Finding 5: aiohttp's default jar kept ``set-cookie`` from a provider reached by host
+    NAME (it ignores IP hosts, which hid it) and sent it on every later request."""
+
+    async def cookie_then_echo(request, reader, writer, connection):
+        if request.target == "/first":
+            writer.write(
+                response_head(200, [("Set-Cookie", "session=attacker-visible; Path=/"), ("Content-Length", "2")]) + b"{}"
+            )
+            await writer.drain()
+        else:
+            await echo(request, reader, writer, connection)
+
+    async with LoopbackServer(cookie_then_echo) as server:
+        app = UpstreamApp(f"http://localhost:{server.port}")
+        first = await run_app(app, upstream_scope("GET", "/first"), ScriptedReceive(disconnect_now=False))
+        await run_app(app, upstream_scope("GET", "/second"), ScriptedReceive(disconnect_now=False))
+        await app.transport.close()
+    assert first.header(b"set-cookie") is None
+    assert [request.values("cookie") for request in server.requests] == [[], []]
+
+
+async def test_a_busy_pool_fails_fast_as_busy():
+    """Finding 3: with every pooled connection held, the next request waits pool_timeout,
+    not the upstream timeout, then raises UpstreamBusy (529 overloaded_error above)."""
+    release = asyncio.Event()
+
+    async def held(request, reader, writer, connection):
+        writer.write(response_head(200, [("Content-Type", "text/event-stream"), ("Transfer-Encoding", "chunked")]))
+        writer.write(chunked(b"data: first\n\n"))
+        await writer.drain()
+        await release.wait()
+        writer.write(b"0\r\n\r\n")
+        await writer.drain()
+
+    async with LoopbackServer(held) as server:
+        app = UpstreamApp(server.url, max_connections=1, pool_timeout=0.2)
+        first_send = RecordingSend()
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(run_app, app, upstream_scope(body=b"{}"), ScriptedReceive([b"{}"]), first_send)
+            with anyio.fail_after(GUARD):
+                await first_send.first_body.wait()
+            scope = upstream_scope(body=b"{}")
+            with pytest.raises(UpstreamBusy, match="no upstream connection became free within 0.2 s"):
+                await run_app(app, scope, ScriptedReceive([b"{}"]))
+            release.set()
+        await app.transport.close()
+    assert exchange_of(scope).attempts[0].failure.startswith("no upstream connection")
+    assert len(server.requests) == 1

@@ -6,11 +6,16 @@ and never decodes a response: the layer that wrote the Anthropic answer recorded
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Sequence
 
+from aimw.asgi import send_error
+from aimw.errors import GatewayError, where_it_failed
 from aimw.exchange import Exchange, Figures, ObservedExchange, exchange_of
 from aimw.types import ASGIApp, Headers, Message, Receive, Scope, Send, Sink
+
+logger = logging.getLogger("aimw.observe")
 
 MAX_LOGGED_PAYLOAD = 1024 * 1024  # bytes of each payload kept
 
@@ -45,8 +50,16 @@ class ObserveMiddleware:
             await self.app(scope, receive, send)
             return
         observation = _Observation(exchange_of(scope), self.log_payloads)
+        observed_send = observation.observing_send(send)
         try:
-            await self.app(scope, observation.counting_receive(receive), observation.observing_send(send))
+            await self.app(scope, observation.counting_receive(receive), observed_send)
+        except Exception as exc:
+            # the catch-all: one log line, and an Anthropic 500 if nothing was answered yet
+            observation.exchange.fail(f"{type(exc).__name__} in the gateway")
+            logger.error("unexpected failure in the gateway: %s", where_it_failed(exc))
+            if observation.started:
+                raise
+            await send_error(observed_send, GatewayError(500, "internal gateway error", "api_error"))
         except BaseException as exc:
             observation.exchange.fail(f"{type(exc).__name__} in the gateway")
             raise
@@ -93,6 +106,7 @@ class _Observation:
         "request_size",
         "response_headers",
         "response_size",
+        "started",
         "started_at_ms",
         "status",
         "streamed",
@@ -107,6 +121,7 @@ class _Observation:
         self.response_headers: Headers = []
         self.response_size = 0
         self.streamed = False
+        self.started = False  # http.response.start went to the client
         self.payload_request: bytearray | None = bytearray() if log_payloads else None
         self.payload_response: list[bytes] = []
         self.payload_size = 0
@@ -129,6 +144,7 @@ class _Observation:
 
         async def observed(message: Message) -> None:
             if message["type"] == "http.response.start":
+                self.started = True
                 self.status = message["status"]
                 self.response_headers = list(message.get("headers", ()))
                 self.streamed = any(

@@ -13,6 +13,7 @@ import logging
 import time
 
 from aimw.asgi import header_value, with_headers
+from aimw.errors import where_it_failed
 from aimw.exchange import Exchange, exchange_of
 from aimw.types import ASGIApp, Message, Receive, Scope, Send, StreamTranslator, WireFormat
 from aimw.upstream.failures import UpstreamFailure
@@ -84,7 +85,7 @@ class SSERewriteMiddleware:
                 logger.warning("upstream stream failed: %s", reason)
             else:
                 reason = f"internal gateway error ({type(exc).__name__})"
-                logger.exception("stream failed in the gateway")
+                logger.error("stream failed in the gateway: %s", where_it_failed(exc))
             if stream.error is not None:  # the provider said why before the stream broke
                 exchange.fail(stream.error)
             exchange.fail(reason)

@@ -81,6 +81,8 @@ class StripFieldsMiddleware:
         """The edited body. Raises GatewayError 400 when ``body`` is not a JSON object."""
         try:
             fields = _decoder.decode(body)
+        except RecursionError:
+            raise GatewayError(400, "request body is nested too deeply") from None
         except msgspec.ValidationError:
             raise GatewayError(400, "request body must be a JSON object") from None
         except msgspec.DecodeError as exc:

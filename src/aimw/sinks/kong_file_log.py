@@ -26,6 +26,7 @@ OpenAI and Kong do. Credentials in headers and in the query (``key``, ``api_key`
 
 from __future__ import annotations
 
+import logging
 import os
 import uuid
 from collections.abc import Iterable
@@ -35,14 +36,19 @@ from urllib.parse import parse_qs, urlencode
 import orjson
 
 from aimw.asgi import header_value
+from aimw.errors import redact, redact_registered
 from aimw.exchange import Attempt, ObservedExchange
 from aimw.sinks.log_file import LogFile
 from aimw.types import Scope
 
+logger = logging.getLogger("aimw.kong_file_log")
+
 REDACTED_HEADERS = frozenset(
     ("authorization", "proxy-authorization", "x-api-key", "api-key", "x-goog-api-key", "cookie", "set-cookie")
 )
-REDACTED_QUERY_PARAMETERS = frozenset(("key", "api_key", "api-key", "access_token", "token", "sig"))
+REDACTED_QUERY_PARAMETERS = frozenset(
+    ("key", "api_key", "api-key", "apikey", "x-api-key", "access_token", "token", "sig", "password")
+)
 
 
 class KongFileLog:
@@ -64,7 +70,25 @@ class KongFileLog:
         return self.file.path
 
     def emit(self, observed: ObservedExchange) -> None:
-        self.file.write(self.line(observed))
+        """Write the exchange's line; one that cannot be encoded still leaves a minimal line
+        saying so (an exchange is never missing from the log)."""
+        try:
+            line = self.line(observed)
+        except (TypeError, ValueError) as exc:
+            logger.error("aimw log line not encodable: %s", exc)
+            line = self.minimal_line(observed, f"the log line could not be encoded: {exc}")
+        self.file.write(line)
+
+    def minimal_line(self, observed: ObservedExchange, error: str) -> bytes:
+        """Method, path, status, start and ``error``: what is always encodable."""
+        scope = observed.scope
+        line = {
+            "request": {"method": scope["method"], "uri": _client_path(scope)},
+            "response": {"status": observed.status},
+            "started_at": observed.started_at_ms,
+            "ai": {"proxy": {"meta": {"plugin_id": self.plugin_id, "error": redact(error)}}},
+        }
+        return orjson.dumps(line) + b"\n"
 
     def line(self, observed: ObservedExchange) -> bytes:
         """The log line (JSON bytes ending in a newline) of one finished exchange."""
@@ -109,7 +133,7 @@ class KongFileLog:
             **exchange.log_meta,
         }
         if exchange.error:
-            meta["error"] = exchange.error
+            meta["error"] = redact(exchange.error)
         proxy: dict[str, Any] = {
             "meta": meta,
             "usage": {
@@ -126,8 +150,8 @@ class KongFileLog:
         }
         if observed.payload_request is not None:
             proxy["payload"] = {
-                "request": observed.payload_request.decode("utf-8", "replace"),
-                "response": (observed.payload_response or b"").decode("utf-8", "replace"),
+                "request": redact(observed.payload_request.decode("utf-8", "replace")),
+                "response": redact((observed.payload_response or b"").decode("utf-8", "replace")),
             }
         return proxy
 
@@ -175,6 +199,6 @@ def _headers(headers: Iterable[tuple[bytes, bytes]]) -> dict[str, str]:
     out: dict[str, str] = {}
     for raw_name, raw_value in headers:
         name = raw_name.decode("latin-1").lower()
-        value = "REDACTED" if name in REDACTED_HEADERS else raw_value.decode("latin-1")
+        value = "REDACTED" if name in REDACTED_HEADERS else redact_registered(raw_value).decode("latin-1")
         out[name] = f"{out[name]}, {value}" if name in out else value
     return out

@@ -5,6 +5,7 @@ the terminal app that joins them (app)."""
 from aimw.upstream.app import UpstreamApp
 from aimw.upstream.failures import (
     UpstreamBrokeOff,
+    UpstreamBusy,
     UpstreamFailure,
     UpstreamStatusError,
     UpstreamTimeout,
@@ -15,6 +16,7 @@ from aimw.upstream.transport import UpstreamTransport, environment_proxy
 __all__ = [
     "UpstreamApp",
     "UpstreamBrokeOff",
+    "UpstreamBusy",
     "UpstreamFailure",
     "UpstreamStatusError",
     "UpstreamTimeout",

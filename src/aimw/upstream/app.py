@@ -7,24 +7,28 @@ import asyncio
 import ipaddress
 import time
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from urllib.parse import urlsplit
 
 import httpx
 
-from aimw.asgi import ClientDisconnected, body_chunks
+from aimw.asgi import ClientDisconnected, read_body
 from aimw.errors import GatewayError
 from aimw.exchange import Attempt, Exchange, exchange_of
 from aimw.types import Headers, Receive, Scope, Send
 from aimw.upstream.departure import ClientDeparture
-from aimw.upstream.failures import UpstreamFailure, mapped_transport_errors
+from aimw.upstream.failures import UpstreamBusy, UpstreamFailure, mapped_transport_errors
 from aimw.upstream.relay import relay
 from aimw.upstream.transport import DEFAULT_MAX_CONNECTIONS, UpstreamTransport
 
 DEFAULT_TIMEOUT = 600.0  # seconds between two reads: long generations stream for minutes
+DEFAULT_POOL_TIMEOUT = 5.0  # seconds
+DEFAULT_MAX_BODY_SIZE = 64 * 1024 * 1024  # bytes
 MAX_CONNECT_TIMEOUT = 30.0  # seconds
 
-# RFC 9110 §7.6.1 hop-by-hop fields, plus what the transport computes itself.
-_HOP_BY_HOP = frozenset(
+# RFC 9110 §7.6.1 hop-by-hop fields, the framing (the body is sent with its own length) and
+# what the transport sets itself.
+_NOT_FORWARDED = frozenset(
     (
         b"connection",
         b"keep-alive",
@@ -35,6 +39,7 @@ _HOP_BY_HOP = frozenset(
         b"upgrade",
         b"host",
         b"accept-encoding",
+        b"content-length",
     )
 )
 _DEFAULT_PORTS = {"https": 443, "http": 80}
@@ -50,9 +55,10 @@ class UpstreamApp:
         timeout: seconds allowed between two reads (and to connect, at most 30 s).
         max_connections: size of the keep-alive pool.
         transport: an httpx transport to use instead of the default AiohttpTransport.
-        api_root: when set (e.g. ``"/v1/"``), the forwarded path starts at its first
-            occurrence, dropping a client-side prefix (``/x/v1/messages`` -> ``/v1/messages``).
         route_type: Kong's route type for the attempt record.
+        pool_timeout: seconds to wait for a free pool connection (then UpstreamBusy).
+        max_body_size: request body limit (bytes); the layers above already bounded the
+            client's, so this only guards the app used alone.
 
     The body streams out and the answer streams back, asking for ``Accept-Encoding:
     identity`` so bytes pass unchanged; when the client leaves (after sending its body) the
@@ -61,7 +67,7 @@ class UpstreamApp:
 
     Raises:
         GatewayError: 400 when the request target is not a path (``@host/x`` would change the host).
-        UpstreamUnreachable / UpstreamTimeout: before any response message was sent.
+        UpstreamUnreachable / UpstreamTimeout / UpstreamBusy: before any response message was sent.
         UpstreamBrokeOff: after ``http.response.start`` was sent.
     """
 
@@ -73,12 +79,15 @@ class UpstreamApp:
         timeout: float = DEFAULT_TIMEOUT,
         max_connections: int = DEFAULT_MAX_CONNECTIONS,
         transport: httpx.AsyncBaseTransport | None = None,
-        api_root: str | None = None,
         route_type: str = "llm/v1/chat",
+        pool_timeout: float = DEFAULT_POOL_TIMEOUT,
+        max_body_size: int = DEFAULT_MAX_BODY_SIZE,
     ) -> None:
         self.base_url = base_url.rstrip("/")
+        self.pool_timeout = pool_timeout
+        self.max_body_size = max_body_size
+        self._slots = asyncio.Semaphore(max_connections)
         self.provider_name = provider_name
-        self.api_root = api_root
         self.route_type = route_type
         self.transport = UpstreamTransport(self.base_url, max_connections=max_connections, transport=transport)
         self._timeouts = {
@@ -101,37 +110,59 @@ class UpstreamApp:
 
     async def forward(self, scope: Scope, receive: Receive, send: Send) -> None:
         exchange = exchange_of(scope)
-        path = _forwarded_path(scope, self.api_root)
+        path = _forwarded_path(scope)
         if not path.startswith("/"):
             raise GatewayError(400, "the request target must be a path starting with /")
         query: bytes = scope.get("query_string", b"")
+        # RFC 9112 §6.3: a body only with content-length or transfer-encoding. It is read whole
+        # before a connection is taken (a slow upload holds none), and sent with its own length.
+        has_body = any(name in (b"content-length", b"transfer-encoding") for name, _ in scope["headers"])
+        try:
+            body = await read_body(receive, self.max_body_size) if has_body else None
+        except ClientDisconnected:
+            exchange.fail("client disconnected")
+            return
         attempt = self._attempt(exchange, path, query)
-        headers: Headers = [(name, value) for name, value in scope["headers"] if name.lower() not in _HOP_BY_HOP]
-        headers.append((b"accept-encoding", b"identity"))
-        body_sent = asyncio.Event()
-        has_body = any(name.lower() in (b"content-length", b"transfer-encoding") for name, _ in scope["headers"])
-        request = httpx.Request(  # RFC 9112 §6.3: a body only with content-length or transfer-encoding
+        request = httpx.Request(
             scope["method"],
             self.base_url + path + ("?" + query.decode("latin-1") if query else ""),
-            headers=headers,
-            content=_request_body(receive, body_sent) if has_body else None,
+            headers=forwarded_headers(scope["headers"]),
+            content=body,
             extensions={"timeout": self._timeouts},
         )
-        if not has_body:
-            body_sent.set()
         model_header = f"{self.provider_name}/{exchange.request_model}" if exchange.request_model else None
-        attempt.sent_ns = time.monotonic_ns()
-        async with ClientDeparture(receive, body_sent, attempt) as departure:
+        async with ClientDeparture(receive, attempt) as departure:
             try:
-                await self._call(request, send, attempt, model_header)
+                async with self._pool_slot():
+                    attempt.sent_ns = time.monotonic_ns()
+                    await self._call(request, send, attempt, model_header)
             except UpstreamFailure as failure:
                 attempt.failure = failure.reason
                 raise
-            except ClientDisconnected:  # gone while its body was being sent: nobody to answer
-                departure.cancelled_us = True
         if departure.cancelled_us:
             attempt.failure = "client disconnected"
             exchange.fail("client disconnected")
+
+    @asynccontextmanager
+    async def _pool_slot(self) -> AsyncIterator[None]:
+        """One of the pool's connections, waited for at most ``pool_timeout`` seconds.
+
+        Raises:
+            UpstreamBusy: none became free in time.
+        """
+        slots = self._slots
+        if slots.locked():
+            try:
+                async with asyncio.timeout(self.pool_timeout):
+                    await slots.acquire()
+            except TimeoutError:
+                raise UpstreamBusy(f"no upstream connection became free within {self.pool_timeout:g} s") from None
+        else:
+            await slots.acquire()
+        try:
+            yield
+        finally:
+            slots.release()
 
     async def _call(self, request: httpx.Request, send: Send, attempt: Attempt, model_header: str | None) -> None:
         with mapped_transport_errors(answer_started=False):
@@ -158,15 +189,24 @@ class UpstreamApp:
         return attempt
 
 
-def _forwarded_path(scope: Scope, api_root: str | None) -> str:
-    """The raw path as the client sent it (percent-encoding kept), from ``api_root`` on."""
+def _forwarded_path(scope: Scope) -> str:
+    """The raw path as the client sent it, percent-encoding kept (the routing layer above
+    decided it: AnthropicEndpoints)."""
     raw_path: bytes | None = scope.get("raw_path")
-    path: str = raw_path.decode("latin-1") if raw_path else scope["path"]
-    if api_root:
-        root = path.find(api_root)
-        if root > 0:
-            path = path[root:]
-    return path
+    return raw_path.decode("latin-1") if raw_path else str(scope["path"])
+
+
+def forwarded_headers(headers: Headers) -> Headers:
+    """The request headers that go upstream: without hop-by-hop fields, framing, and the
+    fields the client's ``Connection`` names (RFC 9110 §7.6.1), plus ``Accept-Encoding:
+    identity`` so the answer's bytes pass unchanged."""
+    dropped = set(_NOT_FORWARDED)
+    for name, value in headers:
+        if name == b"connection":
+            dropped.update(token.strip().lower() for token in value.split(b","))
+    kept = [(name, value) for name, value in headers if name not in dropped]
+    kept.append((b"accept-encoding", b"identity"))
+    return kept
 
 
 def _ip_literal(host: str) -> str | None:
@@ -174,9 +214,3 @@ def _ip_literal(host: str) -> str | None:
         return str(ipaddress.ip_address(host))
     except ValueError:
         return None
-
-
-async def _request_body(receive: Receive, body_sent: asyncio.Event) -> AsyncIterator[bytes]:
-    async for chunk in body_chunks(receive):
-        yield chunk
-    body_sent.set()

@@ -1,9 +1,9 @@
 """The client-departure watch: cancels an upstream call whose client has gone.
 
 One plain asyncio task per request (aiohttp ties aimw to asyncio anyway; an anyio task group
-cost 23 % of the non-stream throughput in ``bench/``). It starts listening once the request
-body has been sent (before that, the body's reader gets the disconnect) and cancels the
-request's task when ``http.disconnect`` arrives before the answer's last byte.
+cost 23 % of the non-stream throughput in ``bench/``). It starts once the request body was
+read (the body's reader gets a disconnect before that) and cancels the request's task when
+``http.disconnect`` arrives before the answer's last byte.
 """
 
 from __future__ import annotations
@@ -17,17 +17,16 @@ from aimw.types import Message, Receive
 class ClientDeparture:
     """Watch ``receive`` for the client's departure on behalf of the current task.
 
-    Use as ``async with ClientDeparture(receive, body_sent, attempt) as departure:`` around
+    Use as ``async with ClientDeparture(receive, attempt) as departure:`` around
     the call; the answer is complete once ``attempt.last_byte_ns`` is set. After the block,
     ``departure.cancelled_us`` says whether the call ended because the client left (the
     CancelledError is then absorbed: there is nobody to answer).
     """
 
-    __slots__ = ("_task", "_watcher", "attempt", "body_sent", "cancelled_us", "receive")
+    __slots__ = ("_task", "_watcher", "attempt", "cancelled_us", "receive")
 
-    def __init__(self, receive: Receive, body_sent: asyncio.Event, attempt: Attempt) -> None:
+    def __init__(self, receive: Receive, attempt: Attempt) -> None:
         self.receive = receive
-        self.body_sent = body_sent
         self.attempt = attempt
         self.cancelled_us = False
         self._task: asyncio.Task[object] | None = None
@@ -47,7 +46,6 @@ class ClientDeparture:
         return False
 
     async def _watch(self) -> None:
-        await self.body_sent.wait()
         message: Message = await self.receive()
         while message["type"] != "http.disconnect":
             message = await self.receive()

@@ -5,6 +5,7 @@ The tree (each failure's ``reason`` is short and free of secrets, for the log)::
     UpstreamFailure
     ├── UpstreamUnreachable   no answer could be asked for: refused, DNS, TLS, proxy (502)
     ├── UpstreamTimeout       no byte within the timeout, connecting or reading (504)
+    ├── UpstreamBusy          no pool connection became free in time (529 overloaded)
     ├── UpstreamBrokeOff      the answer began, then stopped before its end (502)
     └── UpstreamStatusError   the provider answered with an error status (its status, its body)
 
@@ -38,6 +39,10 @@ class UpstreamUnreachable(UpstreamFailure):
 
 class UpstreamTimeout(UpstreamFailure):
     """The provider sent nothing within the timeout (connecting, or between two reads)."""
+
+
+class UpstreamBusy(UpstreamFailure):
+    """Every pooled connection to the provider stayed busy past the pool timeout."""
 
 
 class UpstreamBrokeOff(UpstreamFailure):

@@ -4,7 +4,7 @@ the first request when the server runs no lifespan), closed at shutdown.
 By default httpx-aiohttp's ``AiohttpTransport`` (aiohttp's connection pool behind httpx's
 transport API), which ``bench/`` measured at 5x the stream throughput of httpx's own pool.
 Requests go straight to the transport, with none of AsyncClient's cookie, redirect or auth
-layers (a gateway must not keep one user's cookies for the next). aiohttp reads no proxy
+layers, and no cookie jar (a gateway must not keep one user's cookies for the next). aiohttp reads no proxy
 variables, so :func:`environment_proxy` reads them as httpx's client would.
 """
 
@@ -14,12 +14,14 @@ import ipaddress
 import urllib.request
 from urllib.parse import urlsplit
 
+import aiohttp
 import httpx
 from httpx_aiohttp import AiohttpTransport
 
 from aimw.types import Receive, Send
 
 DEFAULT_MAX_CONNECTIONS = 512
+KEEPALIVE_EXPIRY = 5.0  # seconds an idle pooled connection is kept (httpx's default)
 
 
 class UpstreamTransport:
@@ -50,13 +52,16 @@ class UpstreamTransport:
     def get(self) -> httpx.AsyncBaseTransport:
         """The open transport (opened now if it was not)."""
         if self.current is None:
-            self.current = self.given or AiohttpTransport(
-                limits=httpx.Limits(
-                    max_connections=self.max_connections, max_keepalive_connections=self.max_connections
-                ),
-                proxy=environment_proxy(self.base_url),
-            )
+            self.current = self.given or AiohttpTransport(proxy=environment_proxy(self.base_url), client=self._session)
         return self.current
+
+    def _session(self) -> aiohttp.ClientSession:
+        """aiohttp's session with NO cookie jar: aiohttp's default jar would keep a provider's
+        ``set-cookie`` and send it on every other client's requests (issue 8)."""
+        connector = aiohttp.TCPConnector(
+            limit=self.max_connections, keepalive_timeout=KEEPALIVE_EXPIRY, ssl=httpx.create_ssl_context()
+        )
+        return aiohttp.ClientSession(connector=connector, cookie_jar=aiohttp.DummyCookieJar())
 
     async def close(self) -> None:
         if self.current is not None:

@@ -190,6 +190,8 @@ def decode_request(body: bytes) -> MessagesRequest:
     """
     try:
         return request_decoder.decode(body)
+    except RecursionError:
+        raise GatewayError(400, "request body is nested too deeply") from None
     except msgspec.ValidationError as exc:
         raise GatewayError(400, f"invalid Messages request: {exc}") from None
     except msgspec.DecodeError as exc:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import msgspec
 
 from aimw.errors import error_from_provider
-from aimw.exchange import Usage
+from aimw.exchange import Usage, token_count
 from aimw.sse import DEFAULT_MAX_EVENT_SIZE, EventTooLarge, SSEDecoder
 from aimw.translators.anthropic.events import error_event
 from aimw.translators.wire import AnthropicAnswer, AnthropicCall, UpstreamRequest
@@ -55,13 +55,13 @@ def _add_usage(usage: Usage, view: _UsageView | None) -> None:
     if view is None:
         return
     if view.input_tokens is not None:
-        usage.input_tokens = view.input_tokens
+        usage.input_tokens = token_count(view.input_tokens)
     if view.output_tokens is not None:
-        usage.output_tokens = view.output_tokens
+        usage.output_tokens = token_count(view.output_tokens)
     if view.cache_read_input_tokens is not None:
-        usage.cache_read_input_tokens = view.cache_read_input_tokens
+        usage.cache_read_input_tokens = token_count(view.cache_read_input_tokens)
     if view.cache_creation_input_tokens is not None:
-        usage.cache_creation_input_tokens = view.cache_creation_input_tokens
+        usage.cache_creation_input_tokens = token_count(view.cache_creation_input_tokens)
 
 
 class AnthropicMessages:

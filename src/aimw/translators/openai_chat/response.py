@@ -11,7 +11,7 @@ import msgspec
 from msgspec import Raw, Struct
 
 from aimw.errors import GatewayError, provider_error_message
-from aimw.exchange import Usage
+from aimw.exchange import Usage, token_count
 from aimw.translators.anthropic import messages as a
 from aimw.translators.anthropic.stream_writer import new_message_id, new_tool_use_id
 from aimw.translators.wire import AnthropicAnswer
@@ -70,13 +70,13 @@ def usage_to_anthropic(usage: ChatUsage) -> Usage:
     """OpenAI's prompt_tokens include cached tokens; Anthropic's input_tokens exclude cache
     reads. ``completion_tokens_details.reasoning_tokens`` (part of completion_tokens) is kept
     as reasoning_tokens: Anthropic's usage has no such field, the log does."""
-    cached = (usage.prompt_tokens_details.cached_tokens or 0) if usage.prompt_tokens_details else 0
+    cached = token_count(usage.prompt_tokens_details.cached_tokens) if usage.prompt_tokens_details else 0
     details = usage.completion_tokens_details
     return Usage(
-        input_tokens=max((usage.prompt_tokens or 0) - cached, 0),
-        output_tokens=usage.completion_tokens or 0,
+        input_tokens=max(token_count(usage.prompt_tokens) - cached, 0),
+        output_tokens=token_count(usage.completion_tokens),
         cache_read_input_tokens=cached,
-        reasoning_tokens=(details.reasoning_tokens or 0) if details is not None else 0,
+        reasoning_tokens=token_count(details.reasoning_tokens) if details is not None else 0,
     )
 
 
@@ -149,34 +149,34 @@ def response_to_anthropic(body: bytes, fallback_model: str) -> AnthropicAnswer:
         completion = _completion_decoder.decode(body)
     except (msgspec.DecodeError, msgspec.ValidationError) as exc:
         raise GatewayError(502, f"upstream provider sent an invalid chat completion: {exc}", "api_error") from None
-    if not completion.choices and completion.error is not None:
-        raise GatewayError(502, provider_error_message(200, body), "api_error")
+    if not completion.choices:
+        if completion.error is not None:
+            raise GatewayError(502, provider_error_message(200, body), "api_error")
+        raise GatewayError(502, "upstream provider sent a chat completion without choices", "api_error")
     content: list[a.TextBlock | a.ResponseToolUse | a.ResponseThinking] = []
-    finish_reason = None
     tool_used = False
     refused = False
-    if completion.choices:
-        choice = completion.choices[0]
-        finish_reason = choice.finish_reason
-        message = choice.message or ResponseMessage()
-        reasoning = message.reasoning_content or message.reasoning
-        if reasoning:
-            content.append(a.ResponseThinking(thinking=reasoning))
-        if message.content:
-            content.append(a.TextBlock(text=message.content))
-        if message.refusal:
-            content.append(a.TextBlock(text=message.refusal))
-            refused = True
-        for call in message.tool_calls or ():
-            function = call.function or ResponseFunction()
-            content.append(
-                a.ResponseToolUse(
-                    id=call.id or new_tool_use_id(),
-                    name=function.name or "",
-                    input=tool_input(function.arguments),
-                )
+    choice = completion.choices[0]
+    finish_reason = choice.finish_reason
+    message = choice.message or ResponseMessage()
+    reasoning = message.reasoning_content or message.reasoning
+    if reasoning:
+        content.append(a.ResponseThinking(thinking=reasoning))
+    if message.content:
+        content.append(a.TextBlock(text=message.content))
+    if message.refusal:
+        content.append(a.TextBlock(text=message.refusal))
+        refused = True
+    for call in message.tool_calls or ():
+        function = call.function or ResponseFunction()
+        content.append(
+            a.ResponseToolUse(
+                id=call.id or new_tool_use_id(),
+                name=function.name or "",
+                input=tool_input(function.arguments),
             )
-            tool_used = True
+        )
+        tool_used = True
     stop_reason = "refusal" if refused else stop_reason_for(finish_reason, tool_used)
     usage = usage_to_anthropic(completion.usage) if completion.usage is not None else Usage()
     response = a.MessageResponse(
