@@ -34,7 +34,7 @@ pytestmark = pytest.mark.e2e
 
 GATEWAY_KEY = "sk-ant-api03-" + "SecE2eGw7Kq2Vx9Lp4Zr8Tn"  # the keyed pass-through's ANTHROPIC_API_KEY
 AZURE_KEY = "9e4b1c7a" + "5d2f08e3b6a14c9d7f2e5a0b"  # 32 hex digits, no prefix a pattern would know
-POLICY_MODEL = "policy-model-e2e"  # the translated gateway's AIMW_MODEL
+POLICY_MODEL = "policy-model-e2e"  # AIMW_MODEL of the translated and pass-through gateways
 POLICY_MAX_TOKENS = 64
 POLICY_TEMPERATURE = 0.1
 TEXT = "The sum of 1 + 1 is 2."  # what every default answer says
@@ -102,13 +102,16 @@ def _serve(
             yield Served(fake, gateway)
 
 
-def hf_env() -> dict[str, str]:
+def policy_env() -> dict[str, str]:
     return {
-        "HUGGINGFACE_API_TOKEN": HF_TOKEN,
         "AIMW_MODEL": POLICY_MODEL,
         "AIMW_MAX_TOKENS": str(POLICY_MAX_TOKENS),
         "AIMW_TEMPERATURE": str(POLICY_TEMPERATURE),
     }
+
+
+def hf_env() -> dict[str, str]:
+    return {"HUGGINGFACE_API_TOKEN": HF_TOKEN, **policy_env()}
 
 
 @pytest.fixture(scope="module")
@@ -121,8 +124,9 @@ def smuggle(tmp_path_factory) -> Iterator[Served]:
 
 @pytest.fixture(scope="module")
 def passthrough(tmp_path_factory) -> Iterator[Served]:
-    """recipes.anthropic with the gateway's own key (the key an attacker wants to spend)."""
-    yield from _serve(tmp_path_factory, "sec-passthrough", "recipes.anthropic:app", {"ANTHROPIC_API_KEY": GATEWAY_KEY})
+    """recipes.anthropic with the gateway's own key (the key an attacker wants to spend) and the policy."""
+    env = {"ANTHROPIC_API_KEY": GATEWAY_KEY, **policy_env()}
+    yield from _serve(tmp_path_factory, "sec-passthrough", "recipes.anthropic:app", env)
 
 
 @pytest.fixture(scope="module")
@@ -635,19 +639,21 @@ def test_3_no_pool_slot_means_529(slow, case):
 # ================================================================ finding 4: policy bypass by path spelling
 
 
+@pytest.mark.parametrize("served", ["translated", "passthrough"], indirect=True)
 @pytest.mark.parametrize("target", ["/v1/./messages", "/v1/messages/.", "/v1/x/../messages", "/v1/messages#x"])
-def test_4_odd_spellings_of_the_messages_path_are_refused(translated, case, target):
-    data = request_bytes("POST", target, translated.port, body=body_of(case), headers=raw_headers(case))
+def test_4_odd_spellings_of_the_messages_path_are_refused(served, case, target):
+    data = request_bytes("POST", target, served.port, body=body_of(case), headers=raw_headers(case))
 
-    assert_raw_error(raw_request(translated.port, data), 400, "invalid_request_error")
+    assert_raw_error(raw_request(served.port, data), 400, "invalid_request_error")
     time.sleep(0.1)
-    assert translated.fake.seen() == [], [(s.target, s.body[:300]) for s in translated.fake.seen()]
+    assert served.fake.seen() == [], [(s.target, s.body[:300]) for s in served.fake.seen()]
 
 
-def test_4_the_policy_applies_on_the_canonical_path(translated, case):
-    assert_message(post(translated, "/v1/messages", body_of(case), case))
+@pytest.mark.parametrize("served", ["translated", "passthrough"], indirect=True)
+def test_4_the_policy_applies_on_the_canonical_path(served, case):
+    assert_message(post(served, "/v1/messages", body_of(case), case))
 
-    (seen,) = translated.fake.seen()
+    (seen,) = served.fake.seen()
     sent = json.loads(seen.body)
     assert (sent["model"], sent["max_tokens"], sent["temperature"]) == (
         POLICY_MODEL,
