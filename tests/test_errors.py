@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from conftest import KONG
+from tests.shared_data import KONG
 
 from aimw.errors import (
     GatewayError,

@@ -13,9 +13,9 @@ import json
 import anyio
 import httpx
 import pytest
-from asgi_helpers import RecordingSend, ScriptedReceive, http_scope, split_at, sse_events
-from conftest import CORPUS, KONG
-from fakes.loopback_server import LoopbackServer, Request, chunked, response_head
+from tests.asgi_helpers import RecordingSend, ScriptedReceive, http_scope, split_at, sse_events
+from tests.shared_data import CORPUS, KONG
+from tests.fakes.loopback_server import LoopbackServer, Request, chunked, response_head
 
 from aimw.gateway import passthrough_gateway, translated_gateway
 from aimw.providers import Provider

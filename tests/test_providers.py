@@ -8,7 +8,7 @@ import dataclasses
 import json
 
 import pytest
-from asgi_helpers import call, http_scope, sse_events
+from tests.asgi_helpers import call, http_scope, sse_events
 
 from aimw.credentials import HeaderCredential
 from aimw.exchange import exchange_of

@@ -7,7 +7,7 @@ import subprocess
 import sys
 
 import pytest
-from conftest import REPO
+from tests.shared_data import REPO
 
 from aimw.settings import (
     DEFAULT_LOG_PATH,

@@ -7,7 +7,7 @@ import json
 import random
 
 import pytest
-from conftest import KONG
+from tests.shared_data import KONG
 
 from aimw.sse import EventTooLarge, ServerSentEvent, SSEDecoder, encode_event
 

@@ -6,7 +6,7 @@ import json
 from typing import Any
 
 import pytest
-from conftest import CORPUS
+from tests.shared_data import CORPUS
 
 from aimw.token_estimate import IMAGE_TOKENS, estimate_input_tokens
 from aimw.translators.anthropic import messages as a

@@ -23,9 +23,8 @@ from bench.cli import options_from, parser
 from bench.report import render
 from bench.runner import Run, RunOptions
 from bench.targets import RunContext, baseline_target
-from test_bench_report import measurement, results  # the report tests' results dicts
-
-REPO = Path(__file__).resolve().parents[2]
+from tests.bench.test_bench_report import measurement, results  # the report tests' results dicts
+from tests.shared_data import REPO
 
 
 def git(*args: str, cwd: Path = REPO) -> str:

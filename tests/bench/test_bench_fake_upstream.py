@@ -6,7 +6,6 @@ import asyncio
 import json
 import subprocess
 import sys
-from pathlib import Path
 
 import httpx
 import pytest
@@ -16,8 +15,7 @@ from bench.fake_upstream import EncodedResponses, start_fake_upstream, stream_ev
 from bench.http11 import ChunkedDecoder
 from bench.http_client import ClientConnection
 from bench.validate import check_openai_completion, check_openai_stream
-
-REPO = Path(__file__).resolve().parents[2]
+from tests.shared_data import REPO
 CHUNKS = 9
 ANSWER = Answer.of(CHUNKS)
 pytestmark = pytest.mark.anyio

@@ -8,9 +8,9 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[2]
+from tests.shared_data import REPO
+
 SCENARIOS = ["nonstream-c1", "stream-c32", "nonstream-c32-w2"]
 TARGETS = ["direct", "passthrough", "aimw"]
 

@@ -27,9 +27,9 @@ from typing import Protocol
 import anthropic
 import pytest
 
-from fakes.openai_chat_server import FakeChatServer
+from tests.fakes.openai_chat_server import FakeChatServer
+from tests.shared_data import REPO
 
-REPO = Path(__file__).resolve().parents[2]
 HF_TOKEN = "hf_test" + "Zq8vX2mN4pL6rT1yW3kJ5hG7"  # what the gateway sends the fake router
 CLIENT_KEY = "sk-ant-client-" + "e2e9f3b1c7d5a2"  # what clients send the gateway; must never leave it
 HF_MODEL = "meta-llama/Llama-3.3-70B-Instruct"  # the huggingface provider's default model

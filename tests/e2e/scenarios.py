@@ -11,7 +11,7 @@ from collections.abc import Sequence
 
 import anthropic
 
-from fakes.scripted_server import RecordedRequest, Reply
+from tests.fakes.scripted_server import RecordedRequest, Reply
 
 from .conftest import GatewayProcess, exact_log_lines, sdk_client
 

@@ -18,7 +18,7 @@ import anthropic
 import httpx
 import pytest
 
-from fakes.anthropic_server import (
+from tests.fakes.anthropic_server import (
     COUNT_TOKENS_PATH,
     MESSAGES_PATH,
     FakeAnthropicServer,

@@ -18,7 +18,7 @@ import anthropic
 import httpx
 import pytest
 
-from fakes.openai_chat_server import (
+from tests.fakes.openai_chat_server import (
     AZURE_MODEL,
     FakeChatServer,
     ToolCall,

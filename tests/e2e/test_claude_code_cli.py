@@ -12,7 +12,7 @@ import uuid
 
 import pytest
 
-from fakes.openai_chat_server import (
+from tests.fakes.openai_chat_server import (
     FakeChatServer,
     ToolCall,
     completion,

@@ -17,7 +17,7 @@ from collections.abc import Iterator
 import anthropic
 import pytest
 
-from fakes.openai_chat_server import (
+from tests.fakes.openai_chat_server import (
     DASHSCOPE,
     DASHSCOPE_MODEL,
     DASHSCOPE_PATH,

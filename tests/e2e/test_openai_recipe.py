@@ -15,7 +15,7 @@ import anthropic
 import httpx
 import pytest
 
-from fakes.openai_chat_server import (
+from tests.fakes.openai_chat_server import (
     CHAT_PATH,
     OPENAI,
     OPENAI_MODEL,

@@ -16,8 +16,8 @@ from dataclasses import dataclass
 
 import pytest
 
-from fakes.anthropic_server import MESSAGES_PATH, FakeAnthropicServer, stream_reply, text_events, tool_use_events
-from fakes.openai_chat_server import (
+from tests.fakes.anthropic_server import MESSAGES_PATH, FakeAnthropicServer, stream_reply, text_events, tool_use_events
+from tests.fakes.openai_chat_server import (
     CHAT_PATH,
     DASHSCOPE,
     DASHSCOPE_PATH,

@@ -24,8 +24,9 @@ import threading
 import uuid
 from collections.abc import Iterable, Sequence
 
-from fakes.openai_chat_server import fragments
-from fakes.scripted_server import KONG, RecordedRequest, Reply, ScriptedServer, error_reply, json_reply
+from tests.fakes.openai_chat_server import fragments
+from tests.fakes.scripted_server import RecordedRequest, Reply, ScriptedServer, error_reply, json_reply
+from tests.shared_data import KONG
 
 ANTHROPIC_RESPONSES = KONG / "anthropic" / "llm-v1-chat" / "responses"
 STREAM_CAPTURE = KONG / "anthropic" / "stream-captures" / "messages-stream-text.sse"

@@ -34,14 +34,14 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from fakes.scripted_server import (
-    KONG,
+from tests.fakes.scripted_server import (
     RecordedRequest,
     Reply,
     ScriptedServer,
     error_reply,
     json_reply,
 )
+from tests.shared_data import KONG
 
 HF_RESPONSES = KONG / "huggingface" / "llm-v1-chat" / "responses"
 OPENAI_RESPONSES = KONG / "openai" / "llm-v1-chat" / "responses"

@@ -11,19 +11,14 @@ dropped connection.
 from __future__ import annotations
 
 import json
-import os
 import socket
 import threading
 from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 from urllib.parse import urlsplit
 
-REPO = Path(__file__).resolve().parents[2]
-SHARED = Path(os.environ.get("AIMW_SHARED_DIR", REPO.parent / "shared"))
-KONG = SHARED / "fixtures" / "kong"  # the captured provider answers
 GATE_TIMEOUT = 30.0  # seconds a gated stream waits for the test at most
 
 # ---------------------------------------------------------------- replies

@@ -4,8 +4,8 @@ POST …/v1/messages passed on, anything else 404 in Anthropic's shape."""
 from __future__ import annotations
 
 import pytest
-from asgi_helpers import RecordingSend, ScriptedReceive, call, http_scope, split_at
-from conftest import CORPUS
+from tests.asgi_helpers import RecordingSend, ScriptedReceive, call, http_scope, split_at
+from tests.shared_data import CORPUS
 
 from aimw.exchange import exchange_of
 from aimw.middleware.endpoints import AnthropicEndpoints

@@ -8,7 +8,7 @@ import json
 import time
 
 import pytest
-from asgi_helpers import RecordingSend, ScriptedReceive, call, http_scope, split_at
+from tests.asgi_helpers import RecordingSend, ScriptedReceive, call, http_scope, split_at
 
 from aimw.exchange import Attempt, Usage, exchange_of
 from aimw.middleware.observe import MAX_LOGGED_PAYLOAD, ObserveMiddleware

@@ -5,7 +5,7 @@ from __future__ import annotations
 from urllib.parse import parse_qs
 
 import pytest
-from asgi_helpers import RecordingSend, ScriptedReceive, call, http_scope
+from tests.asgi_helpers import RecordingSend, ScriptedReceive, call, http_scope
 
 from aimw.credentials import HeaderCredential, QueryCredential, bearer
 from aimw.middleware.provider_auth import ProviderAuthMiddleware

@@ -7,8 +7,8 @@ from __future__ import annotations
 import random
 
 import pytest
-from asgi_helpers import RecordingSend, ScriptedReceive, http_scope, split_at, sse_events
-from conftest import KONG
+from tests.asgi_helpers import RecordingSend, ScriptedReceive, http_scope, split_at, sse_events
+from tests.shared_data import KONG
 
 from aimw.exchange import Usage, exchange_of
 from aimw.middleware.sse_rewrite import SSERewriteMiddleware

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from asgi_helpers import RecordingSend, ScriptedReceive, call, http_scope, split_at
+from tests.asgi_helpers import RecordingSend, ScriptedReceive, call, http_scope, split_at
 
 from aimw.exchange import exchange_of
 from aimw.middleware.strip_fields import StripFieldsMiddleware

@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 
 import pytest
-from asgi_helpers import RecordingSend, ScriptedReceive, call, http_scope, split_at
-from conftest import CORPUS, KONG
+from tests.asgi_helpers import RecordingSend, ScriptedReceive, call, http_scope, split_at
+from tests.shared_data import CORPUS, KONG
 
 from aimw.exchange import Attempt, Usage, exchange_of
 from aimw.middleware.translate import TranslateMiddleware

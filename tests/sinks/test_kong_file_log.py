@@ -11,7 +11,7 @@ import time
 import uuid
 
 import pytest
-from asgi_helpers import call, http_scope, split_at
+from tests.asgi_helpers import call, http_scope, split_at
 
 from aimw.exchange import Attempt, Usage, exchange_of
 from aimw.middleware.observe import ObserveMiddleware

@@ -13,7 +13,7 @@ import pytest
 from aimw.exchange import Usage
 from aimw.translators.anthropic import AnthropicStreamWriter
 from aimw.translators.anthropic.stream_writer import TEXT, THINKING, TOOL_USE, new_message_id, new_tool_use_id
-from translators.test_openai_chat_stream import parse_frames, validate
+from tests.translators.test_openai_chat_stream import parse_frames, validate
 
 MODEL = "served-model"
 MESSAGE_ID = "msg_writer_0001"

@@ -13,7 +13,7 @@ import json
 from typing import Any
 
 import pytest
-from conftest import corpus_bodies
+from tests.shared_data import corpus_bodies
 
 from aimw.translators import openai_chat as oc
 from aimw.translators.anthropic import messages as a

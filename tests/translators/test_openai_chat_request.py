@@ -13,7 +13,7 @@ from typing import Any
 
 import msgspec
 import pytest
-from conftest import corpus_bodies
+from tests.shared_data import corpus_bodies
 
 from aimw.errors import GatewayError
 from aimw.token_estimate import estimate_input_tokens

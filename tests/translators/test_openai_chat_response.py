@@ -13,7 +13,7 @@ from typing import Any
 
 import anthropic
 import pytest
-from conftest import KONG
+from tests.shared_data import KONG
 
 from aimw.errors import GatewayError
 from aimw.translators import openai_chat as oc

@@ -17,7 +17,7 @@ from typing import Any
 
 import pydantic
 import pytest
-from conftest import KONG
+from tests.shared_data import KONG
 
 from aimw.sse import SSEDecoder
 from aimw.translators.openai_chat import ChatStreamTranslator

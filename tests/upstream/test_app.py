@@ -10,8 +10,8 @@ import socket
 import anyio
 import httpx
 import pytest
-from asgi_helpers import RecordingSend, ScriptedReceive, http_scope, split_at
-from fakes.loopback_server import LoopbackServer, Request, chunked, response_head
+from tests.asgi_helpers import RecordingSend, ScriptedReceive, http_scope, split_at
+from tests.fakes.loopback_server import LoopbackServer, Request, chunked, response_head
 
 from aimw.errors import GatewayError
 from aimw.exchange import exchange_of
