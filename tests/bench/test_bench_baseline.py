@@ -23,7 +23,7 @@ from bench.cli import options_from, parser
 from bench.report import render
 from bench.runner import Run, RunOptions
 from bench.targets import RunContext, baseline_target
-from tests.bench.test_bench_report import measurement, results  # the report tests' results dicts
+from tests.bench.sample_results import measurement, results
 from tests.shared_data import REPO
 
 

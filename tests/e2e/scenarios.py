@@ -13,7 +13,7 @@ import anthropic
 
 from tests.fakes.scripted_server import RecordedRequest, Reply
 
-from .conftest import GatewayProcess, exact_log_lines, sdk_client
+from tests.e2e.harness import GatewayProcess, exact_log_lines, sdk_client
 
 MODEL = "claude-x"  # what the clients ask for; the recipes pick the provider's model
 WEATHER_TOOL = {

@@ -37,7 +37,7 @@ from tests.fakes.anthropic_server import (
     tool_use_events,
 )
 
-from .conftest import (
+from tests.e2e.harness import (
     CLIENT_KEY,
     GatewayProcess,
     assert_log_usage,
@@ -46,8 +46,8 @@ from .conftest import (
     running_gateway,
     sdk_client,
 )
-from .scenarios import assert_error, only_request, rejected_key_error, request_error, stream_tool_use, tool_result, tool_result_turn
-from .scenarios import assert_still_serving as assert_serving_after
+from tests.e2e.scenarios import assert_error, only_request, rejected_key_error, request_error, stream_tool_use, tool_result, tool_result_turn
+from tests.e2e.scenarios import assert_still_serving as assert_serving_after
 
 pytestmark = pytest.mark.e2e
 

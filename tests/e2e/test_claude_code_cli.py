@@ -23,7 +23,7 @@ from tests.fakes.openai_chat_server import (
     tool_call_stream,
 )
 
-from .conftest import CLIENT_KEY, HF_MODEL, HF_TOKEN, GatewayProcess, run_claude
+from tests.e2e.harness import CLIENT_KEY, HF_MODEL, HF_TOKEN, GatewayProcess, run_claude
 
 pytestmark = pytest.mark.e2e
 

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from .conftest import CLIENT_KEY, GatewayProcess, run_claude, sdk_client
+from tests.e2e.harness import CLIENT_KEY, GatewayProcess, run_claude, sdk_client
 
 pytestmark = pytest.mark.e2e
 

@@ -33,9 +33,9 @@ from tests.fakes.openai_chat_server import (
     tool_call_stream,
 )
 
-from .conftest import CLIENT_KEY, HF_MODEL, HF_TOKEN, GatewayProcess, assert_log_usage, exact_log_lines, sdk_client
-from .scenarios import assert_count_tokens_is_local, assert_error, only_request, rejected_key_error, request_error, stream_tool_use, tool_result, tool_result_turn
-from .scenarios import assert_still_serving as assert_serving_after
+from tests.e2e.harness import CLIENT_KEY, HF_MODEL, HF_TOKEN, GatewayProcess, assert_log_usage, exact_log_lines, sdk_client
+from tests.e2e.scenarios import assert_count_tokens_is_local, assert_error, only_request, rejected_key_error, request_error, stream_tool_use, tool_result, tool_result_turn
+from tests.e2e.scenarios import assert_still_serving as assert_serving_after
 
 pytestmark = pytest.mark.e2e
 

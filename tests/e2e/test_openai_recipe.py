@@ -28,7 +28,7 @@ from tests.fakes.openai_chat_server import (
     tool_call_stream,
 )
 
-from .conftest import (
+from tests.e2e.harness import (
     CLIENT_KEY,
     GatewayProcess,
     assert_log_usage,
@@ -37,8 +37,8 @@ from .conftest import (
     running_gateway,
     sdk_client,
 )
-from .scenarios import WEATHER_TOOL, answer_tool_use, assert_count_tokens_is_local, assert_error, create_or_stream, only_request, rejected_key_error, request_error, stream_tool_use, tool_result
-from .scenarios import assert_still_serving as assert_serving_after
+from tests.e2e.scenarios import WEATHER_TOOL, answer_tool_use, assert_count_tokens_is_local, assert_error, create_or_stream, only_request, rejected_key_error, request_error, stream_tool_use, tool_result
+from tests.e2e.scenarios import assert_still_serving as assert_serving_after
 
 pytestmark = pytest.mark.e2e
 

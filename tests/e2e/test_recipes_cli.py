@@ -35,7 +35,7 @@ from tests.fakes.openai_chat_server import (
     tool_call_stream,
 )
 
-from .conftest import CLIENT_KEY, GatewayProcess, checked_fake, running_gateway, run_claude
+from tests.e2e.harness import CLIENT_KEY, GatewayProcess, checked_fake, running_gateway, run_claude
 
 pytestmark = pytest.mark.e2e
 
