@@ -86,8 +86,25 @@ class SSEDecoder:
         lines = chunk.split(b"\n")
         tail = lines.pop()
         events: list[ServerSentEvent] = []
-        for line in lines:
-            self._line(line, events)
+        data, size, limit = self._data, self._size, self._max
+        for line in lines:  # the two common lines inline (``data: …`` and the blank one): the hot path
+            if not line:
+                if data:
+                    events.append(
+                        ServerSentEvent(self._event, data[0] if len(data) == 1 else b"\n".join(data), self._id)
+                    )
+                    data = self._data = []
+                self._event = ""
+                size = 0
+            elif line.startswith(b"data:"):
+                value = line[6:] if line[5:6] == b" " else line[5:]
+                data.append(value)
+                size += len(value)
+                if size > limit:
+                    raise EventTooLarge(f"an event of the stream is larger than {limit} bytes")
+            else:
+                self._field(line)
+        self._size = size
         if tail:
             self._hold(tail)
         return events
@@ -109,27 +126,35 @@ class SSEDecoder:
             raise EventTooLarge(f"an event of the stream is larger than {self._max} bytes")
 
     def _line(self, line: bytes, events: list[ServerSentEvent]) -> None:
+        """One line outside :meth:`feed`'s loop (:meth:`flush`'s last ones)."""
         if not line:
             if self._data:
                 events.append(ServerSentEvent(self._event, b"\n".join(self._data), self._id))
                 self._data = []
             self._event = ""
             self._size = 0
-            return
-        if line[0] == 0x3A:  # ":" comment
-            return
-        name, sep, value = line.partition(b":")
-        if sep and value[:1] == b" ":
-            value = value[1:]
-        if name == b"data":
+        elif line.startswith(b"data:"):
+            value = line[6:] if line[5:6] == b" " else line[5:]
             self._data.append(value)
             self._size += len(value)
             if self._size > self._max:
                 raise EventTooLarge(f"an event of the stream is larger than {self._max} bytes")
-        elif name == b"event":
+        else:
+            self._field(line)
+
+    def _field(self, line: bytes) -> None:
+        """A comment (``:``), ``event``, ``id``, or a field the spec says to ignore."""
+        if line[0] == 0x3A:
+            return
+        name, sep, value = line.partition(b":")
+        if sep and value[:1] == b" ":
+            value = value[1:]
+        if name == b"event":
             self._event = value.decode("utf-8", "replace")
         elif name == b"id":
             self._id = value.decode("utf-8", "replace")
+        elif name == b"data":  # "data" without a colon: an empty data line
+            self._data.append(value)
 
 
 _PREFIXES = MappingProxyType(
