@@ -16,7 +16,7 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from aimw.credentials import CLOUD_PLATFORM_SCOPE, GoogleAccessToken
+from aimw.google_token import CLOUD_PLATFORM_SCOPE, GoogleAccessToken
 from aimw.errors import GatewayError
 
 pytestmark = pytest.mark.anyio

@@ -66,13 +66,15 @@ def error_type_for_status(status: int) -> str:
 # The configured credentials, registered once at start by aimw.credentials: redacted by value
 # wherever text leaves the gateway (Azure's 32-hex keys have no shape a pattern could know).
 _REGISTERED: set[str] = set()
+_REGISTERED_BYTES: list[bytes] = []  # the same, encoded once (header values are bytes)
 _MIN_REGISTERED_CHARS = 8  # shorter "secrets" (test placeholders) would redact ordinary words
 
 
 def register_secret(secret: str) -> None:
     """Redact ``secret`` by value from now on, in this process (configuration, not per request)."""
-    if len(secret) >= _MIN_REGISTERED_CHARS:
+    if len(secret) >= _MIN_REGISTERED_CHARS and secret not in _REGISTERED:
         _REGISTERED.add(secret)
+        _REGISTERED_BYTES.append(secret.encode("utf-8", "surrogateescape"))
 
 
 def redact(text: str) -> str:
@@ -95,10 +97,9 @@ def redact_bytes(data: bytes) -> bytes:
 def redact_registered(data: bytes) -> bytes:
     """Only the registered secrets replaced (a relayed header value: cheap enough for every
     response, as no pattern is run)."""
-    for secret in _REGISTERED:
-        encoded = secret.encode("utf-8", "surrogateescape")
-        if encoded in data:
-            data = data.replace(encoded, b"[REDACTED]")
+    for secret in _REGISTERED_BYTES:
+        if secret in data:
+            data = data.replace(secret, b"[REDACTED]")
     return data
 
 
