@@ -1,4 +1,5 @@
-"""ASGI test helpers: a scripted ``receive``, a recording ``send`` and scope builders.
+"""ASGI test helpers: a scripted ``receive``, a recording ``send``, scope builders, and
+the Anthropic stream validator as an assertion.
 
 httpx.ASGITransport merges streamed chunks (DESIGN §7), so stream tests record the raw
 ASGI messages here instead.
@@ -7,9 +8,12 @@ ASGI messages here instead.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterable
 
 import anyio
+
+from bench.validate import AnthropicStream, read_anthropic_stream
 
 from aimw.types import ASGIApp, Message, Scope
 
@@ -141,14 +145,26 @@ def split_at(data: bytes, *offsets: int) -> list[bytes]:
     return [data[a:b] for a, b in zip(points, points[1:])]
 
 
+FRAMES = re.compile(rb"(?:event: [a-z_]+\ndata: [^\n]*\n\n)*")  # how Anthropic and aimw frame events
+FRAME = re.compile(rb"event: ([a-z_]+)\ndata: ([^\n]*)\n\n")
+
+
 def sse_events(body: bytes) -> list[tuple[str, dict]]:
-    """Parse an Anthropic SSE body into ``(event, data)`` pairs; asserts the ``event:`` lines."""
-    events = []
-    for frame in body.decode().split("\n\n"):
-        if not frame.strip():
-            continue
-        lines = frame.split("\n")
-        assert lines[0].startswith("event: "), frame
-        data = "\n".join(line[len("data: ") :] for line in lines[1:] if line.startswith("data: "))
-        events.append((lines[0][len("event: ") :], json.loads(data)))
+    """The ``(event, data)`` pairs of whole Anthropic SSE events, each framed as Anthropic
+    and aimw frame them: one ``event:`` line, one ``data:`` line (a JSON object of that
+    type), a blank line."""
+    assert FRAMES.fullmatch(body), body[-200:]
+    events = [(match[1].decode(), json.loads(match[2])) for match in FRAME.finditer(body)]
+    for name, data in events:
+        assert data.get("type") == name, (name, data)
     return events
+
+
+def anthropic_stream(body: bytes) -> AnthropicStream:
+    """A whole Anthropic stream, framed as :func:`sse_events` wants, read by the shared
+    validator (:func:`bench.validate.read_anthropic_stream`): the assembled stream, or a
+    failed assertion naming every DESIGN §6 invariant it breaks."""
+    sse_events(body)
+    stream = read_anthropic_stream(body)
+    assert not stream.problems, stream.problems
+    return stream

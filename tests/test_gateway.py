@@ -13,7 +13,7 @@ import json
 import anyio
 import httpx
 import pytest
-from tests.asgi_helpers import RecordingSend, ScriptedReceive, http_scope, split_at, sse_events
+from tests.asgi_helpers import RecordingSend, ScriptedReceive, anthropic_stream, http_scope, split_at, sse_events
 from tests.shared_data import CORPUS, KONG
 from tests.fakes.loopback_server import LoopbackServer, Request, chunked, response_head
 
@@ -448,6 +448,7 @@ async def test_a_stream_broken_mid_event_ends_with_an_error_event(tmp_path):
     assert answer.body.startswith(whole)
     [(name, data)] = sse_events(answer.body[len(whole) :])
     assert name == "error" and data["error"]["type"] == "api_error"
+    assert anthropic_stream(answer.body).error == data["error"]  # the whole stream: a well-formed error ending
     assert line["ai"]["proxy"]["meta"]["error"].startswith("the upstream provider's answer broke off")
     assert line["ai"]["proxy"]["tried_targets"][0]["failure"] == line["ai"]["proxy"]["meta"]["error"]
 

@@ -8,7 +8,7 @@ import dataclasses
 import json
 
 import pytest
-from tests.asgi_helpers import call, http_scope, sse_events
+from tests.asgi_helpers import anthropic_stream, call, http_scope
 
 from aimw.credentials import HeaderCredential
 from aimw.exchange import exchange_of
@@ -384,6 +384,6 @@ def test_azure_content_filter_in_a_stream_is_a_refusal():
     )
     out += translator.feed(b'data: {"id":"c","choices":[{"index":0,"delta":{},"finish_reason":"content_filter"}]}\n\n')
     out += translator.feed(b"data: [DONE]\n\n")
-    events = sse_events(out)
-    assert [name for name, _ in events][-2:] == ["message_delta", "message_stop"]
-    assert events[-2][1]["delta"]["stop_reason"] == "refusal"
+    stream = anthropic_stream(out)
+    assert stream.names[-2:] == ["message_delta", "message_stop"]
+    assert stream.stop_reason == "refusal"

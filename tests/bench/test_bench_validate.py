@@ -1,4 +1,6 @@
-"""The load generator's validator: valid answers pass, each broken invariant is named."""
+"""The validators of bench/validate.py: the Anthropic stream validator the tests share
+(:func:`read_anthropic_stream`) and the load generator's checks; valid answers pass, each
+broken invariant is named."""
 
 from __future__ import annotations
 
@@ -15,6 +17,7 @@ from bench.validate import (
     check_openai_stream,
     count_events,
     parse_sse,
+    read_anthropic_stream,
 )
 
 ANSWER = Answer.of(7)
@@ -144,6 +147,157 @@ def test_a_stream_cut_before_its_last_blank_line_is_invalid():
 
 def test_a_stream_that_is_not_utf8_is_invalid():
     assert check_anthropic_stream(b"data: \xff\n\n", ANSWER) == ["stream is not UTF-8: 'utf-8' codec can't decode byte 0xff in position 6: invalid start byte"]
+
+
+# ---------------------------------------------------------------- read_anthropic_stream
+
+
+def message_start(**usage: int) -> tuple[str, dict]:
+    name, data = anthropic_events()[0]
+    data["message"]["usage"].update(usage)
+    return name, data
+
+
+def block_start(index: int, block: dict | None = None) -> tuple[str, dict]:
+    block = block or {"type": "text", "text": ""}
+    return ("content_block_start", {"type": "content_block_start", "index": index, "content_block": block})
+
+
+def block_delta(index: int, delta: dict | None = None) -> tuple[str, dict]:
+    delta = delta or {"type": "text_delta", "text": "t"}
+    return ("content_block_delta", {"type": "content_block_delta", "index": index, "delta": delta})
+
+
+def block_stop(index: int) -> tuple[str, dict]:
+    return ("content_block_stop", {"type": "content_block_stop", "index": index})
+
+
+def message_end(stop_reason: str = "end_turn", **usage: int) -> list[tuple[str, dict]]:
+    """message_delta (output_tokens 1 unless given) and message_stop."""
+    return [
+        ("message_delta", {"type": "message_delta", "delta": {"stop_reason": stop_reason, "stop_sequence": None},
+                           "usage": {"output_tokens": 1, **usage}}),  # fmt: skip
+        ("message_stop", {"type": "message_stop"}),
+    ]
+
+
+def tool_use(index: int, **fields) -> tuple[str, dict]:
+    return block_start(index, {"type": "tool_use", "id": "toolu_1", "name": "Bash", "input": {}, **fields})
+
+
+def json_delta(index: int, partial: str) -> tuple[str, dict]:
+    return block_delta(index, {"type": "input_json_delta", "partial_json": partial})
+
+
+ERROR = ("error", {"type": "error", "error": {"type": "overloaded_error", "message": "Overloaded"}})
+
+
+def test_read_anthropic_stream_assembles_the_message():
+    events = [
+        message_start(input_tokens=30, output_tokens=1),
+        ("ping", {"type": "ping"}),
+        block_start(0, {"type": "thinking", "thinking": "", "signature": ""}),
+        block_delta(0, {"type": "thinking_delta", "thinking": "Let me "}),
+        block_delta(0, {"type": "thinking_delta", "thinking": "look."}),
+        block_delta(0, {"type": "signature_delta", "signature": "c2ln"}),
+        block_stop(0),
+        block_start(1, {"type": "text", "text": "I will "}),
+        block_delta(1, {"type": "text_delta", "text": "run it."}),
+        block_stop(1),
+        tool_use(2),
+        json_delta(2, ""),
+        json_delta(2, '{"command": '),
+        json_delta(2, '"ls"}'),
+        block_stop(2),
+        *message_end("tool_use", output_tokens=42),
+    ]
+    stream = read_anthropic_stream(encode(events))
+    assert stream.problems == []
+    assert stream.message == {
+        "id": "msg_1", "type": "message", "role": "assistant", "model": "m",
+        "content": [
+            {"type": "thinking", "thinking": "Let me look.", "signature": "c2ln"},
+            {"type": "text", "text": "I will run it."},
+            {"type": "tool_use", "id": "toolu_1", "name": "Bash", "input": {"command": "ls"}},
+        ],
+        "stop_reason": "tool_use", "stop_sequence": None,
+        "usage": {"input_tokens": 30, "output_tokens": 42},  # message_start's, updated by message_delta's
+    }  # fmt: skip
+    assert stream.json_fragments == {2: ["", '{"command": ', '"ls"}']}
+    assert stream.text == "I will run it."
+    assert stream.names == [name for name, _ in events]
+    assert stream.error is None
+
+
+def test_a_minimal_good_stream_is_valid():
+    stream = read_anthropic_stream(encode([message_start(), block_start(0), block_delta(0), block_stop(0), *message_end()]))
+    assert stream.problems == []
+    assert stream.text == "t"
+
+
+@pytest.mark.parametrize(
+    "events",
+    [
+        pytest.param([message_start(), block_start(0), block_delta(0), ERROR], id="inside-a-block"),
+        pytest.param([message_start(), ERROR], id="after-message-start"),
+        pytest.param([ERROR], id="at-once"),
+    ],
+)
+def test_an_error_event_is_a_well_formed_ending(events):
+    stream = read_anthropic_stream(encode(events))
+    assert stream.problems == []
+    assert stream.error == {"type": "overloaded_error", "message": "Overloaded"}
+
+
+def test_max_tokens_may_cut_the_tool_input():
+    stream = read_anthropic_stream(encode([message_start(), tool_use(0), json_delta(0, '{"command": "l'), block_stop(0), *message_end("max_tokens")]))
+    assert stream.problems == []
+    assert stream.blocks[0]["input"] is None
+
+
+@pytest.mark.parametrize(
+    ("events", "expected"),
+    [
+        (message_end(), "'message_delta' before message_start"),
+        ([message_start(), block_start(0), block_delta(0), *message_end()], "message_delta while block 0 is open"),
+        ([message_start(), block_start(1), block_stop(1), *message_end()], "content_block_start index 1, expected 0"),
+        ([message_start(), block_start(0), block_stop(0), block_start(0), block_stop(0), *message_end()], "content_block_start index 0, expected 1"),
+        ([message_start(), block_delta(0), *message_end()], "content_block_delta for index 0, which is not the open block"),
+        ([message_start(), block_start(0), block_delta(1), block_stop(0), *message_end()], "content_block_delta for index 1"),
+        ([message_start(), block_start(0), block_stop(0)], "no message_delta"),
+        ([message_start(), block_start(0), block_stop(0)], "no message_stop at the end"),
+        ([message_start(), block_start(0), block_stop(0), message_end()[1]], "message_stop without message_delta"),
+        ([(None, message_start()[1]), *message_end()], "no 'event:' line"),
+        ([message_start(), tool_use(0), json_delta(0, "{}"), block_stop(0), *message_end("end_turn")], "stop_reason 'end_turn' although a tool_use block was emitted"),
+        ([message_start(), tool_use(0), json_delta(0, '{"a": '), block_stop(0), *message_end("tool_use")], "block 0: its input_json_delta pieces are not JSON"),
+        ([message_start(), tool_use(0), json_delta(0, "[1]"), block_stop(0), *message_end("tool_use")], "block 0: its tool input is not a JSON object"),
+        ([message_start(), tool_use(0, id=""), block_stop(0), *message_end("tool_use")], "tool_use block start without an id"),
+        ([message_start(), block_start(0, {"type": "mystery"}), block_stop(0), *message_end()], "content_block_start with content_block type 'mystery'"),
+        ([message_start(), block_start(0), block_delta(0, {"type": "text_delta"}), block_stop(0), *message_end()], "text_delta without text"),
+        ([message_start(output_tokens=5), *message_end(output_tokens=1)], "output_tokens 1 below message_start's 5"),
+        ([message_start(), *message_end("finished")], "unknown stop_reason 'finished'"),
+        ([message_start(), ERROR, *message_end()], "(message_delta) after the error event"),
+        ([message_start(), ("error", {"type": "error", "error": {"type": "api_error"}})], "is not {type, message} with a message"),
+    ],
+)
+def test_read_anthropic_stream_names_each_broken_invariant(events, expected):
+    problems = read_anthropic_stream(encode(events)).problems
+    assert any(expected in problem for problem in problems), problems
+
+
+@pytest.mark.parametrize(
+    ("message", "expected"),
+    [
+        ({"content": [{"type": "text", "text": "early"}]}, "message_start message is not empty"),
+        ({"stop_reason": "end_turn"}, "message_start message is not empty"),
+        ({"id": ""}, "message_start message has no id"),
+        ({"model": None}, "message_start message has no model"),
+    ],
+)
+def test_message_start_must_open_an_empty_message(message, expected):
+    start = ("message_start", {"type": "message_start", "message": {**message_start()[1]["message"], **message}})
+    problems = read_anthropic_stream(encode([start, *message_end()])).problems
+    assert any(expected in problem for problem in problems), problems
 
 
 def test_a_well_formed_anthropic_message_is_valid():

@@ -37,6 +37,7 @@ from tests.fakes.anthropic_server import (
     tool_use_events,
 )
 
+from tests.asgi_helpers import anthropic_stream
 from tests.e2e.harness import (
     CLIENT_KEY,
     GatewayProcess,
@@ -443,6 +444,7 @@ def test_cut_stream_ends_with_error_event(gateway, fake, case):
 
     assert response.status_code == 200
     assert raw.startswith(whole)
+    assert anthropic_stream(raw).error["type"] == "api_error"  # the whole stream: a well-formed error ending
     error = raw[len(whole) :]
     assert error.startswith(b"event: error\ndata: ") and error.endswith(b"\n\n")
     assert json.loads(error.split(b"data: ", 1)[1])["error"]["type"] == "api_error"

@@ -6,7 +6,7 @@ import json
 
 import anyio
 import pytest
-from tests.asgi_helpers import RecordingSend, ScriptedReceive, http_scope, split_at, sse_events
+from tests.asgi_helpers import RecordingSend, ScriptedReceive, anthropic_stream, http_scope, split_at, sse_events
 from tests.shared_data import KONG
 
 from aimw.exchange import Usage, exchange_of
@@ -69,25 +69,6 @@ async def run(inner, *, model: str | None = "req-model") -> tuple[RecordingSend,
     return send, scope
 
 
-def assert_well_formed(events: list[tuple[str, dict]]) -> None:
-    names = [name for name, _ in events]
-    assert names[0] == "message_start"
-    assert names[-2:] == ["message_delta", "message_stop"]
-    open_index = None
-    next_index = 0
-    for name, data in events:
-        assert data["type"] == name
-        if name == "content_block_start":
-            assert open_index is None and data["index"] == next_index
-            open_index, next_index = data["index"], next_index + 1
-        elif name == "content_block_delta":
-            assert data["index"] == open_index
-        elif name == "content_block_stop":
-            assert data["index"] == open_index
-            open_index = None
-    assert open_index is None
-
-
 @pytest.mark.parametrize("offsets", [(), (1,), (5, 6, 7, 700, 701, 1500), tuple(range(3, 2633, 97)), tuple(range(1, 2633))])
 async def test_openai_stream_becomes_anthropic_stream(offsets):
     pieces = split_at(CHAT_SSE, *offsets)
@@ -107,13 +88,11 @@ async def test_openai_stream_becomes_anthropic_stream(offsets):
     for message in bodies:  # only whole events are sent
         assert message["body"] == b"" or message["body"].endswith(b"\n\n")
 
-    events = sse_events(send.body)
-    assert_well_formed(events)
-    assert events[0][1]["message"]["model"] == "gpt-4-0613"
-    assert events[0][1]["message"]["usage"]["input_tokens"] == 0
-    text = "".join(d["delta"]["text"] for name, d in events if name == "content_block_delta")
-    assert text == CHAT_TEXT and text.startswith("The answer")
-    assert events[-2][1]["delta"]["stop_reason"] == "end_turn"
+    stream = anthropic_stream(send.body)
+    assert stream.message["model"] == "gpt-4-0613"
+    assert stream.events[0][1]["message"]["usage"]["input_tokens"] == 0
+    assert stream.text == CHAT_TEXT and stream.text.startswith("The answer")
+    assert stream.stop_reason == "end_turn"
     assert exchange_of(scope).error is None
 
 
@@ -140,11 +119,10 @@ async def test_usage_chunk_reaches_message_delta():
         b"data: [DONE]\n\n",
     ]
     send, scope = await run(StreamingProvider(pieces))
-    events = sse_events(send.body)
-    assert_well_formed(events)
-    assert events[-2][1]["delta"]["stop_reason"] == "max_tokens"
-    assert events[-2][1]["usage"]["input_tokens"] == 11
-    assert events[-2][1]["usage"]["output_tokens"] == 7
+    stream = anthropic_stream(send.body)
+    assert stream.stop_reason == "max_tokens"
+    assert stream.events[-2][1]["usage"]["input_tokens"] == 11
+    assert stream.events[-2][1]["usage"]["output_tokens"] == 7
     usage = exchange_of(scope).usage
     assert (usage.input_tokens, usage.output_tokens) == (11, 7)
 
@@ -152,9 +130,8 @@ async def test_usage_chunk_reaches_message_delta():
 async def test_stream_ending_without_finish_reason_is_closed():
     send, _ = await run(StreamingProvider([chunk("partial"), chunk(" answer")]))
     assert send.complete
-    events = sse_events(send.body)
-    assert_well_formed(events)
-    assert [name for name, _ in events] == [
+    stream = anthropic_stream(send.body)
+    assert stream.names == [
         "message_start",
         "content_block_start",
         "content_block_delta",
@@ -163,21 +140,19 @@ async def test_stream_ending_without_finish_reason_is_closed():
         "message_delta",
         "message_stop",
     ]
-    assert events[-2][1]["delta"]["stop_reason"] == "end_turn"
+    assert stream.stop_reason == "end_turn"
 
 
 async def test_truncated_last_frame_is_still_translated():
     send, _ = await run(StreamingProvider([chunk("a"), chunk("b").rstrip(b"\n")]))
-    events = sse_events(send.body)
-    assert_well_formed(events)
-    assert "".join(d["delta"]["text"] for n, d in events if n == "content_block_delta") == "ab"
+    assert anthropic_stream(send.body).text == "ab"
 
 
 async def test_empty_stream_is_still_well_formed():
     send, _ = await run(StreamingProvider([b""]), model=None)
-    events = sse_events(send.body)
-    assert [name for name, _ in events] == ["message_start", "message_delta", "message_stop"]
-    assert events[0][1]["message"]["model"] == "unknown"
+    stream = anthropic_stream(send.body)
+    assert stream.names == ["message_start", "message_delta", "message_stop"]
+    assert stream.message["model"] == "unknown"
 
 
 async def test_upstream_failure_mid_stream_ends_with_an_error_event():
@@ -187,11 +162,11 @@ async def test_upstream_failure_mid_stream_ends_with_an_error_event():
     assert send.status == 200
     assert send.complete
     assert len(send.body_messages) <= inner.body_messages + 1
-    events = sse_events(send.body)
-    assert events[0][0] == "message_start"
-    assert events[-1][0] == "error"
-    assert events[-1][1]["error"] == {"type": "api_error", "message": reason}
-    assert "message_stop" not in [name for name, _ in events]
+    stream = anthropic_stream(send.body)
+    assert stream.names[0] == "message_start"
+    assert stream.names[-1] == "error"
+    assert stream.error == {"type": "api_error", "message": reason}
+    assert "message_stop" not in stream.names
     assert exchange_of(scope).error == reason
 
 
@@ -201,9 +176,7 @@ async def test_failure_after_done_just_ends_the_stream():
     )
     send, scope = await run(inner)
     assert send.complete
-    events = sse_events(send.body)
-    assert_well_formed(events)
-    assert "error" not in [name for name, _ in events]
+    assert "error" not in anthropic_stream(send.body).names
     assert exchange_of(scope).error == "late"
 
 
@@ -287,11 +260,9 @@ async def test_concurrent_streams_on_one_instance_stay_apart():
             tg.start_soon(one, "b")
 
     for name, word in (("a", "alpha"), ("b", "beta")):
-        events = sse_events(results[name].body)
-        assert_well_formed(events)
-        assert events[0][1]["message"]["model"] == "up-model"
-        text = "".join(d["delta"]["text"] for n, d in events if n == "content_block_delta")
-        assert text == "".join(word + str(i) for i in range(5))
+        stream = anthropic_stream(results[name].body)
+        assert stream.message["model"] == "up-model"
+        assert stream.text == "".join(word + str(i) for i in range(5))
 
 
 async def test_a_stream_the_client_left_still_records_what_it_got():
@@ -307,8 +278,8 @@ async def test_a_stream_the_client_left_still_records_what_it_got():
 async def test_an_in_stream_error_is_recorded():
     error_chunk = b'data: {"error": {"message": "Model is overloaded", "code": 503}}\n\n'
     send, scope = await run(StreamingProvider([chunk("starting"), error_chunk, chunk("AFTER")]))
-    events = sse_events(send.body)
-    assert events[-1] == ("error", {"type": "error", "error": {"type": "overloaded_error", "message": "Model is overloaded"}})
+    stream = anthropic_stream(send.body)
+    assert stream.events[-1] == ("error", {"type": "error", "error": {"type": "overloaded_error", "message": "Model is overloaded"}})
     assert b"AFTER" not in send.body
     assert send.complete
     assert exchange_of(scope).error == "overloaded_error: Model is overloaded"
@@ -327,7 +298,7 @@ async def test_the_stream_records_its_usage_model_and_first_token():
     assert exchange.response_model == "up-model"
     assert exchange.first_token_ns > 0
     assert exchange.usage == Usage(input_tokens=7, output_tokens=7, cache_read_input_tokens=4, reasoning_tokens=3)
-    assert sse_events(send.body)[-2][1]["usage"]["cache_read_input_tokens"] == 4
+    assert anthropic_stream(send.body).events[-2][1]["usage"]["cache_read_input_tokens"] == 4
     assert exchange.error is None
 
 
@@ -364,7 +335,7 @@ async def test_a_gateway_failure_mid_stream_ends_with_an_error_event():
 
     scope, send = http_scope(body=b"{}"), RecordingSend()
     await SSERewriteMiddleware(upstream, wire_format=OpenAIChat())(scope, ScriptedReceive([b"{}"], disconnect_now=True), send)
-    names = [name for name, _ in sse_events(send.body)]
+    names = anthropic_stream(send.body).names
     assert names[0] == "message_start" and names[-1] == "error"
     assert send.complete
     assert exchange_of(scope).error == "internal gateway error (KeyError)"

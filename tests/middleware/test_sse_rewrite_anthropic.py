@@ -7,7 +7,7 @@ from __future__ import annotations
 import random
 
 import pytest
-from tests.asgi_helpers import RecordingSend, ScriptedReceive, http_scope, split_at, sse_events
+from tests.asgi_helpers import RecordingSend, ScriptedReceive, anthropic_stream, http_scope, split_at, sse_events
 from tests.shared_data import KONG
 
 from aimw.exchange import Usage, exchange_of
@@ -39,10 +39,10 @@ def boundaries(data: bytes, separator: bytes = b"\n\n") -> list[int]:
 
 
 def test_the_fixture_is_a_real_anthropic_stream():
-    events = sse_events(TEXT_SSE)
-    assert [name for name, _ in events][:2] == ["message_start", "content_block_start"]
-    assert [name for name, _ in events][-2:] == ["message_delta", "message_stop"]
-    assert len(boundaries(TEXT_SSE)) == len(events) == 11
+    stream = anthropic_stream(TEXT_SSE)
+    assert stream.names[:2] == ["message_start", "content_block_start"]
+    assert stream.names[-2:] == ["message_delta", "message_stop"]
+    assert len(boundaries(TEXT_SSE)) == len(stream.events) == 11
     assert TEXT_SSE.endswith(b"\n\n") and b"\r" not in TEXT_SSE
 
 
@@ -223,6 +223,7 @@ def assert_one_error_at_the_end(send: RecordingSend, whole_events: bytes) -> Non
     assert name == "error"
     assert data == {"type": "error", "error": {"type": "api_error", "message": data["error"]["message"]}}
     assert data["error"]["message"]
+    assert anthropic_stream(body).error == data["error"]  # the whole stream: a well-formed error ending
     assert body.count(b"event: error") == 1
     assert_whole_events(send)
 

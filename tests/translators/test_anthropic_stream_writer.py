@@ -10,10 +10,12 @@ import re
 
 import pytest
 
+from tests.asgi_helpers import sse_events
+from tests.translators.stream_checks import delta_usage, validate
+
 from aimw.exchange import Usage
 from aimw.translators.anthropic import AnthropicStreamWriter
 from aimw.translators.anthropic.stream_writer import TEXT, THINKING, TOOL_USE, new_message_id, new_tool_use_id
-from tests.translators.test_openai_chat_stream import parse_frames, validate
 
 MODEL = "served-model"
 MESSAGE_ID = "msg_writer_0001"
@@ -58,7 +60,7 @@ def test_a_full_stream_is_well_formed() -> None:
     stream = validate(w.take())
     assert stream.message["id"] == MESSAGE_ID
     assert stream.message["model"] == MODEL
-    assert stream.message["usage"] == {
+    assert stream.events[0][1]["message"]["usage"] == {  # message_start's
         "input_tokens": 0,
         "output_tokens": 0,
         "cache_creation_input_tokens": 0,
@@ -71,7 +73,7 @@ def test_a_full_stream_is_well_formed() -> None:
     ]
     assert stream.json_fragments[2] == ['{"city": ', '"Oslo"}']
     assert stream.stop_reason == "tool_use"
-    assert stream.usage == {
+    assert delta_usage(stream) == {
         "input_tokens": 12,
         "output_tokens": 34,
         "cache_creation_input_tokens": 0,
@@ -98,7 +100,7 @@ def test_start_is_written_once_and_first() -> None:
     w.text("x")
     w.start()
     w.end("end_turn")
-    names = [name for name, _ in parse_frames(w.take())]
+    names = [name for name, _ in sse_events(w.take())]
     assert names.count("message_start") == 1 and names[0] == "message_start"
 
 
@@ -116,7 +118,7 @@ def test_end_closes_the_open_block_and_ends_once() -> None:
     w.text("open")
     w.end("max_tokens")
     out = w.take()
-    assert [name for name, _ in parse_frames(out)][-3:] == ["content_block_stop", "message_delta", "message_stop"]
+    assert [name for name, _ in sse_events(out)][-3:] == ["content_block_stop", "message_delta", "message_stop"]
     assert validate(out).stop_reason == "max_tokens"
     w.end("end_turn")
     w.fail("api_error", "too late")
@@ -144,7 +146,7 @@ def test_blocks_are_indexed_from_zero_one_open_at_a_time() -> None:
     assert w.open_block(TEXT) == 4
     w.end("tool_use")
     out = w.take()
-    events = parse_frames(out)
+    events = sse_events(out)
     starts = [data["index"] for name, data in events if name == "content_block_start"]
     stops = [data["index"] for name, data in events if name == "content_block_stop"]
     assert starts == stops == [0, 1, 2, 3, 4]
@@ -226,7 +228,7 @@ def test_fail_after_start_ends_the_stream_with_an_error_event() -> None:
     rest = w.take()
     stream = validate(first + rest)
     assert stream.names == ["message_start", "content_block_start", "content_block_delta", "error"]
-    assert [name for name, _ in parse_frames(rest)] == ["error"]  # message_start is not written twice
+    assert [name for name, _ in sse_events(rest)] == ["error"]  # message_start is not written twice
     assert stream.text == "partial "
     assert w.done and w.error == "api_error: upstream broke off"
     w.end("end_turn")
@@ -270,12 +272,12 @@ def test_take_drains_what_was_written_since_the_last_take() -> None:
     assert w.take() == b""
     w.start()
     start = w.take()
-    assert [name for name, _ in parse_frames(start)] == ["message_start"]
+    assert [name for name, _ in sse_events(start)] == ["message_start"]
     assert w.take() == b""
     w.text("a")
     w.text("b")
     text = w.take()
-    assert [name for name, _ in parse_frames(text)] == [
+    assert [name for name, _ in sse_events(text)] == [
         "content_block_start",
         "content_block_delta",
         "content_block_delta",
@@ -283,7 +285,7 @@ def test_take_drains_what_was_written_since_the_last_take() -> None:
     assert w.take() == b""
     w.end("end_turn")
     end = w.take()
-    assert [name for name, _ in parse_frames(end)] == ["content_block_stop", "message_delta", "message_stop"]
+    assert [name for name, _ in sse_events(end)] == ["content_block_stop", "message_delta", "message_stop"]
     assert w.take() == b""
     again = writer()
     again.text("a")
@@ -301,7 +303,7 @@ def test_two_writers_do_not_share_state() -> None:
     second.end("end_turn")
     first.end("tool_use")
     one, two = validate(first.take()), validate(second.take())
-    assert (one.message["id"], one.blocks[0]["type"], one.usage["output_tokens"]) == ("msg_1", "tool_use", 7)
+    assert (one.message["id"], one.blocks[0]["type"], delta_usage(one)["output_tokens"]) == ("msg_1", "tool_use", 7)
     assert len(one.blocks) == 1
-    assert (two.message["id"], two.text, two.usage["output_tokens"]) == ("msg_2", "hello", 0)
+    assert (two.message["id"], two.text, delta_usage(two)["output_tokens"]) == ("msg_2", "hello", 0)
     assert first.tool_used and not second.tool_used

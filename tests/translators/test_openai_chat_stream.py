@@ -2,9 +2,9 @@
 
 Streams are driven the way SSERewriteMiddleware drives them (every network chunk of the
 provider's SSE bytes to feed(), then finish() at the end of the body) and re-split at random
-byte offsets. Every
-emitted stream is checked against DESIGN §6 by ``validate`` and replayed through the
-Anthropic Python SDK's own stream accumulator.
+byte offsets. Every emitted stream goes through ``validate`` (tests/translators/stream_checks.py):
+the shared Anthropic stream validator (DESIGN §6) and the Anthropic Python SDK's own stream
+accumulator. The validator's own tests are in tests/bench/test_bench_validate.py.
 """
 
 from __future__ import annotations
@@ -12,180 +12,20 @@ from __future__ import annotations
 import json
 import logging
 import random
-from dataclasses import dataclass, field
 from typing import Any
 
-import pydantic
 import pytest
+
+from bench.validate import AnthropicStream
 from tests.shared_data import KONG
+from tests.translators.stream_checks import delta_usage, validate
 
 from aimw.sse import SSEDecoder
 from aimw.translators.openai_chat import ChatStreamTranslator
 
-try:  # the SDK's accumulator is what anthropic.Anthropic().messages.stream() runs
-    from anthropic.lib.streaming._messages import accumulate_event
-    from anthropic.types import RawMessageStreamEvent
-
-    _SDK_EVENT = pydantic.TypeAdapter(RawMessageStreamEvent)
-except ImportError:  # pragma: no cover - an SDK without it still gets our own checks
-    accumulate_event = None
-
 CAPTURES = KONG / "openai" / "stream-captures"
 MESSAGE_ID = "msg_test_0001"
 MODEL = "requested-model"
-STOP_REASONS = {"end_turn", "max_tokens", "stop_sequence", "tool_use", "pause_turn", "refusal"}
-DELTA_FOR_BLOCK = {
-    "text": {"text_delta"},
-    "thinking": {"thinking_delta", "signature_delta"},
-    "tool_use": {"input_json_delta"},
-}
-
-
-# ---------------------------------------------------------------- the validator
-
-
-@dataclass
-class Stream:
-    """What a client assembles from an Anthropic event stream."""
-
-    events: list[tuple[str, dict]]
-    message: dict = field(default_factory=dict)  # message_start's message
-    blocks: list[dict] = field(default_factory=list)  # assembled content blocks
-    json_fragments: dict[int, list[str]] = field(default_factory=dict)  # index -> partial_json pieces
-    stop_reason: str | None = None
-    usage: dict | None = None  # message_delta usage
-    error: dict | None = None  # the error event's error object
-
-    @property
-    def names(self) -> list[str]:
-        return [name for name, _ in self.events]
-
-    @property
-    def text(self) -> str:
-        return "".join(block["text"] for block in self.blocks if block["type"] == "text")
-
-
-def parse_frames(raw: bytes) -> list[tuple[str, dict]]:
-    """Strictly parse what aimw emits: frames ``event: NAME\\ndata: JSON`` separated by a blank line."""
-    assert raw.endswith(b"\n\n"), raw[-80:]
-    events = []
-    for frame in raw[:-2].split(b"\n\n"):
-        lines = frame.split(b"\n")
-        assert len(lines) == 2, frame
-        assert lines[0].startswith(b"event: "), frame
-        assert lines[1].startswith(b"data: "), frame
-        name = lines[0][len(b"event: ") :].decode()
-        data = json.loads(lines[1][len(b"data: ") :])
-        assert data["type"] == name, frame
-        events.append((name, data))
-    return events
-
-
-def validate(raw: bytes) -> Stream:
-    """Check DESIGN §6's invariants on an emitted Anthropic stream and assemble it."""
-    stream = Stream(parse_frames(raw))
-    events = stream.events
-    assert events[0][0] == "message_start", "message_start first"
-    message = events[0][1]["message"]
-    assert message["type"] == "message" and message["role"] == "assistant"
-    assert message["content"] == [] and message["stop_reason"] is None
-    assert isinstance(message["id"], str) and message["id"]
-    assert isinstance(message["model"], str) and message["model"]
-    assert isinstance(message["usage"]["input_tokens"], int)
-    assert isinstance(message["usage"]["output_tokens"], int)
-    stream.message = message
-    open_index: int | None = None
-    open_type = ""
-    json_parts: list[str] = []
-    delta_seen = False
-    for position, (name, data) in enumerate(events[1:], start=1):
-        assert stream.error is None, "nothing after an error event"
-        assert "message_stop" not in stream.names[:position], "nothing after message_stop"
-        if name == "error":
-            assert set(data["error"]) == {"type", "message"}
-            assert isinstance(data["error"]["message"], str) and data["error"]["message"]
-            stream.error = data["error"]
-        elif name == "ping":
-            pass
-        elif name == "content_block_start":
-            assert not delta_seen, "content after message_delta"
-            assert open_index is None, "one block open at a time"
-            assert data["index"] == len(stream.blocks), "indices increase from 0 by 1"
-            block = dict(data["content_block"])
-            assert block["type"] in DELTA_FOR_BLOCK
-            if block["type"] == "tool_use":
-                assert block["input"] == {} and block["id"] and isinstance(block["name"], str)
-                json_parts = []
-                stream.json_fragments[data["index"]] = json_parts
-            stream.blocks.append(block)
-            open_index, open_type = data["index"], block["type"]
-        elif name == "content_block_delta":
-            assert open_index is not None and data["index"] == open_index, "delta inside its open block"
-            delta = data["delta"]
-            assert delta["type"] in DELTA_FOR_BLOCK[open_type], (open_type, delta)
-            block = stream.blocks[open_index]
-            if delta["type"] == "text_delta":
-                block["text"] += delta["text"]
-            elif delta["type"] == "thinking_delta":
-                block["thinking"] += delta["thinking"]
-            elif delta["type"] == "signature_delta":
-                block["signature"] += delta["signature"]
-            else:
-                assert delta["partial_json"], "no empty input_json_delta"
-                json_parts.append(delta["partial_json"])
-        elif name == "content_block_stop":
-            assert open_index is not None and data["index"] == open_index, "stop closes the open block"
-            open_index = None
-        elif name == "message_delta":
-            assert not delta_seen, "one message_delta"
-            assert open_index is None, "every block closed before message_delta"
-            assert data["delta"]["stop_reason"] in STOP_REASONS
-            assert isinstance(data["usage"]["output_tokens"], int)
-            delta_seen = True
-            stream.stop_reason = data["delta"]["stop_reason"]
-            stream.usage = data["usage"]
-        elif name == "message_stop":
-            assert delta_seen, "message_delta before message_stop"
-        else:
-            raise AssertionError(f"unknown event {name}")
-    for index, parts in stream.json_fragments.items():
-        joined = "".join(parts)
-        try:
-            stream.blocks[index]["input"] = json.loads(joined) if joined else {}
-        except ValueError:
-            # only a stream cut by max_tokens, or one that failed, may hold unfinished arguments
-            assert stream.error is not None or stream.stop_reason == "max_tokens", joined
-            stream.blocks[index]["input"] = None
-        else:
-            assert isinstance(stream.blocks[index]["input"], dict), joined
-    if stream.error is None:
-        assert stream.names[-1] == "message_stop", "a finished stream ends with message_stop"
-        if any(block["type"] == "tool_use" for block in stream.blocks) and stream.stop_reason != "max_tokens":
-            assert stream.stop_reason == "tool_use", "DESIGN §6: tool_use whenever a tool_use block was emitted"
-        sdk_check(stream)
-    return stream
-
-
-def sdk_check(stream: Stream) -> None:
-    """Replay the events through the Anthropic SDK's accumulator; it must agree with us."""
-    if accumulate_event is None:  # pragma: no cover
-        return
-    snapshot = None
-    buffers: dict[int, bytes] = {}
-    for _, data in stream.events:
-        event = _SDK_EVENT.validate_python(data)
-        snapshot = accumulate_event(event=event, current_snapshot=snapshot, json_bufs=buffers)
-    assert snapshot is not None
-    assert snapshot.id == stream.message["id"]
-    assert snapshot.stop_reason == stream.stop_reason
-    compared = {"type", "text", "thinking", "id", "name", "input"}
-    theirs = [block.model_dump(include=compared) for block in snapshot.content]
-    ours = [{key: value for key, value in block.items() if key in compared} for block in stream.blocks]
-    for mine, sdk in zip(ours, theirs):
-        if mine.get("input", {}) is None:  # unfinished arguments: the SDK keeps a partial parse
-            del mine["input"], sdk["input"]
-    assert theirs == ours
-    assert snapshot.usage.output_tokens == stream.usage["output_tokens"]
 
 
 # ---------------------------------------------------------------- driving a stream
@@ -205,7 +45,7 @@ def random_pieces(data: bytes, rng: random.Random) -> list[bytes]:
     return [data[start:end] for start, end in zip(bounds, bounds[1:])]
 
 
-def run_resplit(wire: bytes, *, seed: int = 7, splits: int = 40, model: str = MODEL) -> Stream:
+def run_resplit(wire: bytes, *, seed: int = 7, splits: int = 40, model: str = MODEL) -> AnthropicStream:
     """Translate ``wire`` whole, then re-split ``splits`` times: always the same bytes."""
     whole = run([wire], model)
     rng = random.Random(seed)
@@ -385,7 +225,7 @@ def test_tool_call_streamed_in_fragments() -> None:
     assert stream.blocks == [{"type": "tool_use", "id": "call_abc", "name": "get_weather", "input": {"location": "Paris", "unit": "c"}}]
     assert stream.json_fragments[0] == pieces  # streamed as they arrived, in order
     assert stream.stop_reason == "tool_use"
-    assert stream.usage["input_tokens"] == 120 and stream.usage["output_tokens"] == 33
+    assert delta_usage(stream)["input_tokens"] == 120 and delta_usage(stream)["output_tokens"] == 33
     assert stream.message["model"] == "vllm/served-model"
 
 
@@ -462,9 +302,10 @@ def test_trailing_usage_chunk_with_cached_tokens() -> None:
         usage_chunk(prompt=2000, completion=7, cached=1500),
     )
     stream = run_resplit(wire)
-    assert stream.usage["input_tokens"] == 500
-    assert stream.usage["cache_read_input_tokens"] == 1500
-    assert stream.usage["output_tokens"] == 7
+    usage = delta_usage(stream)
+    assert usage["input_tokens"] == 500
+    assert usage["cache_read_input_tokens"] == 1500
+    assert usage["output_tokens"] == 7
     assert stream.stop_reason == "end_turn"
 
 
@@ -488,7 +329,7 @@ def test_usage_null_on_every_chunk_then_real_usage() -> None:
     # OpenAI with include_usage sends "usage": null on each chunk before the last
     with_null = {**chunk({"content": "x"}), "usage": None}
     stream = run_resplit(sse(with_null, {**chunk({}, "stop"), "usage": None}, usage_chunk(10, 1)))
-    assert stream.usage["input_tokens"] == 10 and stream.usage["output_tokens"] == 1
+    assert delta_usage(stream)["input_tokens"] == 10 and delta_usage(stream)["output_tokens"] == 1
 
 
 def test_done_ends_the_stream_and_later_data_is_ignored() -> None:
@@ -694,75 +535,6 @@ def test_two_streams_interleaved_do_not_share_state() -> None:
     assert [b"".join(o) for o in outputs] == alone
     assert validate(alone[0]).stop_reason == "tool_use"
     assert validate(alone[1]).stop_reason == "end_turn"
-
-
-# ---------------------------------------------------------------- the validator can fail
-
-
-def _frame(name: str, data: dict) -> bytes:
-    return b"event: " + name.encode() + b"\ndata: " + json.dumps(data).encode() + b"\n\n"
-
-
-START = _frame(
-    "message_start",
-    {
-        "type": "message_start",
-        "message": {
-            "id": "msg_x",
-            "type": "message",
-            "role": "assistant",
-            "model": "m",
-            "content": [],
-            "stop_reason": None,
-            "stop_sequence": None,
-            "usage": {"input_tokens": 0, "output_tokens": 0},
-        },
-    },
-)
-END = _frame(
-    "message_delta",
-    {"type": "message_delta", "delta": {"stop_reason": "end_turn", "stop_sequence": None}, "usage": {"output_tokens": 1}},
-) + _frame("message_stop", {"type": "message_stop"})
-
-
-def _block(index: int) -> bytes:
-    return _frame(
-        "content_block_start", {"type": "content_block_start", "index": index, "content_block": {"type": "text", "text": ""}}
-    )
-
-
-def _stop(index: int) -> bytes:
-    return _frame("content_block_stop", {"type": "content_block_stop", "index": index})
-
-
-def _text(index: int) -> bytes:
-    return _frame(
-        "content_block_delta", {"type": "content_block_delta", "index": index, "delta": {"type": "text_delta", "text": "t"}}
-    )
-
-
-@pytest.mark.parametrize(
-    "broken",
-    [
-        END,  # no message_start
-        START + _block(0) + _text(0) + END,  # block never closed
-        START + _block(1) + _stop(1) + END,  # index not from 0
-        START + _block(0) + _stop(0) + _block(0) + _stop(0) + END,  # index not increasing
-        START + _text(0) + END,  # delta before its block start
-        START + _block(0) + _text(1) + _stop(0) + END,  # delta for another index
-        START + _block(0) + _stop(0),  # no message_delta / message_stop
-        START + _block(0) + _stop(0) + _frame("message_stop", {"type": "message_stop"}),  # no message_delta
-        START.replace(b"event: message_start\n", b"") + END,  # missing event: line
-    ],
-)
-def test_validator_rejects_broken_streams(broken: bytes) -> None:
-    with pytest.raises((AssertionError, ValueError, KeyError)):
-        validate(broken)
-
-
-def test_validator_accepts_a_minimal_good_stream() -> None:
-    stream = validate(START + _block(0) + _text(0) + _stop(0) + END)
-    assert stream.text == "t"
 
 
 # ---------------------------------------------------------------- tool calls without index, or sharing one

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import json
 
+from tests.asgi_helpers import anthropic_stream
+
 from aimw.sse import DEFAULT_MAX_EVENT_SIZE, SSEDecoder
 from aimw.translators.anthropic.passthrough import AnthropicEventStream
 from aimw.translators.openai_chat import ChatStreamTranslator
@@ -36,6 +38,7 @@ def test_a_chat_stream_ends_with_an_error_event():
     names = [name for name, _ in events(body)]
     assert names == ["message_start", "content_block_start", "content_block_delta", "error"]
     assert "oversized stream event" in events(body)[-1][1]["error"]["message"]
+    assert anthropic_stream(body).error == events(body)[-1][1]["error"]  # the whole stream: a well-formed error ending
     assert translator.done and translator.error.startswith("api_error")
     assert translator.fail("api_error", "later") == b""
 
