@@ -7,30 +7,13 @@ Header lists are ASGI's ``list[tuple[bytes, bytes]]`` with lower-case names (ASG
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import Iterable
 
 from aimw.errors import GatewayError, error_body
 from aimw.exchange import exchange_of
 from aimw.types import Headers, Message, Receive, Scope, Send
 
 JSON_HEADERS = ((b"content-type", b"application/json"),)
-
-
-async def body_chunks(receive: Receive) -> AsyncIterator[bytes]:
-    """The request body's non-empty chunks (bytes) as they arrive.
-
-    Raises:
-        ClientDisconnected: the client went away before the body was complete.
-    """
-    while True:
-        message = await receive()
-        if message["type"] == "http.disconnect":
-            raise ClientDisconnected
-        chunk = message.get("body", b"")
-        if chunk:
-            yield chunk
-        if not message.get("more_body", False):
-            return
 
 
 async def read_body(receive: Receive, limit: int) -> bytes:
@@ -42,12 +25,18 @@ async def read_body(receive: Receive, limit: int) -> bytes:
     """
     chunks: list[bytes] = []
     size = 0
-    async for chunk in body_chunks(receive):
-        size += len(chunk)
-        if size > limit:
-            raise GatewayError(413, f"request body is larger than the gateway's limit of {limit} bytes")
-        chunks.append(chunk)
-    return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise ClientDisconnected
+        chunk = message.get("body", b"")
+        if chunk:
+            size += len(chunk)
+            if size > limit:
+                raise GatewayError(413, f"request body is larger than the gateway's limit of {limit} bytes")
+            chunks.append(chunk)
+        if not message.get("more_body", False):
+            return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
 
 async def request_body(scope: Scope, receive: Receive, limit: int) -> bytes:

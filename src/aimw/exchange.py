@@ -124,7 +124,7 @@ def exchange_of(scope: Scope) -> Exchange:
     return exchange
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Figures:
     """The derived figures of one exchange, computed once by ObserveMiddleware.
 
@@ -149,7 +149,7 @@ class Figures:
     cost: float
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class ObservedExchange:
     """A finished exchange as the sinks get it: the ASGI scope, the Exchange, what the client
     sent and got (status, headers, sizes in bytes, started_at in ms since the epoch), the

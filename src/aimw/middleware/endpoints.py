@@ -75,6 +75,7 @@ class AnthropicEndpoints:
             self.routes[(path, method.upper())] = False
         self.max_body_size = max_body_size
         self.body_timeout = body_timeout
+        self._exact = {(path.encode(), method): (path, method) for path, method in self.routes}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -85,13 +86,16 @@ class AnthropicEndpoints:
             if method == "HEAD":
                 await Response(status_code=200)(scope, receive, send)
                 return
-            path = canonical_path(scope)
-            route = self._route(method, path)
-            if route is None and method == "POST" and path.endswith(COUNT_TOKENS):
-                await self.count_tokens(scope, receive, send)
-                return
+            raw_path: bytes | None = scope.get("raw_path")
+            route = self._exact.get((raw_path, method)) if raw_path else None  # the common spelling, checked once
             if route is None:
-                raise GatewayError(404, f"{method} {path} is not an endpoint of this gateway")
+                path = canonical_path(scope)
+                route = self._route(method, path)
+                if route is None and method == "POST" and path.endswith(COUNT_TOKENS):
+                    await self.count_tokens(scope, receive, send)
+                    return
+                if route is None:
+                    raise GatewayError(404, f"{method} {path} is not an endpoint of this gateway")
             body = await self._body(scope, receive)
         except GatewayError as error:
             await answer_error(scope, send, error)
@@ -117,8 +121,10 @@ class AnthropicEndpoints:
 
     async def _body(self, scope: Scope, receive: Receive) -> bytes | None:
         """The whole body, read within the limits, or None for a request without one."""
-        headers = scope["headers"]
-        if not any(name in (b"content-length", b"transfer-encoding") for name, _ in headers):
+        for name, _ in scope["headers"]:
+            if name == b"content-length" or name == b"transfer-encoding":
+                break
+        else:
             return None
         try:
             async with asyncio.timeout(self.body_timeout):  # anyio's fail_after: 9 µs, this: 4 µs

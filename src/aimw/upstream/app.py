@@ -200,10 +200,10 @@ def forwarded_headers(headers: Headers) -> Headers:
     """The request headers that go upstream: without hop-by-hop fields, framing, and the
     fields the client's ``Connection`` names (RFC 9110 §7.6.1), plus ``Accept-Encoding:
     identity`` so the answer's bytes pass unchanged."""
-    dropped = set(_NOT_FORWARDED)
+    dropped: frozenset[bytes] | set[bytes] = _NOT_FORWARDED
     for name, value in headers:
         if name == b"connection":
-            dropped.update(token.strip().lower() for token in value.split(b","))
+            dropped = {*dropped, *(token.strip().lower() for token in value.split(b","))}
     kept = [(name, value) for name, value in headers if name not in dropped]
     kept.append((b"accept-encoding", b"identity"))
     return kept
