@@ -21,7 +21,7 @@ from aimw.middleware.translate import TranslateMiddleware
 from aimw.providers import Provider
 from aimw.settings import Settings
 from aimw.sinks import KongFileLog
-from aimw.types import ASGIApp
+from aimw.types import ASGIApp, Credential
 from aimw.upstream import UpstreamApp
 
 
@@ -34,7 +34,8 @@ def translated_gateway(
     provider: Provider,
     settings: Settings,
     *,
-    secret: str | None,
+    secret: str | None = None,
+    credential: Credential | None = None,
     transport: httpx.AsyncBaseTransport | None = None,
     default_max_tokens: int | None = None,
     default_temperature: float | None = None,
@@ -45,9 +46,10 @@ def translated_gateway(
     The client's ``model`` is dropped (Kong's pre-function) and replaced by AIMW_MODEL or
     the provider's default; AIMW_MAX_TOKENS (else ``default_max_tokens``, tokens) caps
     max_tokens; AIMW_TEMPERATURE (else ``default_temperature``) overrides temperature.
-    ``secret`` is the provider's key, sent as its kind of credential (None sends none).
+    ``secret`` is the provider's key, sent as its kind of credential; ``credential`` a
+    Credential object instead (a token source: aimw.google_token); with neither, none is sent.
     """
-    app: ASGIApp = _leg(provider, settings, secret, transport=transport)
+    app: ASGIApp = _leg(provider, settings, credential or provider.credential_for(secret), transport=transport)
     app = StripFieldsMiddleware(
         app,
         drop=("model",),
@@ -70,7 +72,7 @@ def passthrough_gateway(provider: Provider, settings: Settings, *, secret: str |
     messages. With ``secret`` None the client's own ``x-api-key`` / ``authorization`` pass;
     otherwise they are replaced by it.
     """
-    app: ASGIApp = _leg(provider, settings, secret)
+    app: ASGIApp = _leg(provider, settings, provider.credential_for(secret))
     model: dict[str, object] = {} if settings.model is None else {"model": settings.model}
     app = StripFieldsMiddleware(
         app, set=model, path_suffixes=("/v1/messages/count_tokens",), max_body_size=settings.max_request_body_size
@@ -85,12 +87,12 @@ def passthrough_gateway(provider: Provider, settings: Settings, *, secret: str |
 def _leg(
     provider: Provider,
     settings: Settings,
-    secret: str | None,
+    credential: Credential | None,
     *,
     transport: httpx.AsyncBaseTransport | None = None,
 ) -> ASGIApp:
     """Translate > SSERewrite > ProviderAuth > Upstream: one target's leg. A pass-through
-    leg without a secret lets the client's own credentials pass."""
+    leg without a credential lets the client's own credentials pass."""
     app: ASGIApp = UpstreamApp(
         settings.base_url(provider.base_url),
         provider_name=provider.name,
@@ -99,8 +101,8 @@ def _leg(
         max_connections=settings.upstream_max_connections,
         pool_timeout=settings.pool_timeout,
     )
-    if secret is not None or not provider.wire_format.passthrough:
-        app = ProviderAuthMiddleware(app, credential=provider.credential_for(secret))
+    if credential is not None or not provider.wire_format.passthrough:
+        app = ProviderAuthMiddleware(app, credential=credential)
     app = SSERewriteMiddleware(app, wire_format=provider.wire_format)
     return TranslateMiddleware(
         app,
