@@ -1,0 +1,194 @@
+"""Anthropic Messages request -> Gemini ``generateContent`` request body (Google's API
+reference, "generateContent" and its "Content", "Part", "Tool", "FunctionCallingConfig",
+"GenerationConfig" and "ThinkingConfig"; Anthropic API reference, "Messages").
+
+Shape sent: ``{"contents": [{"role": "user"|"model", "parts": [Part ...]} ...],
+"systemInstruction": {"parts": [{"text"} ...]}, "tools": [{"functionDeclarations": [...]}],
+"toolConfig": {"functionCallingConfig": {"mode", "allowedFunctionNames"}},
+"generationConfig": {"maxOutputTokens", "temperature", "topP", "topK", "stopSequences",
+"thinkingConfig": {"thinkingBudget", "includeThoughts"}}}``; the model is in the path.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+from msgspec import UNSET, Struct, UnsetType
+
+from aimw.errors import GatewayError
+from aimw.translators.anthropic import messages as a
+from aimw.translators.gemini.contents import Conversation, Part, text_of
+from aimw.translators.gemini.schema import function_parameters
+
+
+class FunctionDeclaration(Struct, rename="camel", omit_defaults=True):
+    name: str
+    description: str | UnsetType = UNSET
+    parameters_json_schema: dict[str, Any] | UnsetType = UNSET
+
+
+class Tool(Struct, rename="camel"):
+    function_declarations: list[FunctionDeclaration]
+
+
+class FunctionCallingConfig(Struct, rename="camel", omit_defaults=True):
+    """``mode``: AUTO, ANY or NONE (Google's API reference, "FunctionCallingConfig")."""
+
+    mode: str
+    allowed_function_names: list[str] | UnsetType = UNSET
+
+
+class ToolConfig(Struct, rename="camel"):
+    function_calling_config: FunctionCallingConfig
+
+
+class ThinkingConfig(Struct, rename="camel", omit_defaults=True):
+    include_thoughts: bool | UnsetType = UNSET
+    thinking_budget: int | UnsetType = UNSET
+
+
+class GenerationConfig(Struct, rename="camel", omit_defaults=True):
+    max_output_tokens: int | UnsetType = UNSET
+    temperature: float | UnsetType = UNSET
+    top_p: float | UnsetType = UNSET
+    top_k: int | UnsetType = UNSET
+    stop_sequences: list[str] | UnsetType = UNSET
+    thinking_config: ThinkingConfig | UnsetType = UNSET
+
+
+class SystemInstruction(Struct):
+    parts: list[Part]
+
+
+class Content(Struct):
+    role: str
+    parts: list[Part]
+
+
+class GenerateContentRequest(Struct, rename="camel", omit_defaults=True):
+    contents: list[Content]
+    system_instruction: SystemInstruction | UnsetType = UNSET
+    tools: list[Tool] | UnsetType = UNSET
+    tool_config: ToolConfig | UnsetType = UNSET
+    generation_config: GenerationConfig | UnsetType = UNSET
+
+
+_request_encoder = msgspec.json.Encoder()
+
+
+def request_from_anthropic(request: a.MessagesRequest) -> bytes:
+    """Translate an Anthropic Messages request into a generateContent body (JSON bytes).
+
+    - ``system`` and Claude Code's ``role: "system"`` turns -> ``systemInstruction`` (their
+      texts, in order); user / assistant turns -> ``user`` / ``model`` contents, consecutive
+      ones of a role merged (contents.Conversation says how each block travels).
+    - client tools -> ``functionDeclarations`` with ``parametersJsonSchema`` (schema.py);
+      server tools and deferred tools that tool search has not loaded are not sent.
+    - ``tool_choice`` auto / any / tool / none -> ``functionCallingConfig`` AUTO / ANY /
+      ANY + ``allowedFunctionNames`` / NONE (``disable_parallel_tool_use`` has no Gemini form).
+    - ``max_tokens``, ``temperature``, ``top_p``, ``top_k``, ``stop_sequences`` ->
+      ``generationConfig``; thinking ``enabled`` -> ``thinkingConfig`` {``thinkingBudget``:
+      budget_tokens, ``includeThoughts``: true}; ``adaptive`` and ``disabled`` leave the
+      model's default (a Gemini 2.5 Pro cannot turn thinking off).
+    - Anthropic-only fields (cache_control, metadata, context_management, output_config ...)
+      are not sent.
+
+    Raises:
+        GatewayError: 400 for content or tools that have no Gemini form, or no content at all.
+    """
+    conversation = Conversation()
+    system: list[str] = list(a.system_texts(request))
+    for message in request.messages:
+        if message.role == "system":
+            system.extend(_system_texts(message))
+        elif message.role == "assistant":
+            conversation.model(message)
+        else:
+            conversation.user(message)
+    contents = [Content(role, parts) for role, parts in conversation.finish()]
+    if not contents:
+        raise GatewayError(400, "the request has no user or assistant content to send to Gemini")
+    gemini = GenerateContentRequest(contents=contents, generation_config=_generation_config(request))
+    texts = [Part(text=text) for text in system if text]
+    if texts:
+        gemini.system_instruction = SystemInstruction(texts)
+    declarations = _declarations(request)
+    if declarations:
+        gemini.tools = [Tool(declarations)]
+    if request.tool_choice is not UNSET:
+        gemini.tool_config = _tool_config(request.tool_choice, declarations)
+    return _request_encoder.encode(gemini)
+
+
+def _system_texts(message: a.Message) -> list[str]:
+    if isinstance(message.content, str):
+        return [message.content]
+    return [text for text in map(text_of, message.content) if text is not None]
+
+
+def _loaded_tools(request: a.MessagesRequest) -> set[str]:
+    """Names of the deferred tools that tool search loaded: the tool_reference blocks in the
+    messages' tool_results (Anthropic docs, "Tool search tool")."""
+    names: set[str] = set()
+    for message in request.messages:
+        if isinstance(message.content, str):
+            continue
+        for block in message.content:
+            if isinstance(block, a.ToolResultBlock) and not isinstance(block.content, str):
+                names.update(inner.tool_name for inner in block.content if isinstance(inner, a.ToolReferenceBlock))
+    return names
+
+
+def _declarations(request: a.MessagesRequest) -> list[FunctionDeclaration]:
+    """Client tools only: a deferred tool (``defer_loading``) once tool search has loaded it,
+    as Anthropic does; server tools (``type`` other than custom) run only on Anthropic's side."""
+    if request.tools is UNSET:
+        return []
+    loaded = _loaded_tools(request)
+    declarations = []
+    for tool in request.tools:
+        if (tool.defer_loading and tool.name not in loaded) or tool.type not in (UNSET, None, "custom"):
+            continue
+        parameters = function_parameters(tool.input_schema, tool.name)
+        declarations.append(
+            FunctionDeclaration(
+                name=tool.name,
+                description=tool.description,
+                parameters_json_schema=UNSET if parameters is None else parameters,
+            )
+        )
+    return declarations
+
+
+_MODES = {"auto": "AUTO", "any": "ANY", "tool": "ANY", "none": "NONE"}
+
+
+def _tool_config(choice: a.ToolChoice, declarations: list[FunctionDeclaration]) -> ToolConfig | UnsetType:
+    """Gemini refuses ANY without functions and allowedFunctionNames naming an undeclared one."""
+    if choice.type in ("auto", "none") and not declarations:
+        return UNSET
+    if not declarations:
+        raise GatewayError(400, f"tool_choice {choice.type!r} needs at least one client tool")
+    config = FunctionCallingConfig(mode=_MODES[choice.type])
+    if choice.type == "tool":
+        if choice.name is UNSET:
+            raise GatewayError(400, "tool_choice of type 'tool' needs a name")
+        if choice.name not in {declaration.name for declaration in declarations}:
+            raise GatewayError(400, f"tool_choice names {choice.name!r}, which is not one of the tools")
+        config.allowed_function_names = [choice.name]
+    return ToolConfig(config)
+
+
+def _generation_config(request: a.MessagesRequest) -> GenerationConfig | UnsetType:
+    config = GenerationConfig(
+        max_output_tokens=request.max_tokens,
+        temperature=request.temperature,
+        top_p=request.top_p,
+        top_k=request.top_k,
+        stop_sequences=request.stop_sequences if request.stop_sequences else UNSET,
+    )
+    thinking = request.thinking
+    if thinking is not UNSET and thinking.type == "enabled":
+        config.thinking_config = ThinkingConfig(include_thoughts=True, thinking_budget=thinking.budget_tokens)
+    return UNSET if config == GenerationConfig() else config

@@ -1,0 +1,164 @@
+"""Gemini ``streamGenerateContent?alt=sse`` -> Anthropic stream events (Google's API
+reference, "generateContent" (streamGenerateContent) and "GenerateContentResponse";
+Anthropic API reference, "Streaming Messages").
+
+Each SSE event's ``data`` is a whole GenerateContentResponse holding the next parts, the
+usage so far (cumulative) and, on the last, the finishReason; there is no end marker, the
+body just ends.
+"""
+
+from __future__ import annotations
+
+import msgspec
+
+from aimw.exchange import Usage
+from aimw.sse import EventTooLarge, SSEDecoder
+from aimw.translators.anthropic.stream_writer import THINKING, AnthropicStreamWriter
+from aimw.translators.gemini.errors import gateway_error
+from aimw.translators.gemini.response import (
+    blocked_prompt,
+    candidate_parts,
+    emit_parts,
+    failed_call,
+    response_decoder,
+    stop_reason_for,
+    usage_to_anthropic,
+)
+
+
+class _WriterBlocks:
+    """The BlockSink (response.emit_parts) of a stream: blocks written as they come. A
+    functionCall's whole args are one input_json_delta; a signature ends its thinking block."""
+
+    __slots__ = ("writer",)
+
+    def __init__(self, writer: AnthropicStreamWriter) -> None:
+        self.writer = writer
+
+    def text(self, text: str) -> None:
+        self.writer.text(text)
+
+    def thinking(self, thinking: str) -> None:
+        self.writer.thinking(thinking)
+
+    def signature(self, signature: str, own_block: bool) -> None:
+        writer = self.writer
+        if not own_block or writer.open_block(THINKING) < 0:
+            writer.close_block()
+            writer.thinking("")
+        writer.signature(signature)
+        writer.close_block()
+
+    def tool_use(self, tool_use_id: str, name: str, input_json: str) -> None:
+        writer = self.writer
+        writer.tool_use(tool_use_id, name)
+        writer.input_json(input_json)
+        writer.close_block()
+
+
+class GeminiStreamTranslator:
+    """One stream's state (a :class:`~aimw.types.StreamTranslator`): Gemini SSE bytes in,
+    Anthropic SSE bytes out, written by an AnthropicStreamWriter.
+
+    Parts become blocks as response.emit_parts says (text and thought deltas continue the
+    open block); the usage is replaced by each chunk's; the message ends when the body does,
+    with the last finishReason (Gemini may repeat one on every chunk). An error object, a
+    blocked prompt (400 invalid_request_error naming the blockReason) or a failed function
+    call (api_error, which clients retry) ends it with ``event: error``; so does a body that
+    ended before any response came. After that nothing more is emitted and ``error`` says
+    what it was.
+    """
+
+    __slots__ = ("_blocks", "_decoder", "_finish_reason", "_seen", "writer")
+
+    rewrites_headers = True
+
+    def __init__(self, model: str, message_id: str | None = None) -> None:
+        self.writer = AnthropicStreamWriter(model, message_id)
+        self._blocks = _WriterBlocks(self.writer)
+        self._decoder = SSEDecoder()
+        self._finish_reason: str | None = None
+        self._seen = False  # a response came
+
+    @property
+    def usage(self) -> Usage:
+        return self.writer.usage
+
+    @property
+    def model(self) -> str | None:
+        return self.writer.model if self.writer.started else None
+
+    @property
+    def has_content(self) -> bool:
+        return self.writer.has_content
+
+    @property
+    def error(self) -> str | None:
+        return self.writer.error
+
+    @property
+    def done(self) -> bool:
+        return self.writer.done
+
+    def feed(self, chunk: bytes) -> bytes:
+        if self.writer.done:
+            return b""
+        try:
+            events = self._decoder.feed(chunk)
+        except EventTooLarge as exc:
+            self.writer.fail("api_error", f"upstream provider sent an oversized stream event: {exc}")
+            return self.writer.take()
+        for event in events:
+            self.chunk(event.data)
+        return self.writer.take()
+
+    def finish(self) -> bytes:
+        writer = self.writer
+        if not writer.done:
+            for event in self._decoder.flush():
+                self.chunk(event.data)
+        if not writer.done:
+            if self._seen:
+                writer.end(stop_reason_for(self._finish_reason, writer.tool_used))
+            else:
+                writer.fail("api_error", "upstream provider's stream ended before any Gemini response")
+        return writer.take()
+
+    def fail(self, error_type: str, message: str) -> bytes:
+        self.writer.fail(error_type, message)
+        return self.writer.take()
+
+    def chunk(self, data: bytes) -> None:
+        """Translate one event's ``data``: a GenerateContentResponse, or nothing."""
+        writer = self.writer
+        if writer.done or not data.strip():
+            return
+        try:
+            response = response_decoder.decode(data)
+        except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+            writer.fail("api_error", f"upstream provider sent an invalid stream chunk: {exc}")
+            return
+        self._seen = True
+        if not writer.started:
+            if response.model_version:
+                writer.model = response.model_version
+            writer.start()
+        if response.error is not None:
+            error = gateway_error(response.error, 200)
+            writer.fail(error.error_type, error.message)
+            return
+        blocked = blocked_prompt(response.prompt_feedback)
+        if blocked is not None:
+            writer.fail(blocked.error_type, blocked.message)
+            return
+        if response.usage_metadata is not None:
+            writer.usage = usage_to_anthropic(response.usage_metadata)
+        if not response.candidates:
+            return
+        candidate = response.candidates[0]  # Anthropic has one answer
+        emit_parts(candidate_parts(candidate), self._blocks)
+        failure = failed_call(candidate)
+        if failure is not None:
+            writer.fail("api_error", failure)
+        elif candidate.finish_reason:
+            self._finish_reason = candidate.finish_reason
