@@ -1,5 +1,5 @@
-"""ASGI test helpers: a scripted ``receive``, a recording ``send``, scope builders, and
-the Anthropic stream validator as an assertion.
+"""ASGI test helpers: a scripted ``receive``, a recording ``send``, the fake inner app,
+scope builders, and the Anthropic stream validator as an assertion.
 
 httpx.ASGITransport merges streamed chunks (DESIGN §7), so stream tests record the raw
 ASGI messages here instead.
@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Sequence
 
 import anyio
 
@@ -126,6 +126,90 @@ class RecordingSend:
 
     def json(self):
         return json.loads(self.body)
+
+
+JSON_HEADERS = ((b"content-type", b"application/json"),)
+
+
+class InnerApp:
+    """A fake app below the middleware under test (the rest of the gateway, or the provider).
+
+    Each call is recorded: its scope in ``scopes`` and, for HTTP, the request body it read
+    in ``bodies`` (``body`` is the last call's). Then ``on_request(scope)`` runs when given
+    (to fill the exchange as the real layers would) and the app answers ``status`` with
+    ``headers`` and ``chunks`` (one http.response.body each; ``body`` alone when no chunks),
+    the last with more_body False unless ``finish`` is False (UpstreamApp's way when the
+    client left). With ``error`` it raises: after sending the chunks (their more_body True),
+    or before the response starts with ``error_before_start``. Non-HTTP scopes are only
+    recorded. Tests may change any attribute between calls.
+    """
+
+    def __init__(
+        self,
+        status: int = 200,
+        body: bytes = b"{}",
+        *,
+        headers: Iterable[tuple[bytes, bytes]] = JSON_HEADERS,
+        chunks: Sequence[bytes] | None = None,
+        error: Exception | None = None,
+        error_before_start: bool = False,
+        finish: bool = True,
+        on_request: Callable[[Scope], None] | None = None,
+    ) -> None:
+        self.status = status
+        self.headers = list(headers)
+        self.chunks = list(chunks) if chunks is not None else [body]
+        self.error = error
+        self.error_before_start = error_before_start
+        self.finish = finish
+        self.on_request = on_request
+        self.scopes: list[Scope] = []
+        self.bodies: list[bytes] = []
+
+    @property
+    def calls(self) -> int:
+        return len(self.scopes)
+
+    @property
+    def scope(self) -> Scope:
+        return self.scopes[-1]
+
+    @property
+    def body(self) -> bytes:
+        """The request body the last HTTP call read (b"" before any)."""
+        return self.bodies[-1] if self.bodies else b""
+
+    @property
+    def start(self) -> Message:
+        """The http.response.start this app sends."""
+        return {"type": "http.response.start", "status": self.status, "headers": list(self.headers)}
+
+    def header_values(self, name: bytes) -> list[bytes]:
+        """The values of header ``name`` (lower case) in the last scope received."""
+        return [value for key, value in self.scope["headers"] if key.lower() == name]
+
+    async def __call__(self, scope: Scope, receive, send) -> None:
+        self.scopes.append(scope)
+        if scope["type"] != "http":
+            return
+        body = b""
+        while True:
+            message = await receive()
+            body += message.get("body", b"")
+            if not message.get("more_body", False):
+                break
+        self.bodies.append(body)
+        if self.on_request is not None:
+            self.on_request(scope)
+        if self.error is not None and self.error_before_start:
+            raise self.error
+        await send(self.start)
+        last = len(self.chunks) - 1
+        for index, chunk in enumerate(self.chunks):
+            more = index < last or not self.finish or self.error is not None
+            await send({"type": "http.response.body", "body": chunk, "more_body": more})
+        if self.error is not None:
+            raise self.error
 
 
 async def call(

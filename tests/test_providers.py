@@ -8,7 +8,7 @@ import dataclasses
 import json
 
 import pytest
-from tests.asgi_helpers import anthropic_stream, call, http_scope
+from tests.asgi_helpers import InnerApp, anthropic_stream, call, http_scope
 
 from aimw.credentials import HeaderCredential
 from aimw.exchange import exchange_of
@@ -227,26 +227,6 @@ def test_openai_max_tokens_field_override(model, override):
 pytest_anyio = pytest.mark.anyio
 
 
-class Recorder:
-    """The app below TranslateMiddleware: records the translated request, answers ``answer``."""
-
-    def __init__(self, answer: bytes, content_type: bytes = b"application/json") -> None:
-        self.answer = answer
-        self.content_type = content_type
-        self.scope = None
-        self.body = b""
-
-    async def __call__(self, scope, receive, send) -> None:
-        self.scope = scope
-        while True:
-            message = await receive()
-            self.body += message.get("body", b"")
-            if not message.get("more_body", False):
-                break
-        await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", self.content_type)]})
-        await send({"type": "http.response.body", "body": self.answer, "more_body": False})
-
-
 COMPLETION = json.dumps(
     {
         "id": "chatcmpl-1",
@@ -269,9 +249,9 @@ def messages_body(**extra) -> bytes:
     return json.dumps(body).encode()
 
 
-async def translated(provider: Provider, model: str | None = None, **extra) -> tuple[Recorder, dict, dict]:
-    """Translate > ProviderAuth > Recorder, wired from ``provider`` as translated_gateway wires them."""
-    recorder = Recorder(COMPLETION)
+async def translated(provider: Provider, model: str | None = None, **extra) -> tuple[InnerApp, dict, dict]:
+    """Translate > ProviderAuth > the fake inner app, wired from ``provider`` as translated_gateway wires them."""
+    recorder = InnerApp(body=COMPLETION)
     app = TranslateMiddleware(
         ProviderAuthMiddleware(recorder, credential=provider.credential_for(SECRET)),
         wire_format=provider.wire_format,
@@ -286,7 +266,7 @@ async def translated(provider: Provider, model: str | None = None, **extra) -> t
     return recorder, json.loads(recorder.body), scope
 
 
-def header(recorder: Recorder, name: bytes) -> bytes | None:
+def header(recorder: InnerApp, name: bytes) -> bytes | None:
     values = [value for key, value in recorder.scope["headers"] if key == name]
     assert len(values) <= 1, values
     return values[0] if values else None

@@ -4,7 +4,7 @@ POST …/v1/messages passed on, anything else 404 in Anthropic's shape."""
 from __future__ import annotations
 
 import pytest
-from tests.asgi_helpers import RecordingSend, ScriptedReceive, call, http_scope, split_at
+from tests.asgi_helpers import InnerApp, RecordingSend, ScriptedReceive, call, http_scope, split_at
 from tests.shared_data import CORPUS
 
 from aimw.exchange import exchange_of
@@ -18,30 +18,6 @@ CLIENT_HEADERS = [
     (b"anthropic-version", b"2023-06-01"),
 ]
 MESSAGES_BODY = b'{"model": "claude-opus-5-5", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 5}'
-
-
-class Inner:
-    """Stands in for the gateway below: records each scope and body, answers 200 {}."""
-
-    def __init__(self) -> None:
-        self.scopes: list[dict] = []
-        self.bodies: list[bytes] = []
-
-    @property
-    def calls(self) -> int:
-        return len(self.scopes)
-
-    async def __call__(self, scope, receive, send) -> None:
-        self.scopes.append(scope)
-        body = b""
-        while True:
-            message = await receive()
-            body += message.get("body", b"")
-            if not message.get("more_body", False):
-                break
-        self.bodies.append(body)
-        await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"application/json")]})
-        await send({"type": "http.response.body", "body": b"{}", "more_body": False})
 
 
 def assert_anthropic_error(response: RecordingSend, status: int, error_type: str) -> str:
@@ -58,7 +34,7 @@ def assert_anthropic_error(response: RecordingSend, status: int, error_type: str
 
 @pytest.mark.parametrize("path", ["/v1/messages", "/anything/v1/messages"])
 async def test_messages_go_on_to_the_app(path):
-    inner = Inner()
+    inner = InnerApp()
     scope = http_scope(path=path, query=b"beta=true", headers=CLIENT_HEADERS, body=MESSAGES_BODY)
     response = await call(AnthropicEndpoints(inner), scope, split_at(MESSAGES_BODY, 10))
     assert response.status == 200 and response.body == b"{}"
@@ -70,7 +46,7 @@ async def test_messages_go_on_to_the_app(path):
 
 @pytest.mark.parametrize("path", ["/", "/api/hello"])
 async def test_head_preflight_is_200(path):
-    inner = Inner()
+    inner = InnerApp()
     response = await call(AnthropicEndpoints(inner), http_scope("HEAD", path))
     assert response.status == 200
     assert response.body == b""
@@ -79,7 +55,7 @@ async def test_head_preflight_is_200(path):
 
 
 async def test_count_tokens_is_answered_locally():
-    inner = Inner()
+    inner = InnerApp()
     app = AnthropicEndpoints(inner)
     counts = {}
     for name in ("018-count_tokens-minimal-foo.json", "019-count_tokens-11-tools.json"):
@@ -97,7 +73,7 @@ async def test_count_tokens_is_answered_locally():
 
 
 async def test_count_tokens_reads_the_body_a_layer_above_kept():
-    inner = Inner()
+    inner = InnerApp()
     body = (CORPUS / "018-count_tokens-minimal-foo.json").read_bytes()
     scope = http_scope(path="/v1/messages/count_tokens", body=body)
     exchange_of(scope).request_body = body
@@ -119,7 +95,7 @@ async def test_count_tokens_reads_the_body_a_layer_above_kept():
     ],
 )
 async def test_other_endpoints_are_404(method, path):
-    inner = Inner()
+    inner = InnerApp()
     scope = http_scope(method, path, body=b"")
     response = await call(AnthropicEndpoints(inner), scope)
     message = assert_anthropic_error(response, 404, "not_found_error")
@@ -129,13 +105,13 @@ async def test_other_endpoints_are_404(method, path):
 
 
 async def test_count_tokens_with_a_bad_body_is_400():
-    inner = Inner()
+    inner = InnerApp()
     response = await call(AnthropicEndpoints(inner), http_scope(path="/v1/messages/count_tokens", body=b"{}"), [b"{}"])
     assert "messages" in assert_anthropic_error(response, 400, "invalid_request_error")
 
 
 async def test_count_tokens_body_over_the_limit_is_413():
-    inner = Inner()
+    inner = InnerApp()
     body = (CORPUS / "018-count_tokens-minimal-foo.json").read_bytes()
     app = AnthropicEndpoints(inner, max_body_size=len(body) - 1)
     response = await call(app, http_scope(path="/v1/messages/count_tokens", body=body), split_at(body, 20))
@@ -147,7 +123,7 @@ async def test_count_tokens_body_over_the_limit_is_413():
 
 
 async def test_client_gone_while_sending_the_count_tokens_body():
-    inner = Inner()
+    inner = InnerApp()
     send = RecordingSend()
     receive = ScriptedReceive([b'{"messages"'], disconnect_now=True, complete=False)
     scope = http_scope(path="/v1/messages/count_tokens", body=b'{"messages": []}')
@@ -157,11 +133,7 @@ async def test_client_gone_while_sending_the_count_tokens_body():
 
 
 async def test_lifespan_passes_through():
-    seen = []
-
-    async def inner(scope, receive, send):
-        seen.append(scope)
-
+    inner = InnerApp()
     scope = {"type": "lifespan", "asgi": {"version": "3.0"}}
     await AnthropicEndpoints(inner)(scope, ScriptedReceive(), RecordingSend())
-    assert seen == [scope]
+    assert inner.scopes == [scope]

@@ -8,7 +8,7 @@ import json
 import time
 
 import pytest
-from tests.asgi_helpers import RecordingSend, ScriptedReceive, call, http_scope, split_at
+from tests.asgi_helpers import InnerApp, RecordingSend, ScriptedReceive, call, http_scope, split_at
 
 from aimw.exchange import Attempt, Usage, exchange_of
 from aimw.middleware.observe import MAX_LOGGED_PAYLOAD, ObserveMiddleware
@@ -48,32 +48,13 @@ class RecordingSink:
         self.observed.append(observed)
 
 
-class Gateway:
+def gateway(chunks, content_type=b"text/event-stream; charset=utf-8", *, fill=None, error=None) -> InnerApp:
     """Stands in for the stack below Observe: reads the body, calls ``fill(exchange)`` the way
-    the real layers fill it, answers ``chunks`` with ``content_type`` (or raises ``error``)."""
-
-    def __init__(self, chunks, content_type=b"text/event-stream; charset=utf-8", *, fill=None, error=None):
-        self.chunks = chunks
-        self.content_type = content_type
-        self.fill = fill
-        self.error = error
-
-    async def __call__(self, scope, receive, send) -> None:
-        while (await receive()).get("more_body", False):
-            pass
-        if self.fill is not None:
-            self.fill(exchange_of(scope))
-        if self.error is not None:
-            raise self.error
-        await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", self.content_type)]})
-        for index, piece in enumerate(self.chunks):
-            await send({"type": "http.response.body", "body": piece, "more_body": index < len(self.chunks) - 1})
-
-
-class RaisingAfterStart:
-    async def __call__(self, scope, receive, send) -> None:
-        await send({"type": "http.response.start", "status": 200, "headers": []})
-        raise RuntimeError("late")
+    the real layers fill it, answers ``chunks`` with ``content_type`` (or raises ``error``
+    before answering)."""
+    on_request = (lambda scope: fill(exchange_of(scope))) if fill is not None else None
+    headers = [(b"content-type", content_type)]
+    return InnerApp(chunks=chunks, headers=headers, error=error, error_before_start=True, on_request=on_request)
 
 
 def answered_in_50_ms(exchange) -> None:
@@ -93,7 +74,7 @@ def scope_for(body=REQUEST_BODY):
 async def test_the_sinks_get_the_finished_exchange_and_its_figures():
     sink = RecordingSink()
     app = ObserveMiddleware(
-        Gateway(split_at(SSE_BODY, 30), fill=answered_in_50_ms), sinks=[sink], input_cost=3.0, output_cost=15.0
+        gateway(split_at(SSE_BODY, 30), fill=answered_in_50_ms), sinks=[sink], input_cost=3.0, output_cost=15.0
     )
     scope = scope_for()
     before_ms = int(time.time() * 1000)
@@ -123,7 +104,7 @@ async def test_the_sinks_get_the_finished_exchange_and_its_figures():
 
 async def test_every_sink_gets_the_same_observation_once():
     sinks = [RecordingSink(), RecordingSink()]
-    app = ObserveMiddleware(Gateway([JSON_MESSAGE], b"application/json"), sinks=sinks)
+    app = ObserveMiddleware(gateway([JSON_MESSAGE], b"application/json"), sinks=sinks)
     for _ in range(3):
         await call(app, scope_for(), [REQUEST_BODY])
     first, second = (sink.observed for sink in sinks)
@@ -141,7 +122,7 @@ async def test_the_figures_come_from_the_last_attempt():
         exchange.usage = Usage(input_tokens=10, output_tokens=3)
 
     sink = RecordingSink()
-    await call(ObserveMiddleware(Gateway([SSE_BODY], fill=failed_over), sinks=[sink]), scope_for(), [REQUEST_BODY])
+    await call(ObserveMiddleware(gateway([SSE_BODY], fill=failed_over), sinks=[sink]), scope_for(), [REQUEST_BODY])
     figures = sink.observed[0].figures
     assert (figures.proxy_ms, figures.time_to_first_token_ms, figures.time_per_token_ms) == (30, 10, 10.0)
 
@@ -156,7 +137,7 @@ async def test_the_figures_come_from_the_last_attempt():
 )
 async def test_figures_without_an_answer_are_zero(fill):
     sink = RecordingSink()
-    await call(ObserveMiddleware(Gateway([SSE_BODY], fill=fill), sinks=[sink]), scope_for(), [REQUEST_BODY])
+    await call(ObserveMiddleware(gateway([SSE_BODY], fill=fill), sinks=[sink]), scope_for(), [REQUEST_BODY])
     figures = sink.observed[0].figures
     assert (figures.proxy_ms, figures.time_to_first_token_ms, figures.time_per_token_ms) == (0, 0, 0)
     assert (figures.prompt_tokens, figures.completion_tokens, figures.cost) == (0, 0, 0)
@@ -169,7 +150,7 @@ async def test_figures_without_an_answer_are_zero(fill):
 )
 async def test_streamed_is_read_from_the_content_type(content_type, streamed):
     sink = RecordingSink()
-    await call(ObserveMiddleware(Gateway([b"x"], content_type), sinks=[sink]), scope_for(), [REQUEST_BODY])
+    await call(ObserveMiddleware(gateway([b"x"], content_type), sinks=[sink]), scope_for(), [REQUEST_BODY])
     assert sink.observed[0].streamed is streamed
 
 
@@ -182,9 +163,9 @@ async def test_streamed_is_read_from_the_content_type(content_type, streamed):
     ],
 )
 async def test_client_bytes_identical_with_and_without_the_middleware(chunks, content_type):
-    bare = await call(Gateway(chunks, content_type), scope_for(), split_at(REQUEST_BODY, 4))
+    bare = await call(gateway(chunks, content_type), scope_for(), split_at(REQUEST_BODY, 4))
     observed = await call(
-        ObserveMiddleware(Gateway(chunks, content_type), sinks=[RecordingSink()], log_payloads=True),
+        ObserveMiddleware(gateway(chunks, content_type), sinks=[RecordingSink()], log_payloads=True),
         scope_for(),
         split_at(REQUEST_BODY, 4),
     )
@@ -195,7 +176,7 @@ async def test_client_bytes_identical_with_and_without_the_middleware(chunks, co
 @pytest.mark.parametrize("log_payloads", [False, True])
 async def test_payloads_only_when_asked(log_payloads):
     sink = RecordingSink()
-    app = ObserveMiddleware(Gateway(split_at(SSE_BODY, 7)), sinks=[sink], log_payloads=log_payloads)
+    app = ObserveMiddleware(gateway(split_at(SSE_BODY, 7)), sinks=[sink], log_payloads=log_payloads)
     await call(app, scope_for(), split_at(REQUEST_BODY, 5, 6))
     [observed] = sink.observed
     if log_payloads:
@@ -208,7 +189,7 @@ async def test_payloads_are_cut_at_the_limit():
     big_request = b"r" * (MAX_LOGGED_PAYLOAD + 10)
     big_response = b"a" * (MAX_LOGGED_PAYLOAD - 5) + b"b" * 20
     sink = RecordingSink()
-    app = ObserveMiddleware(Gateway(split_at(big_response, 100), b"application/json"), sinks=[sink], log_payloads=True)
+    app = ObserveMiddleware(gateway(split_at(big_response, 100), b"application/json"), sinks=[sink], log_payloads=True)
     response = await call(app, scope_for(big_request), split_at(big_request, 1000, MAX_LOGGED_PAYLOAD - 1))
     assert response.body == big_response
     [observed] = sink.observed
@@ -220,8 +201,12 @@ async def test_payloads_are_cut_at_the_limit():
 async def test_an_unexpected_failure_is_answered_500_recorded_and_logged_in_one_line(caplog):
     """Issue 8, finding 10: the outermost catch-all answers in Anthropic's shape, with one
     log line and no traceback a client could have printed at will."""
+
+    def boom(exchange) -> None:  # raised in this module: the log line names where
+        raise RuntimeError("boom")
+
     sink = RecordingSink()
-    app = ObserveMiddleware(Gateway([], error=RuntimeError("boom")), sinks=[sink])
+    app = ObserveMiddleware(gateway([], fill=boom), sinks=[sink])
     response = await call(app, scope_for(), [REQUEST_BODY])
     assert response.status == 500
     assert json.loads(response.body) == {"type": "error", "error": {"type": "api_error", "message": "internal gateway error"}}
@@ -236,7 +221,7 @@ async def test_an_unexpected_failure_is_answered_500_recorded_and_logged_in_one_
 
 async def test_a_failure_after_the_answer_started_propagates():
     sink = RecordingSink()
-    app = ObserveMiddleware(RaisingAfterStart(), sinks=[sink])
+    app = ObserveMiddleware(InnerApp(headers=(), chunks=[], error=RuntimeError("late")), sinks=[sink])
     with pytest.raises(RuntimeError, match="late"):
         await call(app, scope_for(), [REQUEST_BODY])
     assert sink.observed[0].status == 200 and sink.observed[0].exchange.error == "RuntimeError in the gateway"
@@ -245,23 +230,17 @@ async def test_a_failure_after_the_answer_started_propagates():
 async def test_the_reason_recorded_below_is_kept_over_the_exception():
     sink = RecordingSink()
     app = ObserveMiddleware(
-        Gateway([], fill=lambda exchange: exchange.fail("upstream timed out"), error=RuntimeError("boom")), sinks=[sink]
+        gateway([], fill=lambda exchange: exchange.fail("upstream timed out"), error=RuntimeError("boom")), sinks=[sink]
     )
     await call(app, scope_for(), [REQUEST_BODY])
     assert sink.observed[0].exchange.error == "upstream timed out"
 
 
 async def test_a_client_that_left_mid_stream_is_still_observed():
-    class LeftMidStream:
-        async def __call__(self, scope, receive, send):
-            await receive()
-            headers = [(b"content-type", b"text/event-stream")]
-            await send({"type": "http.response.start", "status": 200, "headers": headers})
-            await send({"type": "http.response.body", "body": SSE_BODY[:40], "more_body": True})
-
+    left_mid_stream = InnerApp(headers=[(b"content-type", b"text/event-stream")], chunks=[SSE_BODY[:40]], finish=False)
     sink = RecordingSink()
     scope = scope_for()
-    await call(ObserveMiddleware(LeftMidStream(), sinks=[sink]), scope, [REQUEST_BODY])
+    await call(ObserveMiddleware(left_mid_stream, sinks=[sink]), scope, [REQUEST_BODY])
     [observed] = sink.observed
     assert observed.response_size == 40
     assert observed.exchange.first_byte_ns > 0
@@ -270,12 +249,8 @@ async def test_a_client_that_left_mid_stream_is_still_observed():
 
 
 async def test_lifespan_passes_through_and_emits_nothing():
-    seen = []
-
-    async def inner(scope, receive, send):
-        seen.append(scope["type"])
-
+    inner = InnerApp()
     sink = RecordingSink()
     await ObserveMiddleware(inner, sinks=[sink])({"type": "lifespan"}, ScriptedReceive(), RecordingSend())
-    assert seen == ["lifespan"]
+    assert [scope["type"] for scope in inner.scopes] == ["lifespan"]
     assert sink.observed == []

@@ -5,7 +5,7 @@ from __future__ import annotations
 from urllib.parse import parse_qs
 
 import pytest
-from tests.asgi_helpers import RecordingSend, ScriptedReceive, call, http_scope
+from tests.asgi_helpers import InnerApp, RecordingSend, ScriptedReceive, call, http_scope
 
 from aimw.credentials import HeaderCredential, QueryCredential, bearer
 from aimw.middleware.provider_auth import ProviderAuthMiddleware
@@ -24,19 +24,13 @@ CLIENT_HEADERS = [
 ]
 
 
-class Inner:
-    def __init__(self) -> None:
-        self.scope = None
-
-    async def __call__(self, scope, receive, send) -> None:
-        self.scope = scope
-        if scope["type"] == "http":
-            await send({"type": "http.response.start", "status": 204, "headers": []})
-            await send({"type": "http.response.body", "body": b"", "more_body": False})
+def inner_app() -> InnerApp:
+    """The app below: records the scope it got, answers 204 without a body."""
+    return InnerApp(204, b"", headers=())
 
 
 async def test_client_credentials_replaced_by_the_providers():
-    inner = Inner()
+    inner = inner_app()
     app = ProviderAuthMiddleware(inner, credential=HeaderCredential("Authorization", SECRET, prefix="Bearer "))
     scope = http_scope(headers=CLIENT_HEADERS)
     original = list(scope["headers"])
@@ -52,7 +46,7 @@ async def test_client_credentials_replaced_by_the_providers():
 
 
 async def test_header_without_prefix():
-    inner = Inner()
+    inner = inner_app()
     app = ProviderAuthMiddleware(inner, credential=HeaderCredential("api-key", SECRET))
     await call(app, http_scope(headers=CLIENT_HEADERS))
     credentials = [(k, v) for k, v in inner.scope["headers"] if k in (b"api-key", b"authorization", b"x-api-key")]
@@ -60,7 +54,7 @@ async def test_header_without_prefix():
 
 
 async def test_mixed_case_client_headers_are_removed():
-    inner = Inner()
+    inner = inner_app()
     app = ProviderAuthMiddleware(inner, credential=bearer(SECRET))
     await call(app, http_scope(headers=[(b"X-Api-Key", b"k"), (b"Authorization", b"Bearer c")]))
     assert [k.lower() for k, _ in inner.scope["headers"]].count(b"authorization") == 1
@@ -68,7 +62,7 @@ async def test_mixed_case_client_headers_are_removed():
 
 
 async def test_no_credential_only_removes():
-    inner = Inner()
+    inner = inner_app()
     app = ProviderAuthMiddleware(inner, credential=None)
     await call(app, http_scope(headers=CLIENT_HEADERS))
     assert inner.scope["headers"] == [
@@ -79,14 +73,14 @@ async def test_no_credential_only_removes():
 
 
 def test_repr_hides_the_secret():
-    app = ProviderAuthMiddleware(Inner(), credential=bearer(SECRET))
+    app = ProviderAuthMiddleware(inner_app(), credential=bearer(SECRET))
     assert SECRET not in repr(app)
     assert SECRET not in str(app)
     assert "authorization" in repr(app)
 
 
 async def test_query_credential_is_appended_after_the_clients_query():
-    inner = Inner()
+    inner = inner_app()
     app = ProviderAuthMiddleware(inner, credential=QueryCredential("key", SECRET))
     scope = http_scope(query=b"alt=sse&beta=true", headers=CLIENT_HEADERS)
     await call(app, scope)
@@ -100,13 +94,13 @@ async def test_query_credential_is_appended_after_the_clients_query():
 
 
 async def test_query_credential_alone_when_the_client_sent_no_query():
-    inner = Inner()
+    inner = inner_app()
     await call(ProviderAuthMiddleware(inner, credential=QueryCredential("key", SECRET)), http_scope())
     assert inner.scope["query_string"] == b"key=" + SECRET.encode()
 
 
 async def test_query_credential_is_percent_encoded():
-    inner = Inner()
+    inner = inner_app()
     app = ProviderAuthMiddleware(inner, credential=QueryCredential("api key", "a&b=c/d+e"))
     await call(app, http_scope(query=b"alt=sse"))
     assert inner.scope["query_string"] == b"alt=sse&api%20key=a%26b%3Dc%2Fd%2Be"
@@ -122,7 +116,7 @@ async def test_the_credential_is_awaited_on_every_request():
             self.calls += 1
             return [(b"authorization", b"Bearer token-%d" % self.calls)], b""
 
-    inner = Inner()
+    inner = inner_app()
     credential = RefreshingToken()
     app = ProviderAuthMiddleware(inner, credential=credential)
     sent = []
@@ -143,13 +137,13 @@ async def test_the_credential_is_awaited_on_every_request():
     ],
 )
 def test_credential_reprs_hide_the_secret(credential, shown):
-    for text in (repr(credential), str(credential), repr(ProviderAuthMiddleware(Inner(), credential=credential))):
+    for text in (repr(credential), str(credential), repr(ProviderAuthMiddleware(inner_app(), credential=credential))):
         assert SECRET not in text
         assert shown in text
 
 
 async def test_lifespan_passes_through_unchanged():
-    inner = Inner()
+    inner = inner_app()
     scope = {"type": "lifespan", "asgi": {"version": "3.0"}}
     await ProviderAuthMiddleware(inner, credential=bearer(SECRET))(scope, ScriptedReceive(), RecordingSend())
     assert inner.scope is scope

@@ -6,7 +6,7 @@ import json
 
 import anyio
 import pytest
-from tests.asgi_helpers import RecordingSend, ScriptedReceive, anthropic_stream, http_scope, split_at, sse_events
+from tests.asgi_helpers import InnerApp, RecordingSend, ScriptedReceive, anthropic_stream, http_scope, split_at, sse_events
 from tests.shared_data import KONG
 
 from aimw.exchange import Usage, exchange_of
@@ -37,27 +37,10 @@ def chunk(content: str | None = None, finish_reason: str | None = None, **extra)
     return b"data: " + json.dumps(data).encode() + b"\n\n"
 
 
-class StreamingProvider:
-    """Sends ``start`` then each of ``chunks`` as one body message; optionally raises ``error``
-    after them instead of finishing."""
-
-    def __init__(self, chunks, *, status=200, headers=UPSTREAM_HEADERS, error: Exception | None = None, end=True):
-        self.chunks = list(chunks)
-        self.status = status
-        self.headers = list(headers)
-        self.error = error
-        self.end = end
-        self.body_messages = 0
-
-    async def __call__(self, scope, receive, send) -> None:
-        await send({"type": "http.response.start", "status": self.status, "headers": self.headers})
-        last = len(self.chunks) - 1
-        for index, piece in enumerate(self.chunks):
-            more = index < last or self.error is not None or not self.end
-            self.body_messages += 1
-            await send({"type": "http.response.body", "body": piece, "more_body": more})
-        if self.error is not None:
-            raise self.error
+def upstream(chunks, *, headers=UPSTREAM_HEADERS, **kwargs) -> InnerApp:
+    """The app below answering ``chunks``, one body message each, as an event stream (unless
+    ``headers`` say otherwise); with ``error`` it raises instead of finishing."""
+    return InnerApp(chunks=chunks, headers=headers, **kwargs)
 
 
 async def run(inner, *, model: str | None = "req-model") -> tuple[RecordingSend, dict]:
@@ -72,7 +55,7 @@ async def run(inner, *, model: str | None = "req-model") -> tuple[RecordingSend,
 @pytest.mark.parametrize("offsets", [(), (1,), (5, 6, 7, 700, 701, 1500), tuple(range(3, 2633, 97)), tuple(range(1, 2633))])
 async def test_openai_stream_becomes_anthropic_stream(offsets):
     pieces = split_at(CHAT_SSE, *offsets)
-    inner = StreamingProvider(pieces + [b""])
+    inner = upstream(pieces + [b""])
     send, scope = await run(inner)
 
     assert send.status == 200
@@ -83,7 +66,7 @@ async def test_openai_stream_becomes_anthropic_stream(offsets):
     assert send.header(b"x-request-id") == b"abc"
 
     bodies = send.body_messages
-    assert 1 <= len(bodies) <= inner.body_messages  # at most one send per upstream read
+    assert 1 <= len(bodies) <= len(inner.chunks)  # at most one send per upstream read
     assert send.complete
     for message in bodies:  # only whole events are sent
         assert message["body"] == b"" or message["body"].endswith(b"\n\n")
@@ -98,7 +81,7 @@ async def test_openai_stream_becomes_anthropic_stream(offsets):
 
 async def test_events_go_out_as_soon_as_their_read_completes():
     pieces = [chunk("Hel")[:10], chunk("Hel")[10:] + chunk("lo")[:4], chunk("lo")[4:], chunk(finish_reason="stop"), b"data: [DONE]\n\n", b""]
-    inner = StreamingProvider(pieces)
+    inner = upstream(pieces)
     send, _ = await run(inner)
     bodies = [m["body"] for m in send.body_messages]
     assert len(bodies) == 5  # the first read completed no event: nothing sent for it
@@ -118,7 +101,7 @@ async def test_usage_chunk_reaches_message_delta():
         b'data: {"id":"c1","choices":[],"usage":{"prompt_tokens":11,"completion_tokens":7,"total_tokens":18}}\n\n',
         b"data: [DONE]\n\n",
     ]
-    send, scope = await run(StreamingProvider(pieces))
+    send, scope = await run(upstream(pieces))
     stream = anthropic_stream(send.body)
     assert stream.stop_reason == "max_tokens"
     assert stream.events[-2][1]["usage"]["input_tokens"] == 11
@@ -128,7 +111,7 @@ async def test_usage_chunk_reaches_message_delta():
 
 
 async def test_stream_ending_without_finish_reason_is_closed():
-    send, _ = await run(StreamingProvider([chunk("partial"), chunk(" answer")]))
+    send, _ = await run(upstream([chunk("partial"), chunk(" answer")]))
     assert send.complete
     stream = anthropic_stream(send.body)
     assert stream.names == [
@@ -144,12 +127,12 @@ async def test_stream_ending_without_finish_reason_is_closed():
 
 
 async def test_truncated_last_frame_is_still_translated():
-    send, _ = await run(StreamingProvider([chunk("a"), chunk("b").rstrip(b"\n")]))
+    send, _ = await run(upstream([chunk("a"), chunk("b").rstrip(b"\n")]))
     assert anthropic_stream(send.body).text == "ab"
 
 
 async def test_empty_stream_is_still_well_formed():
-    send, _ = await run(StreamingProvider([b""]), model=None)
+    send, _ = await run(upstream([b""]), model=None)
     stream = anthropic_stream(send.body)
     assert stream.names == ["message_start", "message_delta", "message_stop"]
     assert stream.message["model"] == "unknown"
@@ -157,11 +140,11 @@ async def test_empty_stream_is_still_well_formed():
 
 async def test_upstream_failure_mid_stream_ends_with_an_error_event():
     reason = "the upstream provider's answer broke off (ReadError)"
-    inner = StreamingProvider([chunk("Hello"), chunk(" wor")[:20]], error=UpstreamBrokeOff(reason))
+    inner = upstream([chunk("Hello"), chunk(" wor")[:20]], error=UpstreamBrokeOff(reason))
     send, scope = await run(inner)
     assert send.status == 200
     assert send.complete
-    assert len(send.body_messages) <= inner.body_messages + 1
+    assert len(send.body_messages) <= len(inner.chunks) + 1
     stream = anthropic_stream(send.body)
     assert stream.names[0] == "message_start"
     assert stream.names[-1] == "error"
@@ -171,7 +154,7 @@ async def test_upstream_failure_mid_stream_ends_with_an_error_event():
 
 
 async def test_failure_after_done_just_ends_the_stream():
-    inner = StreamingProvider(
+    inner = upstream(
         [chunk("Hi", finish_reason="stop"), b"data: [DONE]\n\n"], error=UpstreamBrokeOff("late")
     )
     send, scope = await run(inner)
@@ -181,18 +164,14 @@ async def test_failure_after_done_just_ends_the_stream():
 
 
 async def test_failure_before_the_stream_started_is_raised():
-    class Failing:
-        async def __call__(self, scope, receive, send):
-            raise UpstreamBrokeOff("early")
-
     with pytest.raises(UpstreamBrokeOff):
-        await run(Failing())
+        await run(upstream([chunk("x")], error=UpstreamBrokeOff("early"), error_before_start=True))
 
 
 async def test_failure_after_the_stream_finished_is_raised():
     class FinishThenFail:
         async def __call__(self, scope, receive, send):
-            await StreamingProvider([chunk("x", finish_reason="stop")])(scope, receive, send)
+            await upstream([chunk("x", finish_reason="stop")])(scope, receive, send)
             raise RuntimeError("after the end")
 
     with pytest.raises(RuntimeError):
@@ -201,7 +180,7 @@ async def test_failure_after_the_stream_finished_is_raised():
 
 @pytest.mark.parametrize("error", [RuntimeError("x"), UpstreamBrokeOff("x")])
 async def test_failure_of_a_non_stream_response_is_raised(error):
-    inner = StreamingProvider([b'{"a":'], headers=[(b"content-type", b"application/json")], error=error)
+    inner = upstream([b'{"a":'], headers=[(b"content-type", b"application/json")], error=error)
     with pytest.raises(type(error)):
         await run(inner)
 
@@ -216,7 +195,7 @@ async def test_failure_of_a_non_stream_response_is_raised(error):
     ],
 )
 async def test_other_responses_pass_untouched(status, headers, pieces):
-    inner = StreamingProvider(pieces, status=status, headers=headers)
+    inner = upstream(pieces, status=status, headers=headers)
     send, _ = await run(inner)
     assert send.messages == [
         {"type": "http.response.start", "status": status, "headers": headers},
@@ -267,7 +246,7 @@ async def test_concurrent_streams_on_one_instance_stay_apart():
 
 async def test_a_stream_the_client_left_still_records_what_it_got():
     """UpstreamApp returns without ending the body when the client leaves: the log still has the model and first token."""
-    inner = StreamingProvider([chunk("Hello"), chunk(" there")], end=False)
+    inner = upstream([chunk("Hello"), chunk(" there")], finish=False)
     send, scope = await run(inner)
     exchange = exchange_of(scope)
     assert not send.complete
@@ -277,7 +256,7 @@ async def test_a_stream_the_client_left_still_records_what_it_got():
 
 async def test_an_in_stream_error_is_recorded():
     error_chunk = b'data: {"error": {"message": "Model is overloaded", "code": 503}}\n\n'
-    send, scope = await run(StreamingProvider([chunk("starting"), error_chunk, chunk("AFTER")]))
+    send, scope = await run(upstream([chunk("starting"), error_chunk, chunk("AFTER")]))
     stream = anthropic_stream(send.body)
     assert stream.events[-1] == ("error", {"type": "error", "error": {"type": "overloaded_error", "message": "Model is overloaded"}})
     assert b"AFTER" not in send.body
@@ -293,7 +272,7 @@ async def test_the_stream_records_its_usage_model_and_first_token():
         b'"prompt_tokens_details":{"cached_tokens":4},"completion_tokens_details":{"reasoning_tokens":3}}}\n\n',
         b"data: [DONE]\n\n",
     ]
-    send, scope = await run(StreamingProvider(pieces))
+    send, scope = await run(upstream(pieces))
     exchange = exchange_of(scope)
     assert exchange.response_model == "up-model"
     assert exchange.first_token_ns > 0
@@ -314,13 +293,10 @@ PROVIDER_ERROR_OPENAI = (
 
 @pytest.mark.parametrize("wire_format, body", [(ANTHROPIC_MESSAGES, PROVIDER_ERROR_ANTHROPIC), (OpenAIChat(), PROVIDER_ERROR_OPENAI)])
 async def test_a_provider_error_then_a_broken_connection(wire_format, body):
-    async def upstream(scope, receive, send):
-        await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"text/event-stream")]})
-        await send({"type": "http.response.body", "body": body, "more_body": True})
-        raise UpstreamBrokeOff("the upstream provider's answer broke off (ServerDisconnectedError)")
-
+    failure = UpstreamBrokeOff("the upstream provider's answer broke off (ServerDisconnectedError)")
+    inner = upstream([body], headers=[(b"content-type", b"text/event-stream")], error=failure)
     scope, send = http_scope(body=b"{}"), RecordingSend()
-    await SSERewriteMiddleware(upstream, wire_format=wire_format)(scope, ScriptedReceive([b"{}"], disconnect_now=True), send)
+    await SSERewriteMiddleware(inner, wire_format=wire_format)(scope, ScriptedReceive([b"{}"], disconnect_now=True), send)
     assert send.body.count(b"event: error") == 1  # the stream already ended with the provider's error
     assert exchange_of(scope).error == "overloaded_error: Overloaded"  # the cause, not its effect
 
@@ -328,13 +304,10 @@ async def test_a_provider_error_then_a_broken_connection(wire_format, body):
 async def test_a_gateway_failure_mid_stream_ends_with_an_error_event():
     """Not only the upstream's failures: a bug below, after the stream began, still ends it well formed."""
 
-    async def upstream(scope, receive, send):
-        await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"text/event-stream")]})
-        await send({"type": "http.response.body", "body": PROVIDER_ERROR_OPENAI.split(b"\n\n")[0] + b"\n\n", "more_body": True})
-        raise KeyError("a bug")
-
+    first_event = PROVIDER_ERROR_OPENAI.split(b"\n\n")[0] + b"\n\n"
+    inner = upstream([first_event], headers=[(b"content-type", b"text/event-stream")], error=KeyError("a bug"))
     scope, send = http_scope(body=b"{}"), RecordingSend()
-    await SSERewriteMiddleware(upstream, wire_format=OpenAIChat())(scope, ScriptedReceive([b"{}"], disconnect_now=True), send)
+    await SSERewriteMiddleware(inner, wire_format=OpenAIChat())(scope, ScriptedReceive([b"{}"], disconnect_now=True), send)
     names = anthropic_stream(send.body).names
     assert names[0] == "message_start" and names[-1] == "error"
     assert send.complete

@@ -7,7 +7,7 @@ from __future__ import annotations
 import random
 
 import pytest
-from tests.asgi_helpers import RecordingSend, ScriptedReceive, anthropic_stream, http_scope, split_at, sse_events
+from tests.asgi_helpers import InnerApp, RecordingSend, ScriptedReceive, anthropic_stream, http_scope, split_at, sse_events
 from tests.shared_data import KONG
 
 from aimw.exchange import Usage, exchange_of
@@ -46,24 +46,10 @@ def test_the_fixture_is_a_real_anthropic_stream():
     assert TEXT_SSE.endswith(b"\n\n") and b"\r" not in TEXT_SSE
 
 
-class Provider:
-    """Sends ``start`` then each of ``pieces`` as one body message; then raises ``error``
-    (never finishing) or finishes with more_body False on the last piece."""
-
-    def __init__(self, pieces, *, status=200, headers=UPSTREAM_HEADERS, error: Exception | None = None):
-        self.pieces = list(pieces)
-        self.status = status
-        self.headers = list(headers)
-        self.error = error
-        self.start = {"type": "http.response.start", "status": status, "headers": self.headers}
-
-    async def __call__(self, scope, receive, send) -> None:
-        await send(dict(self.start))
-        last = len(self.pieces) - 1
-        for index, piece in enumerate(self.pieces):
-            await send({"type": "http.response.body", "body": piece, "more_body": self.error is not None or index < last})
-        if self.error is not None:
-            raise self.error
+def upstream(pieces, *, headers=UPSTREAM_HEADERS, **kwargs) -> InnerApp:
+    """The Anthropic API below answering ``pieces``, one body message each, as an event
+    stream (unless ``headers`` say otherwise); with ``error`` it raises instead of finishing."""
+    return InnerApp(chunks=pieces, headers=headers, **kwargs)
 
 
 async def run(inner) -> tuple[RecordingSend, dict]:
@@ -99,7 +85,7 @@ SPLITS = [
 
 @pytest.mark.parametrize("pieces", SPLITS)
 async def test_any_split_comes_out_byte_identical(pieces):
-    inner = Provider(pieces)
+    inner = upstream(pieces)
     send, scope = await run(inner)
 
     assert send.start == inner.start  # status and headers exactly as the provider sent them
@@ -120,7 +106,7 @@ async def test_any_split_comes_out_byte_identical(pieces):
 async def test_events_are_released_as_soon_as_their_read_completes():
     first, second = boundaries(TEXT_SSE)[:2]
     pieces = [TEXT_SSE[:10], TEXT_SSE[10 : first + 5], TEXT_SSE[first + 5 : second], TEXT_SSE[second:]]
-    send, _ = await run(Provider(pieces))
+    send, _ = await run(upstream(pieces))
     assert [m["body"] for m in send.body_messages] == [TEXT_SSE[:first], TEXT_SSE[first:second], TEXT_SSE[second:]]
     assert [m["more_body"] for m in send.body_messages] == [True, True, False]
 
@@ -128,14 +114,14 @@ async def test_events_are_released_as_soon_as_their_read_completes():
 async def test_a_read_with_a_blank_line_at_its_start_holds_the_partial_event():
     first = boundaries(TEXT_SSE)[0]
     pieces = [TEXT_SSE[: first - 2], TEXT_SSE[first - 2 : first + 5], TEXT_SSE[first + 5 :]]
-    send, _ = await run(Provider(pieces))
+    send, _ = await run(upstream(pieces))
     assert [m["body"] for m in send.body_messages] == [TEXT_SSE[:first], TEXT_SSE[first:]]
 
 
 @pytest.mark.parametrize("seed", range(10))
 async def test_crlf_event_separators(seed):
     pieces = random_splits(TEXT_SSE_CRLF, seed) if seed else split_at(TEXT_SSE_CRLF, *range(1, len(TEXT_SSE_CRLF)))
-    send, _ = await run(Provider(pieces))
+    send, _ = await run(upstream(pieces))
     assert send.body == TEXT_SSE_CRLF
     assert send.complete
     assert_whole_events(send, b"\r\n\r\n")
@@ -145,13 +131,13 @@ async def test_crlf_event_separators(seed):
 
 async def test_a_trailing_event_without_its_blank_line_is_still_delivered():
     cut = TEXT_SSE.rstrip(b"\n")
-    send, _ = await run(Provider(split_at(cut, 100, len(cut) - 3)))
+    send, _ = await run(upstream(split_at(cut, 100, len(cut) - 3)))
     assert send.body == cut
     assert send.complete
 
 
 async def test_empty_stream():
-    send, scope = await run(Provider([b""]))
+    send, scope = await run(upstream([b""]))
     assert send.body == b"" and send.complete
     assert exchange_of(scope).error is None
 
@@ -175,7 +161,7 @@ CUMULATIVE_SSE = (
 
 @pytest.mark.parametrize("pieces", [[TEXT_SSE], random_splits(TEXT_SSE, 7)])
 async def test_the_stream_records_its_usage_model_and_first_token(pieces):
-    send, scope = await run(Provider(pieces))
+    send, scope = await run(upstream(pieces))
     assert send.body == TEXT_SSE
     exchange = exchange_of(scope)
     assert exchange.usage == Usage(input_tokens=15, output_tokens=9)
@@ -184,7 +170,7 @@ async def test_the_stream_records_its_usage_model_and_first_token(pieces):
 
 
 async def test_cumulative_usage_replaces_never_adds():
-    send, scope = await run(Provider(split_at(CUMULATIVE_SSE, 3, 200, 201, 700)))
+    send, scope = await run(upstream(split_at(CUMULATIVE_SSE, 3, 200, 201, 700)))
     assert send.body == CUMULATIVE_SSE
     exchange = exchange_of(scope)
     assert exchange.usage == Usage(
@@ -196,7 +182,7 @@ async def test_cumulative_usage_replaces_never_adds():
 async def test_an_error_event_from_the_provider_is_recorded():
     start = CUMULATIVE_SSE[: boundaries(CUMULATIVE_SSE)[0]]
     error = b'event: error\ndata: {"type":"error","error":{"type":"api_error","message":"stream failed"}}\n\n'
-    send, scope = await run(Provider([start, error]))
+    send, scope = await run(upstream([start, error]))
     assert send.body == start + error  # passed on as it came, no second error event
     exchange = exchange_of(scope)
     assert exchange.error == "api_error: stream failed"
@@ -232,7 +218,7 @@ def assert_one_error_at_the_end(send: RecordingSend, whole_events: bytes) -> Non
 async def test_failure_mid_stream_sends_whole_events_then_one_error(cut):
     sent = TEXT_SSE[:cut]
     reason = "the upstream provider's answer broke off (ReadError)"
-    inner = Provider(random_splits(sent, cut) if cut > 1 else [sent], error=UpstreamBrokeOff(reason))
+    inner = upstream(random_splits(sent, cut) if cut > 1 else [sent], error=UpstreamBrokeOff(reason))
     send, scope = await run(inner)
     assert send.status == 200
     assert_one_error_at_the_end(send, expected_after_failure(sent))
@@ -244,14 +230,14 @@ async def test_failure_mid_stream_sends_whole_events_then_one_error(cut):
 async def test_failure_at_every_offset():
     for cut in range(1, len(TEXT_SSE) - len(b'event: message_stop\ndata: {"type":"message_stop"}\n\n')):
         sent = TEXT_SSE[:cut]
-        send, _ = await run(Provider(split_at(sent, cut // 2), error=UpstreamBrokeOff("gone")))
+        send, _ = await run(upstream(split_at(sent, cut // 2), error=UpstreamBrokeOff("gone")))
         assert_one_error_at_the_end(send, expected_after_failure(sent))
 
 
 async def test_failure_mid_event_with_crlf_separators():
     cut = boundaries(TEXT_SSE_CRLF, b"\r\n\r\n")[3] + 12
     sent = TEXT_SSE_CRLF[:cut]
-    send, _ = await run(Provider(split_at(sent, 5, 100, 101), error=UpstreamBrokeOff("x")))
+    send, _ = await run(upstream(split_at(sent, 5, 100, 101), error=UpstreamBrokeOff("x")))
     whole = expected_after_failure(sent, b"\r\n\r\n")
     assert send.body.startswith(whole) and whole.endswith(b"\r\n\r\n")
     assert send.body[len(whole) :].startswith(b"event: error\n")
@@ -260,13 +246,13 @@ async def test_failure_mid_event_with_crlf_separators():
 
 
 async def test_failure_before_any_byte_sends_only_the_error():
-    send, _ = await run(Provider([], error=UpstreamBrokeOff("x")))
+    send, _ = await run(upstream([], error=UpstreamBrokeOff("x")))
     assert send.start["headers"] == UPSTREAM_HEADERS
     assert_one_error_at_the_end(send, b"")
 
 
 async def test_failure_after_message_stop_just_ends_the_stream():
-    send, scope = await run(Provider(split_at(TEXT_SSE, 500), error=UpstreamBrokeOff("reset after the end")))
+    send, scope = await run(upstream(split_at(TEXT_SSE, 500), error=UpstreamBrokeOff("reset after the end")))
     assert send.body == TEXT_SSE
     assert send.complete
     assert b"event: error" not in send.body
@@ -280,21 +266,18 @@ async def test_message_stop_inside_text_does_not_count_as_the_end():
         b'"delta":{"type":"text_delta","text":"event: message_stop"}}\n\n'
     )
     sent = TEXT_SSE[:stop] + tricky
-    send, _ = await run(Provider([sent[:start], sent[start:]], error=UpstreamBrokeOff("x")))
+    send, _ = await run(upstream([sent[:start], sent[start:]], error=UpstreamBrokeOff("x")))
     assert_one_error_at_the_end(send, sent)
 
 
 async def test_failure_before_the_response_started_is_raised():
-    async def failing(scope, receive, send):
-        raise UpstreamBrokeOff("early")
-
     with pytest.raises(UpstreamBrokeOff):
-        await run(failing)
+        await run(upstream([TEXT_SSE], error=UpstreamBrokeOff("early"), error_before_start=True))
 
 
 async def test_failure_after_the_stream_finished_is_raised():
     async def finish_then_fail(scope, receive, send):
-        await Provider([TEXT_SSE])(scope, receive, send)
+        await upstream([TEXT_SSE])(scope, receive, send)
         raise RuntimeError("after the end")
 
     with pytest.raises(RuntimeError):
@@ -318,7 +301,7 @@ async def test_failure_after_the_stream_finished_is_raised():
     ],
 )
 async def test_other_responses_pass_untouched(status, headers, pieces):
-    inner = Provider(pieces, status=status, headers=headers)
+    inner = upstream(pieces, status=status, headers=headers)
     send, _ = await run(inner)
     assert send.messages == [
         {"type": "http.response.start", "status": status, "headers": headers},
@@ -330,18 +313,14 @@ async def test_other_responses_pass_untouched(status, headers, pieces):
 
 
 async def test_failure_of_a_json_answer_is_raised():
-    inner = Provider([b'{"a":'], headers=[(b"content-type", b"application/json")], error=RuntimeError("x"))
+    inner = upstream([b'{"a":'], headers=[(b"content-type", b"application/json")], error=RuntimeError("x"))
     with pytest.raises(RuntimeError):
         await run(inner)
 
 
 async def test_lifespan_passes_through():
-    seen = []
-
-    async def inner(scope, receive, send):
-        seen.append(scope)
-
+    inner = InnerApp()
     scope = {"type": "lifespan", "asgi": {"version": "3.0"}}
     await SSERewriteMiddleware(inner, wire_format=ANTHROPIC_MESSAGES)(scope, ScriptedReceive(), RecordingSend())
-    assert seen == [scope]
+    assert inner.scopes == [scope]
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from tests.asgi_helpers import RecordingSend, ScriptedReceive, call, http_scope, split_at
+from tests.asgi_helpers import InnerApp, RecordingSend, ScriptedReceive, call, http_scope, split_at
 
 from aimw.exchange import exchange_of
 from aimw.middleware.strip_fields import StripFieldsMiddleware
@@ -20,39 +20,13 @@ BODY = (
 )
 
 
-class Inner:
-    """Stands in for the rest of the gateway: records what it got, answers 200 {}."""
-
-    def __init__(self) -> None:
-        self.calls = 0
-        self.scope = None
-        self.body = b""
-
-    async def __call__(self, scope, receive, send) -> None:
-        self.calls += 1
-        self.scope = scope
-        if scope["type"] != "http":
-            return
-        self.body = b""
-        while True:
-            message = await receive()
-            self.body += message.get("body", b"")
-            if not message.get("more_body", False):
-                break
-        await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"application/json")]})
-        await send({"type": "http.response.body", "body": b"{}", "more_body": False})
-
-    def header(self, name: bytes) -> list[bytes]:
-        return [value for key, value in self.scope["headers"] if key == name]
-
-
 def middleware(inner, **kwargs) -> StripFieldsMiddleware:
     kwargs.setdefault("drop", ("model",))
     return StripFieldsMiddleware(inner, **kwargs)
 
 
 async def test_drops_sets_caps_and_keeps_the_rest_byte_identical():
-    inner = Inner()
+    inner = InnerApp()
     app = middleware(inner, set={"temperature": 0.2}, cap={"max_tokens": 4096})
     response = await call(app, http_scope(body=BODY), [BODY])
 
@@ -67,11 +41,11 @@ async def test_drops_sets_caps_and_keeps_the_rest_byte_identical():
     assert b'"metadata":{"user_id": "{\\"a\\": 1}"}' in inner.body
     assert b'"stream":true' in inner.body
     assert list(fields) == ["messages", "system", "metadata", "max_tokens", "temperature", "stream"]
-    assert inner.header(b"content-length") == [str(len(inner.body)).encode()]
+    assert inner.header_values(b"content-length") == [str(len(inner.body)).encode()]
 
 
 async def test_cap_only_lowers_and_only_when_present():
-    inner = Inner()
+    inner = InnerApp()
     app = middleware(inner, cap={"max_tokens": 4096}, drop=())
 
     body = b'{"messages": [], "max_tokens": 100}'
@@ -92,38 +66,38 @@ async def test_cap_only_lowers_and_only_when_present():
 
 
 async def test_set_adds_a_missing_field():
-    inner = Inner()
+    inner = InnerApp()
     body = b'{"messages": []}'
     await call(middleware(inner, set={"temperature": 0.5}), http_scope(body=body), [body])
     assert json.loads(inner.body) == {"messages": [], "temperature": 0.5}
 
 
 async def test_records_the_model_finally_sent():
-    inner = Inner()
+    inner = InnerApp()
     scope = http_scope(body=BODY)
     await call(middleware(inner, drop=()), scope, [BODY])
     assert exchange_of(inner.scope).request_model == "claude-opus-5-5"
     assert exchange_of(scope) is exchange_of(inner.scope)
 
-    inner = Inner()
+    inner = InnerApp()
     scope = http_scope(body=BODY)
     await call(middleware(inner, set={"model": "meta/llama"}), scope, [BODY])
     assert exchange_of(scope).request_model == "meta/llama"
 
-    inner = Inner()
+    inner = InnerApp()
     scope = http_scope(body=BODY)
     await call(middleware(inner), scope, [BODY])  # dropped: nothing is sent, nothing recorded
     assert exchange_of(scope).request_model is None
 
 
 async def test_body_in_several_chunks_and_a_stale_content_length():
-    inner = Inner()
+    inner = InnerApp()
     scope = http_scope(body=BODY)
     response = await call(middleware(inner, cap={"max_tokens": 10}), scope, split_at(BODY, 1, 2, 50, 51, 200))
     assert response.status == 200
     fields = json.loads(inner.body)
     assert "model" not in fields and fields["max_tokens"] == 10
-    assert inner.header(b"content-length") == [str(len(inner.body)).encode()]
+    assert inner.header_values(b"content-length") == [str(len(inner.body)).encode()]
     assert len(inner.body) != len(BODY)
 
 
@@ -138,7 +112,7 @@ async def test_body_in_several_chunks_and_a_stale_content_length():
     ],
 )
 async def test_not_a_json_object_is_400(body, needle):
-    inner = Inner()
+    inner = InnerApp()
     response = await call(middleware(inner), http_scope(body=body), [body])
     assert response.status == 400
     assert response.header(b"content-type") == b"application/json"
@@ -151,7 +125,7 @@ async def test_not_a_json_object_is_400(body, needle):
 
 
 async def test_body_over_the_limit_is_413():
-    inner = Inner()
+    inner = InnerApp()
     body = b'{"messages": [], "pad": "' + b"x" * 200 + b'"}'
     app = middleware(inner, max_body_size=100)
     response = await call(app, http_scope(body=body), split_at(body, 60, 120))
@@ -178,7 +152,7 @@ async def test_body_over_the_limit_is_413():
     ],
 )
 async def test_other_requests_pass_untouched(method, path):
-    inner = Inner()
+    inner = InnerApp()
     body = b'{"model": "m", "max_tokens": 99999, "messages": []}'
     scope = http_scope(method, path, body=body)
     await call(middleware(inner, cap={"max_tokens": 1}, set={"temperature": 0}), scope, split_at(body, 5))
@@ -187,7 +161,7 @@ async def test_other_requests_pass_untouched(method, path):
 
 
 async def test_prefixed_path_is_edited():
-    inner = Inner()
+    inner = InnerApp()
     body = b'{"model": "m", "messages": []}'
     await call(middleware(inner), http_scope(path="/anything/v1/messages", query=b"beta=true", body=body), [body])
     assert inner.body == b'{"messages":[]}'
@@ -195,14 +169,14 @@ async def test_prefixed_path_is_edited():
 
 
 async def test_lifespan_passes_through():
-    inner = Inner()
+    inner = InnerApp()
     scope = {"type": "lifespan", "asgi": {"version": "3.0"}}
     await middleware(inner)(scope, ScriptedReceive(), RecordingSend())
     assert inner.scope is scope
 
 
 async def test_client_gone_before_the_body_ends():
-    inner = Inner()
+    inner = InnerApp()
     receive = ScriptedReceive([BODY[:10]], disconnect_now=True, complete=False)
     send = RecordingSend()
     await middleware(inner)(http_scope(body=BODY), receive, send)
@@ -224,54 +198,54 @@ async def test_client_gone_before_the_body_ends():
     ],
 )
 async def test_a_body_no_rule_changes_is_forwarded_byte_for_byte(rules):
-    inner = Inner()
+    inner = InnerApp()
     scope = http_scope(body=BODY)
     response = await call(middleware(inner, **rules), scope, split_at(BODY, 1, 77, 78))
     assert response.status == 200
     assert inner.body == BODY  # odd spacing, key order and \u escapes all kept
-    assert inner.header(b"content-length") == [str(len(BODY)).encode()]
+    assert inner.header_values(b"content-length") == [str(len(BODY)).encode()]
     assert exchange_of(scope).request_model == "claude-opus-5-5"
 
 
 async def test_a_changed_body_is_re_encoded():
-    inner = Inner()
+    inner = InnerApp()
     await call(middleware(inner, drop=(), set={"temperature": 0.5}), http_scope(body=BODY), [BODY])
     assert inner.body != BODY
     assert json.loads(inner.body)["temperature"] == 0.5
-    assert inner.header(b"content-length") == [str(len(inner.body)).encode()]
+    assert inner.header_values(b"content-length") == [str(len(inner.body)).encode()]
 
 
 async def test_set_compares_the_json_bytes():
     # 1.0 and 1 are the same number but not the same bytes: the override is written
-    inner = Inner()
+    inner = InnerApp()
     await call(middleware(inner, drop=(), set={"temperature": 1}), http_scope(body=BODY), [BODY])
     assert inner.body != BODY
     assert b'"temperature":1,' in inner.body
 
 
 async def test_dropping_a_null_field_changes_the_body():
-    inner = Inner()
+    inner = InnerApp()
     body = b'{"model": null, "messages": []}'
     await call(middleware(inner), http_scope(body=body), [body])
     assert inner.body == b'{"messages":[]}'
 
 
 async def test_unchanged_body_with_a_stale_content_length_gets_the_right_one():
-    inner = Inner()
+    inner = InnerApp()
     scope = http_scope(body=BODY, headers=[(b"content-length", b"5")])
     await call(middleware(inner, drop=()), scope, [BODY])
     assert inner.body == BODY
-    assert inner.header(b"content-length") == [str(len(BODY)).encode()]
+    assert inner.header_values(b"content-length") == [str(len(BODY)).encode()]
 
 
 async def test_count_tokens_suffix_edits_only_count_tokens():
     body = b'{"model": "claude-x",  "messages": []}'
-    inner = Inner()
+    inner = InnerApp()
     app = StripFieldsMiddleware(inner, set={"model": "claude-haiku"}, path_suffixes=("/v1/messages/count_tokens",))
     await call(app, http_scope(path="/anything/v1/messages/count_tokens", body=body), [body])
     assert json.loads(inner.body) == {"model": "claude-haiku", "messages": []}
 
-    inner = Inner()
+    inner = InnerApp()
     app = StripFieldsMiddleware(inner, set={"model": "claude-haiku"}, path_suffixes=("/v1/messages/count_tokens",))
     scope = http_scope(body=body)
     await call(app, scope, [body])
@@ -281,7 +255,7 @@ async def test_count_tokens_suffix_edits_only_count_tokens():
 @pytest.mark.parametrize("stream, mode", [(b"true", "stream"), (b"false", "oneshot"), (None, "oneshot")])
 async def test_records_the_request_mode(stream, mode):
     """The log says stream/oneshot from the request even when the answer is an error (pass-through)."""
-    inner = Inner()
+    inner = InnerApp()
     app = middleware(inner, drop=())
     body = b'{"model": "m", "messages": []' + (b', "stream": ' + stream if stream else b"") + b"}"
     scope = http_scope(body=body)
@@ -290,7 +264,7 @@ async def test_records_the_request_mode(stream, mode):
 
 
 async def test_the_edited_body_is_kept_on_the_exchange():
-    inner = Inner()
+    inner = InnerApp()
     scope = http_scope(body=BODY)
     await call(middleware(inner, cap={"max_tokens": 10}), scope, split_at(BODY, 30))
     assert exchange_of(scope).request_body == inner.body
@@ -300,7 +274,7 @@ async def test_the_edited_body_is_kept_on_the_exchange():
 async def test_stacked_layers_edit_the_kept_body_in_turn():
     """Two StripFields stacked (as the pass-through gateway does): the inner one gets the
     outer one's edit from the exchange, not the client's body again."""
-    inner = Inner()
+    inner = InnerApp()
     app = middleware(middleware(inner, drop=(), set={"temperature": 0.5}))
     scope = http_scope(body=BODY)
     response = await call(app, scope, split_at(BODY, 40, 41))
@@ -308,11 +282,11 @@ async def test_stacked_layers_edit_the_kept_body_in_turn():
     fields = json.loads(inner.body)
     assert "model" not in fields and fields["temperature"] == 0.5
     assert exchange_of(scope).request_body == inner.body
-    assert inner.header(b"content-length") == [str(len(inner.body)).encode()]
+    assert inner.header_values(b"content-length") == [str(len(inner.body)).encode()]
 
 
 async def test_a_body_kept_by_a_layer_above_is_not_read_again():
-    inner = Inner()
+    inner = InnerApp()
     scope = http_scope(body=BODY)
     exchange_of(scope).request_body = BODY
     receive = ScriptedReceive(disconnect_now=True)

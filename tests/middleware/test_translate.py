@@ -1,11 +1,11 @@
-"""TranslateMiddleware at the ASGI level, with a fake inner app standing in for the provider."""
+"""TranslateMiddleware at the ASGI level, with the fake inner app standing in for the provider."""
 
 from __future__ import annotations
 
 import json
 
 import pytest
-from tests.asgi_helpers import RecordingSend, ScriptedReceive, call, http_scope, split_at
+from tests.asgi_helpers import InnerApp, RecordingSend, ScriptedReceive, call, http_scope, split_at
 from tests.shared_data import CORPUS, KONG
 
 from aimw.exchange import Attempt, Usage, exchange_of
@@ -39,51 +39,6 @@ def messages_body(stream: bool = False, **extra) -> bytes:
         **extra,
     }
     return json.dumps(body).encode()
-
-
-class FakeProvider:
-    """The inner app: records the request it got, answers ``status``/``headers``/``chunks``
-    (or raises ``error`` before or after starting)."""
-
-    def __init__(
-        self,
-        status: int = 200,
-        body: bytes = b"",
-        *,
-        headers: list[tuple[bytes, bytes]] | None = None,
-        chunks: list[bytes] | None = None,
-        error: Exception | None = None,
-        error_after_start: bool = False,
-    ) -> None:
-        self.status = status
-        self.headers = headers if headers is not None else [(b"content-type", b"application/json")]
-        self.chunks = chunks if chunks is not None else [body]
-        self.error = error
-        self.error_after_start = error_after_start
-        self.calls = 0
-        self.scope = None
-        self.body = b""
-
-    async def __call__(self, scope, receive, send) -> None:
-        self.calls += 1
-        self.scope = scope
-        self.body = b""
-        while True:
-            message = await receive()
-            self.body += message.get("body", b"")
-            if not message.get("more_body", False):
-                break
-        if self.error is not None and not self.error_after_start:
-            raise self.error
-        await send({"type": "http.response.start", "status": self.status, "headers": list(self.headers)})
-        if self.error is not None:
-            await send({"type": "http.response.body", "body": self.chunks[0], "more_body": True})
-            raise self.error
-        for index, chunk in enumerate(self.chunks):
-            await send({"type": "http.response.body", "body": chunk, "more_body": index < len(self.chunks) - 1})
-
-    def header_values(self, name: bytes) -> list[bytes]:
-        return [value for key, value in self.scope["headers"] if key.lower() == name]
 
 
 def translate(inner, **kwargs) -> TranslateMiddleware:
@@ -123,7 +78,7 @@ def assert_anthropic_error(response: RecordingSend, status: int, error_type: str
     [("/v1/messages", b""), ("/v1/messages", b"beta=true"), ("/anything/v1/messages", b"beta=true")],
 )
 async def test_request_becomes_a_chat_completions_request(path, query):
-    inner = FakeProvider(body=good_completion())
+    inner = InnerApp(body=good_completion())
     body = messages_body(stream=True)
     response, scope = await post_messages(translate(inner), body, path=path, query=query, chunks=split_at(body, 7, 90))
 
@@ -156,7 +111,7 @@ async def test_request_becomes_a_chat_completions_request(path, query):
 
 
 async def test_model_falls_back_to_the_clients_then_the_providers_default():
-    inner = FakeProvider(body=good_completion())
+    inner = InnerApp(body=good_completion())
     app = translate(inner, model=None)
 
     _, scope = await post_messages(app, messages_body())
@@ -172,7 +127,7 @@ async def test_model_falls_back_to_the_clients_then_the_providers_default():
 
 async def test_a_real_claude_code_request_translates():
     body = (CORPUS / "001-default-text-json-2.1.329.json").read_bytes()
-    inner = FakeProvider(body=good_completion())
+    inner = InnerApp(body=good_completion())
     response, scope = await post_messages(translate(inner), body, query=b"beta=true")
     assert response.status == 200
     chat = json.loads(inner.body)
@@ -187,7 +142,7 @@ async def test_a_real_claude_code_request_translates():
 
 
 async def test_json_answer_becomes_an_anthropic_message():
-    inner = FakeProvider(
+    inner = InnerApp(
         body=good_completion(),
         headers=[(b"content-type", b"application/json"), (b"content-length", b"99999"), (b"x-request-id", b"r1")],
     )
@@ -228,7 +183,7 @@ async def test_json_answer_becomes_an_anthropic_message():
     ],
 )
 async def test_provider_errors_become_anthropic_errors(status, body, client_status, error_type, needle):
-    inner = FakeProvider(status, body, headers=[(b"content-type", b"text/html"), (b"content-length", b"5")])
+    inner = InnerApp(status, body, headers=[(b"content-type", b"text/html"), (b"content-length", b"5")])
     inner.chunks = split_at(body, 3)
     response, _ = await post_messages(translate(inner), messages_body(stream=True))
     message = assert_anthropic_error(response, client_status, error_type)
@@ -237,7 +192,7 @@ async def test_provider_errors_become_anthropic_errors(status, body, client_stat
 
 
 async def test_retry_after_and_model_header_survive_an_error():
-    inner = FakeProvider(
+    inner = InnerApp(
         429,
         b'{"error": "rate limited"}',
         headers=[
@@ -257,7 +212,7 @@ async def test_retry_after_and_model_header_survive_an_error():
 async def test_event_stream_passes_through_untouched():
     chunks = [b"event: message_start\ndata: {}\n\n", b"event: ping\nda", b"ta: {}\n\n", b""]
     headers = [(b"content-type", b"text/event-stream; charset=utf-8"), (b"cache-control", b"no-cache")]
-    inner = FakeProvider(200, headers=headers, chunks=chunks)
+    inner = InnerApp(200, headers=headers, chunks=chunks)
     response, _ = await post_messages(translate(inner), messages_body(stream=True))
     assert response.messages == [
         {"type": "http.response.start", "status": 200, "headers": headers},
@@ -266,13 +221,13 @@ async def test_event_stream_passes_through_untouched():
 
 
 async def test_invalid_provider_json_is_502():
-    inner = FakeProvider(200, b"<html>proxy says hi</html>")
+    inner = InnerApp(200, b"<html>proxy says hi</html>")
     response, _ = await post_messages(translate(inner), messages_body())
     assert_anthropic_error(response, 502, "api_error")
 
 
 async def test_provider_answer_over_the_limit_is_502():
-    inner = FakeProvider(200, chunks=[b"x" * 60, b"x" * 60])
+    inner = InnerApp(200, chunks=[b"x" * 60, b"x" * 60])
     response, _ = await post_messages(translate(inner, max_response_body_size=100), messages_body())
     assert_anthropic_error(response, 502, "api_error")
 
@@ -293,7 +248,7 @@ async def test_provider_answer_over_the_limit_is_502():
     ],
 )
 async def test_other_endpoints_are_404(method, path):
-    inner = FakeProvider()
+    inner = InnerApp(body=b"")
     response = await call(translate(inner), http_scope(method, path, body=b""))
     message = assert_anthropic_error(response, 404, "not_found_error")
     assert path in message
@@ -315,7 +270,7 @@ async def test_other_endpoints_are_404(method, path):
     ],
 )
 async def test_bad_requests_are_400_naming_the_problem(body, needles):
-    inner = FakeProvider(body=good_completion())
+    inner = InnerApp(body=good_completion())
     app = translate(inner)
     response, _ = await post_messages(app, body)
     message = assert_anthropic_error(response, 400, "invalid_request_error")
@@ -328,7 +283,7 @@ async def test_bad_requests_are_400_naming_the_problem(body, needles):
 
 
 async def test_body_over_the_limit_is_413():
-    inner = FakeProvider(body=good_completion())
+    inner = InnerApp(body=good_completion())
     body = messages_body()
     response, _ = await post_messages(translate(inner, max_body_size=len(body) - 1), body, chunks=split_at(body, 20))
     assert_anthropic_error(response, 413, "request_too_large")
@@ -336,7 +291,7 @@ async def test_body_over_the_limit_is_413():
 
 
 async def test_unexpected_failure_before_responding_is_500_without_details():
-    inner = FakeProvider(body=good_completion(), error=RuntimeError("kaboom in /secret/path.py line 12"))
+    inner = InnerApp(body=good_completion(), error=RuntimeError("kaboom in /secret/path.py line 12"), error_before_start=True)
     app = translate(inner)
     response, scope = await post_messages(app, messages_body())
     message = assert_anthropic_error(response, 500, "api_error")
@@ -352,12 +307,11 @@ async def test_unexpected_failure_before_responding_is_500_without_details():
 
 
 async def test_failure_after_the_stream_started_is_raised():
-    inner = FakeProvider(
+    inner = InnerApp(
         200,
         headers=[(b"content-type", b"text/event-stream")],
         chunks=[b"event: ping\ndata: {}\n\n"],
         error=RuntimeError("cut"),
-        error_after_start=True,
     )
     send = RecordingSend()
     body = messages_body(stream=True)
@@ -368,7 +322,7 @@ async def test_failure_after_the_stream_started_is_raised():
 
 
 async def test_client_gone_while_sending_the_body():
-    inner = FakeProvider()
+    inner = InnerApp(body=b"")
     send = RecordingSend()
     receive = ScriptedReceive([b'{"messages"'], disconnect_now=True, complete=False)
     await translate(inner)(http_scope(body=b'{"messages": []}'), receive, send)
@@ -377,18 +331,14 @@ async def test_client_gone_while_sending_the_body():
 
 
 async def test_lifespan_passes_through():
-    seen = []
-
-    async def inner(scope, receive, send):
-        seen.append(scope)
-
+    inner = InnerApp()
     scope = {"type": "lifespan", "asgi": {"version": "3.0"}}
     await translate(inner)(scope, ScriptedReceive(), RecordingSend())
-    assert seen == [scope]
+    assert inner.scopes == [scope]
 
 
 async def test_one_instance_keeps_serving_through_every_kind_of_error():
-    inner = FakeProvider(body=good_completion())
+    inner = InnerApp(body=good_completion())
     app = translate(inner, max_body_size=4096)
     good = messages_body()
 
@@ -432,9 +382,9 @@ async def test_only_safe_provider_headers_reach_the_client(stream):
     ]
     if stream:
         headers = [(b"content-type", b"text/event-stream; charset=utf-8"), (b"cache-control", b"no-cache"), *provider_headers]
-        inner = FakeProvider(200, headers=headers, chunks=[b"event: ping\ndata: {}\n\n", b""])
+        inner = InnerApp(200, headers=headers, chunks=[b"event: ping\ndata: {}\n\n", b""])
     else:
-        inner = FakeProvider(200, good_completion(), headers=[(b"content-type", b"application/json"), *provider_headers])
+        inner = InnerApp(200, good_completion(), headers=[(b"content-type", b"application/json"), *provider_headers])
     response, _ = await post_messages(translate(inner), messages_body(stream=stream))
     assert response.status == 200
     names = {name for name, _ in response.messages[0]["headers"]}
@@ -445,7 +395,7 @@ async def test_only_safe_provider_headers_reach_the_client(stream):
 async def test_an_answer_that_broke_off_below_is_502():
     """UpstreamApp raises UpstreamBrokeOff when a JSON answer is cut: what arrived is never translated as whole."""
     reason = "the upstream provider's answer broke off (ClientPayloadError)"
-    inner = FakeProvider(200, chunks=[good_completion()[:40]], error=UpstreamBrokeOff(reason), error_after_start=True)
+    inner = InnerApp(200, chunks=[good_completion()[:40]], error=UpstreamBrokeOff(reason))
     response, scope = await post_messages(translate(inner), messages_body())
     assert assert_anthropic_error(response, 502, "api_error") == reason
     assert exchange_of(scope).error == f"api_error: {reason}"
@@ -461,7 +411,7 @@ async def test_an_answer_that_broke_off_below_is_502():
 )
 @pytest.mark.parametrize("stream", [False, True])
 async def test_upstream_failures_before_any_answer_become_anthropic_errors(failure, status, error_type, stream):
-    inner = FakeProvider(error=failure)
+    inner = InnerApp(error=failure, error_before_start=True)
     response, scope = await post_messages(translate(inner), messages_body(stream=stream))
     assert assert_anthropic_error(response, status, error_type) == failure.reason
     assert exchange_of(scope).error == f"{error_type}: {failure.reason}"
@@ -469,12 +419,11 @@ async def test_upstream_failures_before_any_answer_become_anthropic_errors(failu
 
 async def test_an_upstream_failure_after_the_stream_started_is_only_recorded():
     """SSERewriteMiddleware ends such a stream with event: error; nothing more can be answered."""
-    inner = FakeProvider(
+    inner = InnerApp(
         200,
         headers=[(b"content-type", b"text/event-stream")],
         chunks=[b"event: ping\ndata: {}\n\n"],
         error=UpstreamBrokeOff("late"),
-        error_after_start=True,
     )
     response, scope = await post_messages(translate(inner), messages_body(stream=True))
     assert response.status == 200
@@ -486,7 +435,7 @@ async def test_an_upstream_failure_after_the_stream_started_is_only_recorded():
 
 
 async def test_a_json_answer_records_usage_model_and_first_token():
-    inner = FakeProvider(body=good_completion())
+    inner = InnerApp(body=good_completion())
     response, scope = await post_messages(translate(inner), messages_body())
     exchange = exchange_of(scope)
     message = response.json()
@@ -498,19 +447,17 @@ async def test_a_json_answer_records_usage_model_and_first_token():
 
 
 async def test_log_meta_is_recorded():
-    inner = FakeProvider(body=good_completion())
+    inner = InnerApp(body=good_completion())
     _, scope = await post_messages(translate(inner, log_meta={"azure_instance_id": "my-instance"}), messages_body())
     assert exchange_of(scope).log_meta == {"azure_instance_id": "my-instance"}
 
 
 async def test_a_provider_error_marks_the_attempt_and_the_exchange():
-    class Recorded(FakeProvider):
-        async def __call__(self, scope, receive, send):
-            attempt = Attempt("huggingface", MODEL, "https", "router.huggingface.co", 443, "/v1/chat/completions")
-            exchange_of(scope).attempts.append(attempt)
-            await super().__call__(scope, receive, send)
+    def record_the_attempt(scope) -> None:
+        attempt = Attempt("huggingface", MODEL, "https", "router.huggingface.co", 443, "/v1/chat/completions")
+        exchange_of(scope).attempts.append(attempt)
 
-    inner = Recorded(429, b'{"error": {"message": "slow down", "type": "requests"}}')
+    inner = InnerApp(429, b'{"error": {"message": "slow down", "type": "requests"}}', on_request=record_the_attempt)
     response, scope = await post_messages(translate(inner), messages_body())
     assert_anthropic_error(response, 429, "rate_limit_error")
     exchange = exchange_of(scope)
@@ -521,7 +468,7 @@ async def test_a_provider_error_marks_the_attempt_and_the_exchange():
 
 
 async def test_the_body_a_layer_above_kept_is_used_without_reading_again():
-    inner = FakeProvider(body=good_completion())
+    inner = InnerApp(body=good_completion())
     body = messages_body()
     scope = http_scope(headers=CLIENT_HEADERS, body=body)
     exchange_of(scope).request_body = body  # as StripFields left it
@@ -535,7 +482,7 @@ async def test_the_body_a_layer_above_kept_is_used_without_reading_again():
 
 async def test_a_second_attempt_re_translates_without_reading_or_parsing_again():
     """What a failover layer does: the same exchange through the leg twice."""
-    inner = FakeProvider(body=good_completion())
+    inner = InnerApp(body=good_completion())
     app = translate(inner)
     body = messages_body()
     scope = http_scope(headers=CLIENT_HEADERS, body=body)
@@ -568,7 +515,7 @@ def passthrough(inner, **kwargs) -> TranslateMiddleware:
 
 
 async def test_passthrough_sends_the_request_as_the_client_did():
-    inner = FakeProvider(body=ANTHROPIC_MESSAGE)
+    inner = InnerApp(body=ANTHROPIC_MESSAGE)
     body = messages_body(stream=True)
     scope = http_scope(path="/anything/v1/messages", query=b"beta=true", headers=PASSTHROUGH_HEADERS, body=body)
     exchange = exchange_of(scope)
@@ -588,7 +535,7 @@ async def test_passthrough_sends_the_request_as_the_client_did():
 
 
 async def test_passthrough_model_is_the_override_then_the_default():
-    inner = FakeProvider(body=ANTHROPIC_MESSAGE)
+    inner = InnerApp(body=ANTHROPIC_MESSAGE)
     _, scope = await post_messages(passthrough(inner), messages_body())
     assert exchange_of(scope).request_model == "claude-sonnet-4-5"
     assert exchange_of(scope).request_mode is None  # no StripFields read the raw fields: the log infers it
@@ -604,7 +551,7 @@ async def test_passthrough_json_answer_passes_byte_for_byte_and_is_recorded():
         (b"request-id", b"req_1"),
         (b"anthropic-ratelimit-tokens-remaining", b"1000"),
     ]
-    inner = FakeProvider(headers=headers, chunks=split_at(ANTHROPIC_MESSAGE, 20, 21))
+    inner = InnerApp(headers=headers, chunks=split_at(ANTHROPIC_MESSAGE, 20, 21))
     response, scope = await post_messages(passthrough(inner), messages_body())
     assert response.status == 200
     assert response.body == ANTHROPIC_MESSAGE
@@ -619,7 +566,7 @@ async def test_passthrough_json_answer_passes_byte_for_byte_and_is_recorded():
 
 async def test_passthrough_anthropic_errors_pass_unchanged():
     error = b'{"type":"error","error":{"type":"overloaded_error","message":"Overloaded"},"request_id":"req_9"}'
-    inner = FakeProvider(529, error)
+    inner = InnerApp(529, error)
     response, scope = await post_messages(passthrough(inner), messages_body())
     assert response.status == 529
     assert response.body == error
@@ -627,7 +574,7 @@ async def test_passthrough_anthropic_errors_pass_unchanged():
 
 
 async def test_passthrough_other_paths_are_relayed_untouched():
-    inner = FakeProvider(200, b'{"input_tokens": 12}', headers=[(b"content-type", b"application/json"), (b"x-a", b"1")])
+    inner = InnerApp(200, b'{"input_tokens": 12}', headers=[(b"content-type", b"application/json"), (b"x-a", b"1")])
     body = b'{"messages": []}'
     scope = http_scope(path="/v1/messages/count_tokens", query=b"beta=true", headers=PASSTHROUGH_HEADERS, body=body)
     response = await call(passthrough(inner), scope, [body])

@@ -9,9 +9,10 @@ from __future__ import annotations
 import json
 import time
 import uuid
+from collections.abc import Callable
 
 import pytest
-from tests.asgi_helpers import call, http_scope, split_at
+from tests.asgi_helpers import InnerApp, call, http_scope, split_at
 
 from aimw.exchange import Attempt, Usage, exchange_of
 from aimw.middleware.observe import ObserveMiddleware
@@ -20,6 +21,7 @@ from aimw.middleware.strip_fields import StripFieldsMiddleware
 from aimw.middleware.translate import TranslateMiddleware
 from aimw.sinks import KongFileLog
 from aimw.translators.anthropic import ANTHROPIC_MESSAGES
+from aimw.types import Scope
 
 pytestmark = pytest.mark.anyio
 
@@ -64,59 +66,45 @@ def hf_attempt(**fields) -> Attempt:
     return Attempt("huggingface", HF_MODEL, "https", "router.huggingface.co", 443, "/v1/chat/completions", **fields)
 
 
-class Gateway:
-    """Stands in for the stack below Observe: reads the body, fills the exchange like the
-    real layers do (``mode`` None: no provider, nothing filled), answers ``chunks`` with
-    ``content_type`` (or raises ``error``)."""
+def translating(mode: str = "stream", status: int = 200) -> Callable[[Scope], None]:
+    """What StripFields, UpstreamApp and the layer that wrote the answer record for a request
+    in ``mode``: one attempt answered ``status`` in 50 ms, the first token 20 ms after it was
+    sent, the usage."""
 
-    def __init__(
-        self, chunks, content_type=b"text/event-stream; charset=utf-8", *, status=200, mode="stream", error=None
-    ):
-        self.chunks = chunks
-        self.content_type = content_type
-        self.status = status
-        self.mode = mode
-        self.error = error
-
-    async def __call__(self, scope, receive, send) -> None:
-        while (await receive()).get("more_body", False):
-            pass
+    def fill(scope: Scope) -> None:
         exchange = exchange_of(scope)
-        if self.mode is not None:
-            self.fill(exchange)
-        if self.error is not None:
-            raise self.error
-        await send(
-            {
-                "type": "http.response.start",
-                "status": self.status,
-                "headers": [(b"content-type", self.content_type), (b"set-cookie", b"provider-session=zzz")],
-            }
-        )
-        for index, piece in enumerate(self.chunks):
-            await send({"type": "http.response.body", "body": piece, "more_body": index < len(self.chunks) - 1})
-
-    def fill(self, exchange) -> None:
-        """What StripFields, UpstreamApp and the layer that wrote the answer record: one
-        attempt answered in 50 ms, the first token 20 ms after it was sent, the usage."""
         exchange.provider_name = "huggingface"
         exchange.request_model = HF_MODEL
-        exchange.request_mode = self.mode
+        exchange.request_mode = mode
         sent = exchange.received_ns + 1 * MS
-        exchange.attempts.append(hf_attempt(sent_ns=sent, last_byte_ns=sent + 50 * MS, status=self.status))
+        exchange.attempts.append(hf_attempt(sent_ns=sent, last_byte_ns=sent + 50 * MS, status=status))
         exchange.first_token_ns = sent + 20 * MS
         exchange.response_model = "provider-model-7b"
         exchange.usage = Usage(
             input_tokens=100, output_tokens=42, cache_creation_input_tokens=5, cache_read_input_tokens=20
         )
 
+    return fill
 
-class PassThroughGateway(Gateway):
-    """Like the pass-through stack: the provider and model are known, request_mode is not."""
 
-    def fill(self, exchange) -> None:
-        exchange.provider_name = "anthropic"
-        exchange.request_model = "claude-sonnet-4-5"
+def pass_through(scope: Scope) -> None:
+    """What the pass-through stack records: the provider and model are known, request_mode is not."""
+    exchange = exchange_of(scope)
+    exchange.provider_name = "anthropic"
+    exchange.request_model = "claude-sonnet-4-5"
+
+
+def gateway(
+    chunks, content_type=b"text/event-stream; charset=utf-8", *, status=200, mode="stream", fill=None, error=None
+) -> InnerApp:
+    """Stands in for the stack below Observe: reads the body, fills the exchange like the real
+    layers do (``fill``, by default :func:`translating` in ``mode``; ``mode`` None: no
+    provider, nothing filled), answers ``chunks`` with ``content_type`` and a provider
+    cookie (or raises ``error`` before answering)."""
+    if fill is None and mode is not None:
+        fill = translating(mode, status)
+    headers = [(b"content-type", content_type), (b"set-cookie", b"provider-session=zzz")]
+    return InnerApp(status, chunks=chunks, headers=headers, error=error, error_before_start=True, on_request=fill)
 
 
 class AnthropicUpstream:
@@ -179,7 +167,7 @@ def scope_for(body=REQUEST_BODY, path="/v1/messages", query=b"beta=true", method
 
 async def test_stream_exchange_line_has_kongs_shape(tmp_path):
     log = tmp_path / "logs" / "aimw.log"  # parent directory created on demand
-    app = observed(Gateway([*split_at(SSE_BODY, 3, 200, 201, 700), b""]), log, input_cost=3.0, output_cost=15.0)
+    app = observed(gateway([*split_at(SSE_BODY, 3, 200, 201, 700), b""]), log, input_cost=3.0, output_cost=15.0)
     before_ms = int(time.time() * 1000)
     await call(app, scope_for(), split_at(REQUEST_BODY, 10))
     after_ms = int(time.time() * 1000)
@@ -291,7 +279,7 @@ async def test_json_message_usage_through_the_real_layers(tmp_path):
 
 async def test_one_line_per_exchange_in_order(tmp_path):
     log = tmp_path / "aimw.log"
-    app = observed(Gateway([JSON_MESSAGE], b"application/json", mode="oneshot"), log)
+    app = observed(gateway([JSON_MESSAGE], b"application/json", mode="oneshot"), log)
     for n in range(5):
         await call(app, scope_for(query=f"n={n}".encode()), [REQUEST_BODY])
     lines = read_lines(log)
@@ -332,7 +320,7 @@ async def test_the_gateways_own_reason_is_kept_over_the_error_body(tmp_path):
 
 async def test_requests_without_a_model_have_no_ai_block(tmp_path):
     log = tmp_path / "aimw.log"
-    app = observed(Gateway([b""], b"text/plain", mode=None), log)
+    app = observed(gateway([b""], b"text/plain", mode=None), log)
     await call(app, http_scope("HEAD", "/api/hello"))
     [line] = read_lines(log)
     assert "ai" not in line
@@ -343,7 +331,7 @@ async def test_requests_without_a_model_have_no_ai_block(tmp_path):
 
 async def test_credentials_in_the_query_are_redacted(tmp_path):
     log = tmp_path / "aimw.log"
-    app = observed(Gateway([b""], b"text/plain", mode=None), log)
+    app = observed(gateway([b""], b"text/plain", mode=None), log)
     await call(app, http_scope("GET", "/v1beta/models", query=b"key=AIzaSECRET123&alt=sse&access_token=ya29.tok"))
     text = log.read_text()
     assert "AIzaSECRET123" not in text and "ya29.tok" not in text
@@ -352,29 +340,28 @@ async def test_credentials_in_the_query_are_redacted(tmp_path):
     assert line["request"]["uri"] == "/v1beta/models?key=REDACTED&alt=sse&access_token=REDACTED"
 
 
-class FailedOver(Gateway):
+def failed_over(scope: Scope) -> None:
     """Two attempts: the first timed out, the second (another host, a query credential) answered."""
-
-    def fill(self, exchange) -> None:
-        super().fill(exchange)
-        exchange.attempts.insert(0, hf_attempt(failure="the upstream provider did not answer in time"))
-        exchange.attempts[-1] = Attempt(
-            "gemini",
-            "gemini-2.5-flash",
-            "http",
-            "10.0.0.7",
-            8080,
-            "/v1beta/models/gemini-2.5-flash:streamGenerateContent",
-            upstream_query="alt=sse&key=AIzaSECRET123",
-            ip="10.0.0.7",
-            sent_ns=exchange.attempts[-1].sent_ns,
-            last_byte_ns=exchange.attempts[-1].last_byte_ns,
-        )
+    translating()(scope)
+    exchange = exchange_of(scope)
+    exchange.attempts.insert(0, hf_attempt(failure="the upstream provider did not answer in time"))
+    exchange.attempts[-1] = Attempt(
+        "gemini",
+        "gemini-2.5-flash",
+        "http",
+        "10.0.0.7",
+        8080,
+        "/v1beta/models/gemini-2.5-flash:streamGenerateContent",
+        upstream_query="alt=sse&key=AIzaSECRET123",
+        ip="10.0.0.7",
+        sent_ns=exchange.attempts[-1].sent_ns,
+        last_byte_ns=exchange.attempts[-1].last_byte_ns,
+    )
 
 
 async def test_tried_targets_and_upstream_uri_after_a_failover(tmp_path):
     log = tmp_path / "aimw.log"
-    await call(observed(FailedOver([SSE_BODY]), log), scope_for(), [REQUEST_BODY])
+    await call(observed(gateway([SSE_BODY], fill=failed_over), log), scope_for(), [REQUEST_BODY])
     assert "AIzaSECRET123" not in log.read_text()
     [line] = read_lines(log)
     assert line["upstream_uri"] == "/v1beta/models/gemini-2.5-flash:streamGenerateContent?alt=sse&key=REDACTED"
@@ -404,13 +391,12 @@ async def test_tried_targets_and_upstream_uri_after_a_failover(tmp_path):
 
 
 async def test_log_meta_fields_join_the_meta(tmp_path):
-    class Azure(Gateway):
-        def fill(self, exchange) -> None:
-            super().fill(exchange)
-            exchange.log_meta.update(azure_instance_id="my-instance", azure_deployment_id="gpt-4o")
+    def azure(scope: Scope) -> None:
+        translating("oneshot")(scope)
+        exchange_of(scope).log_meta.update(azure_instance_id="my-instance", azure_deployment_id="gpt-4o")
 
     log = tmp_path / "aimw.log"
-    await call(observed(Azure([JSON_MESSAGE], b"application/json", mode="oneshot"), log), scope_for(), [REQUEST_BODY])
+    await call(observed(gateway([JSON_MESSAGE], b"application/json", fill=azure), log), scope_for(), [REQUEST_BODY])
     meta = read_lines(log)[0]["ai"]["proxy"]["meta"]
     assert (meta["azure_instance_id"], meta["azure_deployment_id"]) == ("my-instance", "gpt-4o")
 
@@ -426,7 +412,7 @@ def test_plugin_id_is_given_or_derived_from_the_path(tmp_path):
 async def test_a_given_plugin_id_is_logged(tmp_path):
     log = tmp_path / "aimw.log"
     app = ObserveMiddleware(
-        Gateway([JSON_MESSAGE], b"application/json"), sinks=[KongFileLog(str(log), plugin_id="p-1")]
+        gateway([JSON_MESSAGE], b"application/json"), sinks=[KongFileLog(str(log), plugin_id="p-1")]
     )
     await call(app, scope_for(), [REQUEST_BODY])
     assert read_lines(log)[0]["ai"]["proxy"]["meta"]["plugin_id"] == "p-1"
@@ -435,7 +421,7 @@ async def test_a_given_plugin_id_is_logged(tmp_path):
 @pytest.mark.parametrize("log_payloads", [False, True])
 async def test_payload_only_when_asked_and_secrets_never(tmp_path, log_payloads):
     log = tmp_path / "aimw.log"
-    app = observed(Gateway([SSE_BODY]), log, log_payloads=log_payloads)
+    app = observed(gateway([SSE_BODY]), log, log_payloads=log_payloads)
     await call(app, scope_for(), split_at(REQUEST_BODY, 5, 6))
     [line] = read_lines(log)
     if log_payloads:
@@ -451,7 +437,7 @@ async def test_payload_only_when_asked_and_secrets_never(tmp_path, log_payloads)
 
 async def test_an_unexpected_failure_still_writes_a_line(tmp_path):
     log = tmp_path / "aimw.log"
-    app = observed(Gateway([], error=RuntimeError("boom")), log)
+    app = observed(gateway([], error=RuntimeError("boom")), log)
     response = await call(app, scope_for(), [REQUEST_BODY])
     assert response.status == 500
     [line] = read_lines(log)
@@ -463,7 +449,7 @@ async def test_an_unexpected_failure_still_writes_a_line(tmp_path):
 async def test_an_unwritable_log_never_breaks_the_gateway(tmp_path, caplog):
     blocker = tmp_path / "not-a-directory"
     blocker.write_text("x")
-    app = observed(Gateway([JSON_MESSAGE], b"application/json"), blocker / "aimw.log")
+    app = observed(gateway([JSON_MESSAGE], b"application/json"), blocker / "aimw.log")
     response = await call(app, scope_for(), [REQUEST_BODY])
     assert response.status == 200 and response.body == JSON_MESSAGE
     assert "cannot write the aimw log" in caplog.text
@@ -490,7 +476,7 @@ async def test_an_unwritable_log_never_breaks_the_gateway(tmp_path, caplog):
 )
 async def test_request_mode_is_inferred_from_the_answer(tmp_path, chunks, content_type, status, mode):
     log = tmp_path / "aimw.log"
-    app = observed(PassThroughGateway(chunks, content_type, status=status), log)
+    app = observed(gateway(chunks, content_type, status=status, fill=pass_through), log)
     response = await call(app, scope_for(), [REQUEST_BODY])
     assert response.body == b"".join(chunks)
     [line] = read_lines(log)
@@ -507,7 +493,7 @@ async def test_a_request_mode_set_by_the_gateway_wins(tmp_path, mode):
         chunks, content_type = [SSE_BODY], b"text/event-stream"
     else:
         chunks, content_type = [JSON_MESSAGE], b"application/json"
-    app = observed(Gateway(chunks, content_type, mode=mode), log)
+    app = observed(gateway(chunks, content_type, mode=mode), log)
     await call(app, scope_for(), [REQUEST_BODY])
     [line] = read_lines(log)
     assert line["ai"]["proxy"]["meta"]["request_mode"] == mode
@@ -515,7 +501,7 @@ async def test_a_request_mode_set_by_the_gateway_wins(tmp_path, mode):
 
 async def test_inferred_stream_mode_still_has_the_streams_usage(tmp_path):
     log = tmp_path / "aimw.log"
-    app = observed(SSERewriteMiddleware(PassThroughGateway([SSE_BODY]), wire_format=ANTHROPIC_MESSAGES), log)
+    app = observed(SSERewriteMiddleware(gateway([SSE_BODY], fill=pass_through), wire_format=ANTHROPIC_MESSAGES), log)
     await call(app, scope_for(), [REQUEST_BODY])
     [line] = read_lines(log)
     proxy = line["ai"]["proxy"]
