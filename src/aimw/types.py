@@ -83,6 +83,8 @@ class WireFormat(Protocol):
     - ``response_to_anthropic(body, model)`` -> the Anthropic Message for a 2xx JSON answer.
       Raises GatewayError 502 for an answer that is not one of the format's.
     - ``error_to_anthropic(status, body)`` -> (client status, Anthropic error JSON).
+    - ``retry_after(status, body)`` -> seconds to wait that the error body says (Google's
+      RetryInfo), for a ``retry-after`` header; None when it says none.
     - ``new_stream(model)`` -> the translator of one 2xx event stream.
     """
 
@@ -95,5 +97,7 @@ class WireFormat(Protocol):
     def response_to_anthropic(self, body: bytes, model: str) -> AnthropicAnswer: ...
 
     def error_to_anthropic(self, status: int, body: bytes) -> tuple[int, bytes]: ...
+
+    def retry_after(self, status: int, body: bytes) -> int | None: ...
 
     def new_stream(self, model: str) -> StreamTranslator: ...

@@ -110,14 +110,18 @@ class TranslatedAnswer:
         if 300 <= status < 400:  # never followed, never relayed: Location could send the client anywhere
             self._mark_attempt(f"provider answered a redirect (HTTP {status})")
             raise GatewayError(502, f"the upstream provider answered a redirect (HTTP {status})", "api_error")
+        headers = self._json_headers(start.get("headers", ()))
         if status >= 400:
             self._mark_attempt(UpstreamStatusError(status, body).reason)
+            delay = self.wire_format.retry_after(status, body)
+            if delay is not None and header_value(headers, b"retry-after") is None:
+                headers.append((b"retry-after", b"%d" % delay))
             status, body = self.wire_format.error_to_anthropic(status, redact_bytes(body))
             self.exchange.fail(_error_outcome(body, status))
         elif self.translating:
             body = self._translated(body)
         self.started = True
-        await send_body(self.client_send, status, body, self._json_headers(start.get("headers", ())))
+        await send_body(self.client_send, status, body, headers)
 
     def _translated(self, body: bytes) -> bytes:
         try:

@@ -94,6 +94,10 @@ class AnthropicMessages:
             return status, body
         return error_from_provider(status, body)
 
+    def retry_after(self, status: int, body: bytes) -> int | None:
+        """None: Anthropic says it in its own ``retry-after`` header."""
+        return None
+
     def new_stream(self, model: str) -> AnthropicEventStream:
         return AnthropicEventStream()
 

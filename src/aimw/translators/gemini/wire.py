@@ -15,7 +15,7 @@ from urllib.parse import quote
 import msgspec
 
 from aimw.errors import GatewayError
-from aimw.translators.gemini.errors import error_to_anthropic
+from aimw.translators.gemini.errors import error_to_anthropic, retry_after
 from aimw.translators.gemini.request import request_from_anthropic
 from aimw.translators.gemini.response import response_to_anthropic
 from aimw.translators.gemini.stream import GeminiStreamTranslator
@@ -100,6 +100,10 @@ class Gemini:
 
     def error_to_anthropic(self, status: int, body: bytes) -> tuple[int, bytes]:
         return error_to_anthropic(status, body)
+
+    def retry_after(self, status: int, body: bytes) -> int | None:
+        """The RetryInfo delay of a Google error (Google sends no ``retry-after`` header)."""
+        return retry_after(status, body)
 
     def new_stream(self, model: str) -> GeminiStreamTranslator:
         return GeminiStreamTranslator(model)

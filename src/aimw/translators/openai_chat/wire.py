@@ -65,5 +65,9 @@ class OpenAIChat:
     def error_to_anthropic(self, status: int, body: bytes) -> tuple[int, bytes]:
         return error_from_provider(status, body)
 
+    def retry_after(self, status: int, body: bytes) -> int | None:
+        """None: Chat Completions servers say it in their own ``retry-after`` header."""
+        return None
+
     def new_stream(self, model: str) -> ChatStreamTranslator:
         return ChatStreamTranslator(model)
