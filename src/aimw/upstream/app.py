@@ -6,8 +6,6 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import time
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from urllib.parse import urlsplit
 
 import httpx
@@ -17,7 +15,8 @@ from aimw.errors import GatewayError
 from aimw.exchange import Attempt, Exchange, exchange_of
 from aimw.types import Headers, Receive, Scope, Send
 from aimw.upstream.departure import ClientDeparture
-from aimw.upstream.failures import UpstreamBusy, UpstreamFailure, mapped_transport_errors
+from aimw.upstream.failures import UpstreamFailure, mapped_transport_errors
+from aimw.upstream.pool import PoolSlots
 from aimw.upstream.relay import relay
 from aimw.upstream.transport import DEFAULT_MAX_CONNECTIONS, UpstreamTransport
 
@@ -84,9 +83,8 @@ class UpstreamApp:
         max_body_size: int = DEFAULT_MAX_BODY_SIZE,
     ) -> None:
         self.base_url = base_url.rstrip("/")
-        self.pool_timeout = pool_timeout
         self.max_body_size = max_body_size
-        self._slots = asyncio.Semaphore(max_connections)
+        self._slots = PoolSlots(max_connections, pool_timeout)
         self.provider_name = provider_name
         self.route_type = route_type
         self.transport = UpstreamTransport(self.base_url, max_connections=max_connections, transport=transport)
@@ -133,7 +131,7 @@ class UpstreamApp:
         model_header = f"{self.provider_name}/{exchange.request_model}" if exchange.request_model else None
         async with ClientDeparture(receive, attempt) as departure:
             try:
-                async with self._pool_slot():
+                async with self._slots.one():
                     attempt.sent_ns = time.monotonic_ns()
                     await self._call(request, send, attempt, model_header)
             except UpstreamFailure as failure:
@@ -142,27 +140,6 @@ class UpstreamApp:
         if departure.cancelled_us:
             attempt.failure = "client disconnected"
             exchange.fail("client disconnected")
-
-    @asynccontextmanager
-    async def _pool_slot(self) -> AsyncIterator[None]:
-        """One of the pool's connections, waited for at most ``pool_timeout`` seconds.
-
-        Raises:
-            UpstreamBusy: none became free in time.
-        """
-        slots = self._slots
-        if slots.locked():
-            try:
-                async with asyncio.timeout(self.pool_timeout):
-                    await slots.acquire()
-            except TimeoutError:
-                raise UpstreamBusy(f"no upstream connection became free within {self.pool_timeout:g} s") from None
-        else:
-            await slots.acquire()
-        try:
-            yield
-        finally:
-            slots.release()
 
     async def _call(self, request: httpx.Request, send: Send, attempt: Attempt, model_header: str | None) -> None:
         with mapped_transport_errors(answer_started=False):

@@ -87,18 +87,16 @@ class AnthropicStreamWriter:
             self._out.append(events.message_start(self.message_id, self.model, Usage()))
 
     def text(self, text: str) -> None:
-        if self.done:
-            return
-        if self._kind != TEXT:
-            self._open(TEXT, events.text_block_start(self._next))
-        self._out.append(events.text_delta(self._index, text))
+        if not self.done:
+            if self._kind != TEXT:
+                self._open(TEXT, events.text_block_start(self._next))
+            self._out.append(events.text_delta(self._index, text))
 
     def thinking(self, thinking: str) -> None:
-        if self.done:
-            return
-        if self._kind != THINKING:
-            self._open(THINKING, events.thinking_block_start(self._next))
-        self._out.append(events.thinking_delta(self._index, thinking))
+        if not self.done:
+            if self._kind != THINKING:
+                self._open(THINKING, events.thinking_block_start(self._next))
+            self._out.append(events.thinking_delta(self._index, thinking))
 
     def signature(self, signature: str) -> None:
         """A signature_delta for the open thinking block (ignored when none is open)."""
