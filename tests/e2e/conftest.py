@@ -1,6 +1,6 @@
-"""End-to-end fixtures: the fake Hugging Face router and the gateway serving the Hugging
-Face recipe (shared by the session), a test's case id and SDK client, the real Claude Code
-CLI. The harness they are built from is :mod:`tests.e2e.harness`."""
+"""End-to-end fixtures: every recipe's fake provider and gateway (shared by the session;
+the Hugging Face ones also by name), a test's case id and SDK client, the real Claude Code
+CLI. They are built from :mod:`tests.e2e.harness` and :mod:`tests.e2e.recipes`."""
 
 from __future__ import annotations
 
@@ -8,27 +8,35 @@ import os
 import shutil
 import uuid
 from collections.abc import Iterator
+from contextlib import ExitStack
 
 import anthropic
 import pytest
 
-from tests.e2e.harness import HF_TOKEN, GatewayProcess, checked_fake, running_gateway, sdk_client
+from tests.e2e.harness import GatewayProcess, checked_fake, sdk_client
+from tests.e2e.recipes import RecipeServers
 from tests.fakes.openai_chat_server import FakeChatServer
 from tests.shared_data import REPO
 
 
 @pytest.fixture(scope="session")
-def fake_router() -> Iterator[FakeChatServer]:
-    with FakeChatServer(HF_TOKEN) as server:
-        yield server
+def recipe_servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RecipeServers]:
+    """Each recipe's fake provider and gateway (a real process), started when a test first
+    needs them and kept for the session."""
+    with ExitStack() as stack:
+        yield RecipeServers(stack, tmp_path_factory)
 
 
 @pytest.fixture(scope="session")
-def hf_gateway(fake_router: FakeChatServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[GatewayProcess]:
+def fake_router(recipe_servers: RecipeServers) -> FakeChatServer:
+    """The fake Hugging Face router."""
+    return recipe_servers["huggingface"].fake
+
+
+@pytest.fixture(scope="session")
+def hf_gateway(recipe_servers: RecipeServers) -> GatewayProcess:
     """The Hugging Face recipe, as a real process, calling the fake router."""
-    env = {"HUGGINGFACE_API_TOKEN": HF_TOKEN, "AIMW_UPSTREAM_URL": fake_router.url}
-    with running_gateway("recipes.huggingface:app", env, tmp_path_factory, "hf-gateway") as gateway:
-        yield gateway
+    return recipe_servers["huggingface"].gateway
 
 
 @pytest.fixture

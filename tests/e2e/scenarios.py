@@ -1,8 +1,7 @@
-"""Steps the recipe modules share: the same SDK scenario against a different provider.
-
-Each recipe module keeps its own tests and assertions and calls these for the steps that
-do not depend on the provider: sending one request, a tool-use turn and its tool result,
-an error the client must get, count_tokens answered by the gateway itself.
+"""Steps of the SDK scenarios, whatever the provider: sending one request, a tool-use turn
+and its tool result, an error the client must get, count_tokens answered by the gateway
+itself. test_recipe_scenarios.py runs them over every recipe; the recipe modules use them
+in their own tests.
 """
 
 from __future__ import annotations
@@ -11,15 +10,21 @@ from collections.abc import Sequence
 
 import anthropic
 
+from tests.e2e.harness import GatewayProcess, exact_log_lines, sdk_client
 from tests.fakes.scripted_server import RecordedRequest, Reply
 
-from tests.e2e.harness import GatewayProcess, exact_log_lines, sdk_client
-
 MODEL = "claude-x"  # what the clients ask for; the recipes pick the provider's model
-WEATHER_TOOL = {
+USER = [{"role": "user", "content": "What is 1 + 1?"}]
+WEATHER_TOOL = {  # with Anthropic's cache_control, which no other provider may get
     "name": "get_weather",
     "description": "The current weather in a city.",
-    "input_schema": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]},
+    "input_schema": {
+        "type": "object",
+        "properties": {"city": {"type": "string"}, "unit": {"type": "string", "enum": ["celsius", "fahrenheit"]}},
+        "required": ["city"],
+        "additionalProperties": False,
+    },
+    "cache_control": {"type": "ephemeral"},
 }
 
 

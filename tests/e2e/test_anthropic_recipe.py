@@ -1,5 +1,6 @@
-"""The Anthropic recipe end to end: the Anthropic Python SDK (and raw httpx) -> Hypercorn
-serving recipes.anthropic:app (a real process) -> the fake Anthropic API on loopback.
+"""The Anthropic recipe's own behaviour end to end: the Anthropic Python SDK (and raw httpx)
+-> Hypercorn serving recipes.anthropic:app (a real process) -> the fake Anthropic API on
+loopback. What every recipe does is tested in test_recipe_scenarios.py.
 
 A pass-through: bodies and streams go on byte for byte, the client's key passes unless the
 gateway has its own ANTHROPIC_API_KEY, and every exchange is logged with Anthropic's usage.
@@ -18,11 +19,22 @@ import anthropic
 import httpx
 import pytest
 
+from tests.asgi_helpers import anthropic_stream
+from tests.e2e.harness import (
+    CLIENT_KEY,
+    GatewayProcess,
+    assert_log_usage,
+    checked_fake,
+    exact_log_lines,
+    running_gateway,
+    sdk_client,
+)
+from tests.e2e.scenarios import USER, assert_error, only_request, rejected_key_error, request_error, stream_tool_use, tool_result, tool_result_turn
+from tests.e2e.scenarios import assert_still_serving as assert_serving_after
 from tests.fakes.anthropic_server import (
     COUNT_TOKENS_PATH,
     MESSAGES_PATH,
     FakeAnthropicServer,
-    Reply,
     anthropic_error,
     bad_request,
     cached_usage_events,
@@ -37,25 +49,11 @@ from tests.fakes.anthropic_server import (
     tool_use_events,
 )
 
-from tests.asgi_helpers import anthropic_stream
-from tests.e2e.harness import (
-    CLIENT_KEY,
-    GatewayProcess,
-    assert_log_usage,
-    checked_fake,
-    exact_log_lines,
-    running_gateway,
-    sdk_client,
-)
-from tests.e2e.scenarios import assert_error, only_request, rejected_key_error, request_error, stream_tool_use, tool_result, tool_result_turn
-from tests.e2e.scenarios import assert_still_serving as assert_serving_after
-
 pytestmark = pytest.mark.e2e
 
 GATEWAY_KEY = "sk-ant-gateway-" + "Yb7Qm2Vx9Lp4"  # the keyed gateway's own ANTHROPIC_API_KEY
 OVERRIDE_MODEL = "claude-opus-override-e2e"  # the keyed gateway's AIMW_MODEL
 MAX_TOKENS_CAP = 1000  # the keyed gateway's AIMW_MAX_TOKENS
-USER = [{"role": "user", "content": "What is 1 + 1?"}]
 BETAS = "claude-code-20250219,interleaved-thinking-2025-05-14"
 BASH_TOOL = {
     "name": "Bash",
@@ -65,16 +63,14 @@ BASH_TOOL = {
 
 
 @pytest.fixture(scope="module")
-def anthropic_api() -> Iterator[FakeAnthropicServer]:
-    with FakeAnthropicServer(CLIENT_KEY) as server:
-        yield server
+def anthropic_api(recipe_servers) -> FakeAnthropicServer:
+    return recipe_servers["anthropic"].fake
 
 
 @pytest.fixture(scope="module")
-def gateway(anthropic_api, tmp_path_factory) -> Iterator[GatewayProcess]:
+def gateway(recipe_servers) -> GatewayProcess:
     """No ANTHROPIC_API_KEY and no AIMW_* field setting: the client's key and bytes pass."""
-    with running_gateway("recipes.anthropic:app", {"AIMW_UPSTREAM_URL": anthropic_api.url}, tmp_path_factory, "anthropic-gateway") as gw:
-        yield gw
+    return recipe_servers["anthropic"].gateway
 
 
 @pytest.fixture(scope="module")
@@ -451,11 +447,4 @@ def test_cut_stream_ends_with_error_event(gateway, fake, case):
     (line,) = exact_log_lines(gateway, case)
     assert line["ai"]["proxy"]["meta"]["error"]
     assert line["ai"]["proxy"]["meta"]["request_mode"] == "stream"
-    assert_still_serving(gateway, fake, case)
-
-
-def test_provider_hangs_up_is_502(gateway, fake, case):
-    fake.enqueue(Reply(drop=True))
-    error = request_error(anthropic.APIStatusError, sdk_client(gateway.url, case), USER)
-    assert_error(error, 502, "api_error")
     assert_still_serving(gateway, fake, case)

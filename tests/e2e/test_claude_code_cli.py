@@ -1,5 +1,6 @@
 """The real Claude Code CLI -> Hypercorn serving recipes.huggingface:app (a real process)
--> the fake Hugging Face router: a two-turn session in which the CLI runs a Bash command.
+-> the fake Hugging Face router: how the CLI lives with a cut stream and a rate limit. The
+two-turn session every recipe serves is in test_recipe_scenarios.py.
 
 The CLI runs headless and offline (fresh HOME and cwd, CLAUDE_CODE_MAX_RETRIES=0); its
 requests carry ``x-e2e-case`` through ANTHROPIC_CUSTOM_HEADERS so log lines are its own.
@@ -7,110 +8,12 @@ requests carry ``x-e2e-case`` through ANTHROPIC_CUSTOM_HEADERS so log lines are 
 
 from __future__ import annotations
 
-import json
-import uuid
-
 import pytest
 
-from tests.fakes.openai_chat_server import (
-    FakeChatServer,
-    ToolCall,
-    completion,
-    cut_stream,
-    json_reply,
-    rate_limited,
-    text_stream,
-    tool_call_stream,
-)
-
-from tests.e2e.harness import CLIENT_KEY, HF_MODEL, HF_TOKEN, GatewayProcess, run_claude
+from tests.e2e.harness import GatewayProcess, run_claude
+from tests.fakes.openai_chat_server import FakeChatServer, completion, cut_stream, json_reply, rate_limited
 
 pytestmark = pytest.mark.e2e
-
-
-def test_two_turn_bash_session(claude_bin, hf_gateway: GatewayProcess, fake: FakeChatServer, case, tmp_path):
-    token = uuid.uuid4().hex[:12]
-    command = f"echo aimw-e2e-$((6*7))-{token}"
-    printed = f"aimw-e2e-42-{token}"  # only running the command produces this text
-    final_text = f"The command printed {printed}."
-    fake.enqueue(
-        tool_call_stream(
-            [ToolCall("call_bash_1", "Bash", {"command": command, "description": "Print the e2e token"})],
-            text=("I will run ", "the command."),
-            pieces=4,
-            usage=(1500, 40),
-        ),
-        text_stream(("The command printed ", f"{printed}."), usage=(1600, 15)),
-    )
-
-    completed, output = run_claude(
-        claude_bin,
-        hf_gateway.url,
-        f"Run `{command}` and tell me what it printed.",
-        tmp_path,
-        "--allowedTools",
-        "Bash",
-        headers={"x-e2e-case": case},
-    )
-
-    diagnostics = f"exit {completed.returncode}\nstdout: {completed.stdout[-2000:]}\nstderr: {completed.stderr[-2000:]}"
-    assert completed.returncode == 0, diagnostics
-    assert output is not None, diagnostics
-    assert output["is_error"] is False, diagnostics
-    assert output["result"] == final_text
-    assert output["num_turns"] == 2
-    # The CLI adds up the usage it was given, turn by turn (input excludes nothing cached here).
-    assert output["usage"]["input_tokens"] == 1500 + 1600
-    assert output["usage"]["output_tokens"] == 40 + 15
-
-    requests = fake.requests_for(case)
-    assert len(requests) == 2, [r.body.get("messages", [])[-1:] for r in requests]
-    first, second = (request.body for request in requests)
-    for body in (first, second):
-        assert body["model"] == HF_MODEL
-        assert body["stream"] is True
-        assert body["messages"][0]["role"] == "system"
-        assert "Bash" in {tool["function"]["name"] for tool in body["tools"]}
-    assert any(m["role"] == "user" and command in json.dumps(m["content"]) for m in first["messages"])
-    assert not any(m["role"] in ("assistant", "tool") for m in first["messages"])
-
-    # Turn 2 carries the assistant's tool call and a role "tool" message with the real output.
-    calls = [
-        (i, m) for i, m in enumerate(second["messages"]) if m["role"] == "assistant" and m.get("tool_calls")
-    ]
-    assert len(calls) == 1
-    index, assistant = calls[0]
-    assert assistant["content"] == "I will run the command."
-    (call,) = assistant["tool_calls"]
-    assert (call["id"], call["function"]["name"]) == ("call_bash_1", "Bash")
-    assert json.loads(call["function"]["arguments"])["command"] == command
-    tool = second["messages"][index + 1]
-    assert tool["role"] == "tool" and tool["tool_call_id"] == "call_bash_1"
-    assert printed in tool["content"]
-    assert not tool["content"].startswith("Error")
-
-    for request in requests:
-        assert request.headers["authorization"] == f"Bearer {HF_TOKEN}"
-        assert request.headers["user-agent"].startswith("claude-cli/")
-        assert CLIENT_KEY not in json.dumps(request.headers)
-
-    # One log line per request the CLI made, each with the fake's token counts.
-    lines = hf_gateway.wait_log_lines(len(requests), case)
-    assert len(lines) == len(requests) == 2
-    for line, (prompt_tokens, completion_tokens) in zip(lines, [(1500, 40), (1600, 15)]):
-        assert line["request"]["method"] == "POST"
-        assert line["request"]["uri"] == "/v1/messages?beta=true"
-        assert line["request"]["headers"]["x-api-key"] == "REDACTED"
-        assert line["response"]["status"] == 200
-        meta, usage = line["ai"]["proxy"]["meta"], line["ai"]["proxy"]["usage"]
-        assert meta["provider_name"] == "huggingface"
-        assert meta["request_mode"] == "stream"
-        assert meta["request_model"] == HF_MODEL
-        assert "error" not in meta
-        assert (usage["prompt_tokens"], usage["completion_tokens"]) == (prompt_tokens, completion_tokens)
-        assert usage["total_tokens"] == prompt_tokens + completion_tokens
-    log = hf_gateway.log_text()
-    assert CLIENT_KEY not in log and HF_TOKEN not in log
 
 
 def test_cut_stream_then_non_streaming_retry(claude_bin, hf_gateway: GatewayProcess, fake: FakeChatServer, case, tmp_path):

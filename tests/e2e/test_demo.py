@@ -1,5 +1,8 @@
 """The demo recipe end to end: ``hypercorn recipes.demo:app`` (a real process, no keys, no
-network: the model is aimw's in-process emulator) driven by the real Claude Code CLI."""
+network: the model is aimw's in-process emulator) driven by the real Claude Code CLI.
+
+Not in the recipe table of test_recipe_scenarios.py: there is no provider to script, the
+emulator answers by itself, so these tests check what it answers."""
 
 from __future__ import annotations
 
@@ -7,18 +10,15 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.e2e.harness import CLIENT_KEY, GatewayProcess, run_claude, sdk_client
+from tests.e2e.harness import CLIENT_KEY, GatewayProcess, run_claude, running_gateway, sdk_client
 
 pytestmark = pytest.mark.e2e
 
 
 @pytest.fixture(scope="module")
 def demo_gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GatewayProcess]:
-    gateway = GatewayProcess("recipes.demo:app", {}, tmp_path_factory.mktemp("demo-gateway"))
-    try:
-        yield gateway.start()
-    finally:
-        gateway.stop()
+    with running_gateway("recipes.demo:app", {}, tmp_path_factory, "demo-gateway") as gateway:
+        yield gateway
 
 
 def assert_demo_lines(lines: list[dict]) -> None:

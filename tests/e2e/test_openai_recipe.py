@@ -1,8 +1,8 @@
-"""The OpenAI recipe end to end: the Anthropic Python SDK -> Hypercorn serving
+"""The OpenAI recipe's own behaviour end to end: the Anthropic Python SDK -> Hypercorn serving
 recipes.openai:app (a real process) -> a fake OpenAI Chat Completions server on loopback,
 playing api.openai.com (``Authorization: Bearer <OPENAI_API_KEY>``; reasoning models take
 only ``max_completion_tokens``) or a local OpenAI-compatible server (vLLM, Ollama) that
-wants no credential at all.
+wants no credential at all. What every recipe does is tested in test_recipe_scenarios.py.
 """
 
 from __future__ import annotations
@@ -11,55 +11,23 @@ import dataclasses
 import json
 from collections.abc import Iterator
 
-import anthropic
 import httpx
 import pytest
 
-from tests.fakes.openai_chat_server import (
-    CHAT_PATH,
-    OPENAI,
-    OPENAI_MODEL,
-    FakeChatServer,
-    ToolCall,
-    error_reply,
-    json_reply,
-    openai_completion,
-    text_stream,
-    tool_call_stream,
-)
-
-from tests.e2e.harness import (
-    CLIENT_KEY,
-    GatewayProcess,
-    assert_log_usage,
-    checked_fake,
-    exact_log_lines,
-    running_gateway,
-    sdk_client,
-)
-from tests.e2e.scenarios import WEATHER_TOOL, answer_tool_use, assert_count_tokens_is_local, assert_error, create_or_stream, only_request, rejected_key_error, request_error, stream_tool_use, tool_result
-from tests.e2e.scenarios import assert_still_serving as assert_serving_after
+from tests.e2e.harness import CLIENT_KEY, GatewayProcess, assert_log_usage, checked_fake, exact_log_lines, running_gateway, sdk_client
+from tests.e2e.recipes import OPENAI_KEY
+from tests.e2e.scenarios import USER, create_or_stream, only_request
+from tests.fakes.openai_chat_server import OPENAI, FakeChatServer, json_reply, openai_completion, text_stream
 
 pytestmark = pytest.mark.e2e
 
-OPENAI_KEY = "sk-proj-" + "e2eT3stK3yQ9wX2vB7nM4pL6"
-DEFAULT_MODEL = "gpt-4.1"  # the recipe's default
 LOCAL_MODEL = "qwen3-coder"
-USER = [{"role": "user", "content": "What is 1 + 1?"}]
 REASONING_PROFILE = dataclasses.replace(OPENAI, max_tokens_field="max_completion_tokens")
 
 
 @pytest.fixture(scope="module")
-def openai_api() -> Iterator[FakeChatServer]:
-    with FakeChatServer(OPENAI_KEY, OPENAI) as server:
-        yield server
-
-
-@pytest.fixture(scope="module")
-def gateway(openai_api, tmp_path_factory) -> Iterator[GatewayProcess]:
-    env = {"OPENAI_API_KEY": OPENAI_KEY, "AIMW_UPSTREAM_URL": openai_api.url}
-    with running_gateway("recipes.openai:app", env, tmp_path_factory, "openai-gateway") as gw:
-        yield gw
+def openai_api(recipe_servers) -> FakeChatServer:
+    return recipe_servers["openai"].fake
 
 
 @pytest.fixture(scope="module", params=["o3-mini", "gpt-5"])
@@ -78,12 +46,6 @@ def local_gateway(openai_api, tmp_path_factory) -> Iterator[GatewayProcess]:
 
 
 @pytest.fixture
-def fake(openai_api, gateway, request) -> Iterator[FakeChatServer]:
-    with checked_fake(openai_api, [gateway], request) as server:
-        yield server
-
-
-@pytest.fixture
 def reasoning_fake(openai_api, reasoning_gateway, request) -> Iterator[FakeChatServer]:
     with checked_fake(openai_api, [reasoning_gateway], request) as server:
         server.profile = REASONING_PROFILE
@@ -95,121 +57,6 @@ def local_fake(openai_api, local_gateway, request) -> Iterator[FakeChatServer]:
     with checked_fake(openai_api, [local_gateway], request) as server:
         server.expected_token = None  # any credential header is a violation
         yield server
-
-
-def assert_still_serving(gateway: GatewayProcess, fake: FakeChatServer, case: str) -> None:
-    assert_serving_after(gateway, fake, case, json_reply(openai_completion("still serving", usage=(3, 2))), USER)
-
-
-# ---------------------------------------------------------------- api.openai.com
-
-
-def test_text_oneshot(client, fake, gateway, case):
-    fake.enqueue(json_reply(openai_completion("The sum of 1 + 1 is 2.", usage=(25, 12))))
-
-    message = client.messages.create(model="claude-x", max_tokens=256, system="Be brief.", messages=USER)
-
-    assert message.content[0].text == "The sum of 1 + 1 is 2."
-    assert message.stop_reason == "end_turn"
-    assert message.model == OPENAI_MODEL
-    assert (message.usage.input_tokens, message.usage.output_tokens) == (25, 12)
-    sent = only_request(fake, case)
-    assert (sent.path, sent.query) == (CHAT_PATH, "")
-    assert sent.headers["authorization"] == f"Bearer {OPENAI_KEY}"
-    assert CLIENT_KEY not in json.dumps(sent.headers)
-    assert sent.body["model"] == DEFAULT_MODEL
-    assert sent.body["max_tokens"] == 256 and "max_completion_tokens" not in sent.body
-    (line,) = exact_log_lines(gateway, case)
-    meta = line["ai"]["proxy"]["meta"]
-    assert (meta["provider_name"], meta["request_model"], meta["response_model"], meta["request_mode"]) == (
-        "openai",
-        DEFAULT_MODEL,
-        OPENAI_MODEL,
-        "oneshot",
-    )
-    assert line["upstream_uri"] == CHAT_PATH
-    assert_log_usage(line, 25, 12)
-
-
-def test_text_stream(client, fake, gateway, case):
-    fake.enqueue(text_stream(("The ", "answer ", "is 2."), usage=(26, 5), cached_tokens=10, model=OPENAI_MODEL))
-
-    with client.messages.stream(model="claude-x", max_tokens=256, messages=USER) as stream:
-        texts = list(stream.text_stream)
-        message = stream.get_final_message()
-
-    assert texts == ["The ", "answer ", "is 2."]
-    assert message.model == OPENAI_MODEL
-    assert (message.usage.input_tokens, message.usage.cache_read_input_tokens, message.usage.output_tokens) == (16, 10, 5)
-    sent = only_request(fake, case)
-    assert sent.body["stream"] is True and sent.body["stream_options"] == {"include_usage": True}
-    (line,) = exact_log_lines(gateway, case)
-    assert line["ai"]["proxy"]["meta"]["request_mode"] == "stream"
-    assert_log_usage(line, 26, 5, cached=10)
-
-
-def test_streamed_tool_use_then_tool_result(client, fake, gateway, case):
-    call = ToolCall("call_oa1", "get_weather", {"city": "Lisbon"})
-    fake.enqueue(tool_call_stream([call], pieces=4, usage=(110, 18), model=OPENAI_MODEL))
-
-    partial, message = stream_tool_use(client, "Weather in Lisbon?", [WEATHER_TOOL])
-
-    assert len(partial) == 4
-    assert [(b.type, b.id, b.name, b.input) for b in message.content] == [("tool_use", "call_oa1", "get_weather", {"city": "Lisbon"})]
-    assert message.stop_reason == "tool_use"
-
-    fake.enqueue(text_stream(("Sunny.",), usage=(140, 2), model=OPENAI_MODEL))
-    answer = answer_tool_use(client, "Weather in Lisbon?", message, tool_result("call_oa1", "sunny"), tools=[WEATHER_TOOL])
-    assert answer.content[0].text == "Sunny."
-    assistant, tool = fake.requests_for(case)[1].body["messages"][-2:]
-    assert [c["id"] for c in assistant["tool_calls"]] == ["call_oa1"]
-    assert tool == {"role": "tool", "content": "sunny", "tool_call_id": "call_oa1"}
-    first, second = exact_log_lines(gateway, case, 2)
-    assert_log_usage(first, 110, 18)
-    assert_log_usage(second, 140, 2)
-
-
-def test_wrong_key_is_401(client, fake, gateway, case):
-    error = rejected_key_error(client, fake, USER, wrong_key="sk-proj-someOtherKey000000", right_key=OPENAI_KEY)
-    assert_error(error, 401, "authentication_error", "Incorrect API key provided")
-    assert OPENAI_KEY not in error.response.text
-    assert exact_log_lines(gateway, case)[0]["response"]["status"] == 401
-    assert_still_serving(gateway, fake, case)
-
-
-@pytest.mark.parametrize("stream", [False, True], ids=["oneshot", "stream"])
-def test_rate_limited_keeps_retry_after(client, fake, gateway, case, stream):
-    body = {
-        "error": {
-            "message": "Rate limit reached for gpt-4.1 on requests per min (RPM): Limit 500, Used 500, Requested 1.",
-            "type": "requests",
-            "param": None,
-            "code": "rate_limit_exceeded",
-        }
-    }
-    fake.enqueue(error_reply(429, body, headers=(("retry-after", "3"), ("x-ratelimit-remaining-requests", "0"))))
-    error = request_error(anthropic.RateLimitError, client, USER, stream)
-    assert_error(error, 429, "rate_limit_error", "Rate limit reached for gpt-4.1")
-    assert error.response.headers["retry-after"] == "3"
-    assert_still_serving(gateway, fake, case)
-
-
-@pytest.mark.parametrize(
-    ("status", "client_status", "error_type"),
-    [(500, 500, "api_error"), (503, 529, "overloaded_error")],
-    ids=["500", "503"],
-)
-def test_server_errors(client, fake, gateway, case, status, client_status, error_type):
-    body = {"error": {"message": "The server is overloaded or not ready yet.", "type": "server_error", "param": None, "code": None}}
-    fake.enqueue(error_reply(status, body))
-    error = request_error(anthropic.APIStatusError, client, USER)
-    assert_error(error, client_status, error_type, "overloaded or not ready")
-    assert exact_log_lines(gateway, case)[0]["response"]["status"] == client_status
-    assert_still_serving(gateway, fake, case)
-
-
-def test_count_tokens_is_local(client, fake, gateway, case):
-    assert_count_tokens_is_local(client, fake, gateway, case, system="Be brief.", messages=USER, tools=[WEATHER_TOOL])
 
 
 # ---------------------------------------------------------------- reasoning models

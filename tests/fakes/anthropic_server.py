@@ -69,6 +69,21 @@ def good_message() -> Reply:
     return json_reply(good_message_bytes(), headers=(("request-id", request_id()),))
 
 
+def message_reply(text: str, *, input_tokens: int = 20, output_tokens: int = 5, model: str = MODEL) -> Reply:
+    """A Message answering ``text``."""
+    message = {
+        "id": "msg_" + uuid.uuid4().hex[:24],
+        "type": "message",
+        "role": "assistant",
+        "model": model,
+        "content": [{"type": "text", "text": text}],
+        "stop_reason": "end_turn",
+        "stop_sequence": None,
+        "usage": {"input_tokens": input_tokens, "output_tokens": output_tokens},
+    }
+    return json_reply(message, headers=(("request-id", request_id()),))
+
+
 def count_tokens_reply(input_tokens: int) -> Reply:
     return json_reply({"input_tokens": input_tokens})
 

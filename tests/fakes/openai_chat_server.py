@@ -81,6 +81,11 @@ def rate_limited(retry_after: str = "7", *, header_name: str = "Retry-After") ->
     )
 
 
+def hf_server_error(status: int) -> Reply:
+    """TGI's answer when generation fails on the server."""
+    return error_reply(status, {"error": "Request failed during generation: Server error: worker unavailable", "error_type": "generation"})
+
+
 def completion(
     text: str | None = "The sum of 1 + 1 is 2.",
     *,
@@ -431,6 +436,15 @@ def azure_rate_limited(retry_after: str = "7") -> Reply:
     )
 
 
+def azure_server_error(status: int) -> Reply:
+    """Azure OpenAI's 500 or 503."""
+    error = {
+        500: {"code": "InternalServerError", "message": "The server had an error while processing your request."},
+        503: {"code": "ServiceUnavailable", "message": "The service is temporarily unable to process your request."},
+    }[status]
+    return error_reply(status, {"error": error})
+
+
 def azure_completion(
     text: str | None = "Dividing by zero is undefined.",
     *,
@@ -511,6 +525,16 @@ def dashscope_rate_limited(retry_after: str = "7") -> Reply:
             "request_id": str(uuid.uuid4()),
         },
         headers=(("Retry-After", retry_after),),
+    )
+
+
+def dashscope_server_error(status: int) -> Reply:
+    return error_reply(
+        status,
+        {
+            "error": {"message": "The server had an error while responding.", "type": "internal_error", "param": None, "code": "internal_error"},
+            "request_id": "b5f3e7a2-0000-4000-8000-000000000000",
+        },
     )
 
 
@@ -606,6 +630,24 @@ def dashscope_tool_call_stream(
 def openai_unauthorized() -> Reply:
     """OpenAI's 401 (captured, Kong's mock)."""
     return error_reply(401, (OPENAI_RESPONSES / "unauthorized.json").read_bytes())
+
+
+def openai_rate_limited(retry_after: str = "3") -> Reply:
+    """OpenAI's 429 for too many requests per minute (OpenAI API reference, "Error codes")."""
+    body = {
+        "error": {
+            "message": "Rate limit reached for gpt-4.1 on requests per min (RPM): Limit 500, Used 500, Requested 1.",
+            "type": "requests",
+            "param": None,
+            "code": "rate_limit_exceeded",
+        }
+    }
+    return error_reply(429, body, headers=(("retry-after", retry_after), ("x-ratelimit-remaining-requests", "0")))
+
+
+def openai_server_error(status: int) -> Reply:
+    body = {"error": {"message": "The server is overloaded or not ready yet.", "type": "server_error", "param": None, "code": None}}
+    return error_reply(status, body)
 
 
 def openai_completion(text: str | None = "The sum of 1 + 1 is 2.", *, model: str = OPENAI_MODEL, finish_reason: str = "stop", **kwargs) -> dict:
