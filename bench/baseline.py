@@ -18,11 +18,7 @@ from pathlib import Path
 APP = "recipes.huggingface"
 REQUIRED_FILES = ("src/aimw/__init__.py", "recipes/huggingface.py")
 # What the baseline's server would import, printed by the interpreter that runs it.
-IMPORT_PROBE = (
-    "import importlib.util, aimw\n"
-    "print(aimw.__file__)\n"
-    f"print(importlib.util.find_spec({APP!r}).origin)\n"
-)
+IMPORT_PROBE = f"import importlib.util, aimw\nprint(aimw.__file__)\nprint(importlib.util.find_spec({APP!r}).origin)\n"
 
 
 class BaselineError(RuntimeError):

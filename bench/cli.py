@@ -30,7 +30,9 @@ def _names(known: dict, kind: str):
         names = [name.strip() for name in text.split(",") if name.strip()]
         unknown = [name for name in names if name not in known]
         if unknown or not names:
-            raise argparse.ArgumentTypeError(f"unknown {kind} {', '.join(unknown) or '(none)'}; choose from {', '.join(known)}")
+            raise argparse.ArgumentTypeError(
+                f"unknown {kind} {', '.join(unknown) or '(none)'}; choose from {', '.join(known)}"
+            )
         return names
 
     return parse
@@ -53,20 +55,59 @@ def with_baseline(targets: list[str], baseline: Baseline | None) -> list[str]:
 
 def parser() -> argparse.ArgumentParser:
     options = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n\n")[0])
-    options.add_argument("--targets", type=_names(TARGETS, "target"), help=f"comma-separated, from {','.join(TARGETS)} (default: all; litellm when installed)")
-    options.add_argument("--scenarios", type=_names(SCENARIOS, "scenario"), default=list(SCENARIOS), help=f"comma-separated, from {','.join(SCENARIOS)} (default: all)")
-    options.add_argument("--duration", type=float, help=f"seconds measured per target and scenario (default {DEFAULTS['duration']:g}; --quick {QUICK['duration']:g})")
-    options.add_argument("--warmup", type=float, help=f"seconds of load before measuring (default {DEFAULTS['warmup']:g}; --quick {QUICK['warmup']:g})")
+    options.add_argument(
+        "--targets",
+        type=_names(TARGETS, "target"),
+        help=f"comma-separated, from {','.join(TARGETS)} (default: all; litellm when installed)",
+    )
+    options.add_argument(
+        "--scenarios",
+        type=_names(SCENARIOS, "scenario"),
+        default=list(SCENARIOS),
+        help=f"comma-separated, from {','.join(SCENARIOS)} (default: all)",
+    )
+    options.add_argument(
+        "--duration",
+        type=float,
+        help=f"seconds measured per target and scenario (default {DEFAULTS['duration']:g}; --quick {QUICK['duration']:g})",
+    )
+    options.add_argument(
+        "--warmup",
+        type=float,
+        help=f"seconds of load before measuring (default {DEFAULTS['warmup']:g}; --quick {QUICK['warmup']:g})",
+    )
     options.add_argument("--quick", action="store_true", help="short measurements, for a smoke run")
     options.add_argument("--chunks", type=int, default=200, help="text chunks per streamed answer (default 200)")
-    options.add_argument("--rounds", type=int, default=1, help="repeat the interleaved run, report the median (default 1)")
-    options.add_argument("--validate-every", type=int, default=10, help="fully validate one response in N (default 10; 1: all)")
+    options.add_argument(
+        "--rounds", type=int, default=1, help="repeat the interleaved run, report the median (default 1)"
+    )
+    options.add_argument(
+        "--validate-every", type=int, default=10, help="fully validate one response in N (default 10; 1: all)"
+    )
     options.add_argument("--timeout", type=float, default=30.0, help="seconds one request may take (default 30)")
-    options.add_argument("--hypercorn-args", default="-k uvloop", help="Hypercorn arguments for aimw and passthrough (default: '-k uvloop'; '' for asyncio's own loop)")
-    options.add_argument("--baseline", metavar="REF", type=_baseline,
-                         help="also measure aimw as of git revision REF, as target aimw@<commit> next to aimw")
-    options.add_argument("--output", type=Path, default=REPO / "bench" / "results", help="where results.md, results.png and raw/ go (default bench/results)")
-    options.add_argument("--loop", choices=("auto", "uvloop", "asyncio"), default="auto", help="event loop of the fake upstream and the load generator (default auto: uvloop when installed)")
+    options.add_argument(
+        "--hypercorn-args",
+        default="-k uvloop",
+        help="Hypercorn arguments for aimw and passthrough (default: '-k uvloop'; '' for asyncio's own loop)",
+    )
+    options.add_argument(
+        "--baseline",
+        metavar="REF",
+        type=_baseline,
+        help="also measure aimw as of git revision REF, as target aimw@<commit> next to aimw",
+    )
+    options.add_argument(
+        "--output",
+        type=Path,
+        default=REPO / "bench" / "results",
+        help="where results.md, results.png and raw/ go (default bench/results)",
+    )
+    options.add_argument(
+        "--loop",
+        choices=("auto", "uvloop", "asyncio"),
+        default="auto",
+        help="event loop of the fake upstream and the load generator (default auto: uvloop when installed)",
+    )
     options.add_argument("--no-pin", action="store_true", help="do not pin the server and the drivers to separate CPUs")
     options.add_argument("--no-chart", action="store_true", help="skip the PNG chart")
     options.add_argument("--list", action="store_true", help="list targets and scenarios, then exit")
@@ -108,7 +149,9 @@ def write_chart(results_path: Path, png_path: Path) -> str:
     except ImportError:
         if not BENCH_VENV_PYTHON.exists():
             return "chart skipped: matplotlib is not installed (run bench/setup.sh)"
-        subprocess.run([str(BENCH_VENV_PYTHON), "-m", "bench.chart", str(results_path), str(png_path)], cwd=REPO, check=True)
+        subprocess.run(
+            [str(BENCH_VENV_PYTHON), "-m", "bench.chart", str(results_path), str(png_path)], cwd=REPO, check=True
+        )
         return f"chart: {png_path}"
     from bench.chart import draw
 
@@ -125,7 +168,9 @@ def problems_of(results: dict) -> list[str]:
         elif "req_per_s" in record and (record["invalid"] or record["error_counts"]):
             failed_requests = sum(record["error_counts"].values())
             examples = record["invalid_examples"][:1] or list(record["error_counts"])[:1]
-            problems.append(f"{record['label']}: {record['invalid']} invalid, {failed_requests} failed requests; e.g. {examples}")
+            problems.append(
+                f"{record['label']}: {record['invalid']} invalid, {failed_requests} failed requests; e.g. {examples}"
+            )
     return problems
 
 
@@ -141,7 +186,9 @@ def main(argv: list[str] | None = None) -> int:
     if min(args.chunks, args.rounds, args.validate_every) < 1:
         sys.exit("--chunks, --rounds and --validate-every must be at least 1")
     run = Run(options)
-    sys.stderr.write(f"bench: targets {','.join(options.targets)}; scenarios {','.join(options.scenarios)}; raw output in {run.raw_dir}\n")
+    sys.stderr.write(
+        f"bench: targets {','.join(options.targets)}; scenarios {','.join(options.scenarios)}; raw output in {run.raw_dir}\n"
+    )
     try:
         results = run.execute()
     except BaselineError as exc:

@@ -298,7 +298,9 @@ class LoadRun:
             "machine_busy": machine_busy,
             "loadgen": time.process_time(),
             "server_by_pid": {pid: procstat.cpu_seconds(pid) for pid in self.server_pids},
-            "upstream": procstat.tree_cpu_seconds(procstat.process_tree(config.upstream_pid)) if config.upstream_pid else 0.0,
+            "upstream": procstat.tree_cpu_seconds(procstat.process_tree(config.upstream_pid))
+            if config.upstream_pid
+            else 0.0,
         }
 
     async def _poll_rss(self) -> None:
@@ -338,7 +340,9 @@ class LoadRun:
         tally = self.tally
         window = after["wall"] - before["wall"]
         requests = len(tally.latencies)
-        by_pid = {pid: seconds - before["server_by_pid"].get(pid, 0.0) for pid, seconds in after["server_by_pid"].items()}
+        by_pid = {
+            pid: seconds - before["server_by_pid"].get(pid, 0.0) for pid, seconds in after["server_by_pid"].items()
+        }
         server_cpu = sum(by_pid.values())
         upstream_cpu = after["upstream"] - before["upstream"]
         loadgen_cpu = after["loadgen"] - before["loadgen"]
@@ -362,7 +366,9 @@ class LoadRun:
             "server_processes": len(self.server_pids),
             "server_cpu_s": server_cpu,
             "server_cpu_percent": 100 * server_cpu / window,
-            "server_cpu_percent_by_process": sorted((100 * seconds / window for seconds in by_pid.values()), reverse=True),
+            "server_cpu_percent_by_process": sorted(
+                (100 * seconds / window for seconds in by_pid.values()), reverse=True
+            ),
             "server_cpu_ms_per_request": 1e3 * server_cpu / requests if requests else None,
             "server_cpu_us_per_event": 1e6 * server_cpu / tally.events if tally.events else None,
             "server_rss_peak_bytes": self.rss_peak or None,

@@ -71,7 +71,9 @@ class PassThroughApp:
             response = await client.handle_async_request(request)
         except Exception as exc:  # httpx's errors, or aiohttp's that httpx-aiohttp leaves as they are
             message = f"upstream unreachable: {type(exc).__name__}".encode()
-            await send({"type": "http.response.start", "status": 502, "headers": [(b"content-length", b"%d" % len(message))]})
+            await send(
+                {"type": "http.response.start", "status": 502, "headers": [(b"content-length", b"%d" % len(message))]}
+            )
             await send({"type": "http.response.body", "body": message})
             return
         try:

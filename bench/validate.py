@@ -39,7 +39,15 @@ _DELTA_FIELDS = {  # delta type -> the field it carries
     "input_json_delta": "partial_json",
 }
 _JOINED_FIELDS = ("text", "thinking", "signature")  # a block's strings its deltas extend
-STOP_REASONS = ("end_turn", "max_tokens", "stop_sequence", "tool_use", "pause_turn", "refusal", "model_context_window_exceeded")
+STOP_REASONS = (
+    "end_turn",
+    "max_tokens",
+    "stop_sequence",
+    "tool_use",
+    "pause_turn",
+    "refusal",
+    "model_context_window_exceeded",
+)
 
 
 _OPENAI_USAGE = ("prompt_tokens", "completion_tokens")
@@ -98,7 +106,11 @@ def _decode_json(data: str, where: str, problems: list[str]) -> dict | None:
 
 
 def _check_usage_numbers(
-    input_tokens, output_tokens, answer: Answer, problems: list[str], names: tuple[str, str] = ("input_tokens", "output_tokens")
+    input_tokens,
+    output_tokens,
+    answer: Answer,
+    problems: list[str],
+    names: tuple[str, str] = ("input_tokens", "output_tokens"),
 ) -> None:
     if input_tokens != answer.prompt_tokens:
         problems.append(f"{names[0]} {input_tokens!r}, expected {answer.prompt_tokens}")
@@ -112,7 +124,7 @@ def _check_text(text: str, answer: Answer, problems: list[str]) -> None:
         at = next((i for i, (a, b) in enumerate(zip(text, expected)) if a != b), min(len(text), len(expected)))
         problems.append(
             f"text differs at character {at} (got {len(text)} characters, expected {len(expected)}): "
-            f"{text[at:at + 20]!r} instead of {expected[at:at + 20]!r}"
+            f"{text[at : at + 20]!r} instead of {expected[at : at + 20]!r}"
         )
 
 
@@ -242,7 +254,11 @@ class _AnthropicStreamReader:
         if message.get("content") != [] or message.get("stop_reason") is not None:
             self.problems.append(f"{where}: message_start message is not empty (content [], stop_reason null)")
         usage = message.get("usage")
-        if not isinstance(usage, dict) or not isinstance(usage.get("input_tokens"), int) or not isinstance(usage.get("output_tokens"), int):
+        if (
+            not isinstance(usage, dict)
+            or not isinstance(usage.get("input_tokens"), int)
+            or not isinstance(usage.get("output_tokens"), int)
+        ):
             self.problems.append(f"{where}: message_start without usage (input_tokens, output_tokens)")
             usage = {}
         self.stream.message = {**message, "content": [], "usage": dict(usage)}
@@ -260,7 +276,12 @@ class _AnthropicStreamReader:
         if block_type not in _BLOCK_DELTAS:
             self.problems.append(f"{where}: content_block_start with content_block type {block_type!r}")
         elif block_type in _TOOL_BLOCKS:
-            if block.get("input") != {} or not isinstance(block.get("id"), str) or not block["id"] or not isinstance(block.get("name"), str):
+            if (
+                block.get("input") != {}
+                or not isinstance(block.get("id"), str)
+                or not block["id"]
+                or not isinstance(block.get("name"), str)
+            ):
                 self.problems.append(f"{where}: {block_type} block start without an id, a name and input {{}}")
             self.stream.json_fragments[index] = []
         for name in _JOINED_FIELDS:
@@ -325,7 +346,9 @@ class _AnthropicStreamReader:
                 tool_input = json.loads(joined) if joined else {}
             except ValueError:
                 tool_input = None
-                if stream.error is None and stream.stop_reason != "max_tokens":  # only a cut stream may leave it unfinished
+                if (
+                    stream.error is None and stream.stop_reason != "max_tokens"
+                ):  # only a cut stream may leave it unfinished
                     problems.append(f"block {index}: its input_json_delta pieces are not JSON: {joined[:80]!r}")
             if tool_input is not None and not isinstance(tool_input, dict):
                 problems.append(f"block {index}: its tool input is not a JSON object")
@@ -342,7 +365,9 @@ class _AnthropicStreamReader:
             problems.append(f"block {self.open_block[0]} never stopped")
         if self.message_delta is None:
             problems.append("no message_delta")
-        elif stream.stop_reason not in ("tool_use", "max_tokens") and any(block.get("type") == "tool_use" for block in stream.blocks):
+        elif stream.stop_reason not in ("tool_use", "max_tokens") and any(
+            block.get("type") == "tool_use" for block in stream.blocks
+        ):
             problems.append(f"stop_reason {stream.stop_reason!r} although a tool_use block was emitted")
         if not self.stopped:
             problems.append("no message_stop at the end")
@@ -445,7 +470,9 @@ def check_openai_stream(body: bytes, answer: Answer) -> list[str]:
     if usage is None:
         problems.append("no usage chunk")
     else:
-        _check_usage_numbers(usage.get("prompt_tokens"), usage.get("completion_tokens"), answer, problems, _OPENAI_USAGE)
+        _check_usage_numbers(
+            usage.get("prompt_tokens"), usage.get("completion_tokens"), answer, problems, _OPENAI_USAGE
+        )
     return problems
 
 
@@ -466,5 +493,7 @@ def check_openai_completion(body: bytes, answer: Answer) -> list[str]:
     if not isinstance(usage, dict):
         problems.append("no usage")
     else:
-        _check_usage_numbers(usage.get("prompt_tokens"), usage.get("completion_tokens"), answer, problems, _OPENAI_USAGE)
+        _check_usage_numbers(
+            usage.get("prompt_tokens"), usage.get("completion_tokens"), answer, problems, _OPENAI_USAGE
+        )
     return problems

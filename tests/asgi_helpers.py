@@ -72,7 +72,11 @@ class ScriptedReceive:
         index = self.calls
         self.calls += 1
         if index < len(self.chunks):
-            return {"type": "http.request", "body": self.chunks[index], "more_body": not self.complete or index < len(self.chunks) - 1}
+            return {
+                "type": "http.request",
+                "body": self.chunks[index],
+                "more_body": not self.complete or index < len(self.chunks) - 1,
+            }
         await self._released.wait()
         return {"type": "http.disconnect"}
 
@@ -120,8 +124,10 @@ class RecordingSend:
     def complete(self) -> bool:
         """The response ended: its last body message has more_body False."""
         bodies = self.body_messages
-        return bool(bodies) and not bodies[-1].get("more_body", False) and all(
-            m.get("more_body", False) for m in bodies[:-1]
+        return (
+            bool(bodies)
+            and not bodies[-1].get("more_body", False)
+            and all(m.get("more_body", False) for m in bodies[:-1])
         )
 
     def json(self):

@@ -42,14 +42,18 @@ async def test_the_sdk_through_a_mounted_gateway(http_client, log_path):
     client = anthropic.AsyncAnthropic(base_url="http://app.test/claude", api_key="x", http_client=http_client)
     message = await client.messages.create(model="any", max_tokens=64, messages=[{"role": "user", "content": "hello"}])
     assert message.content[0].type == "text" and "hello" in message.content[0].text
-    async with client.messages.stream(model="any", max_tokens=64, messages=[{"role": "user", "content": "again"}]) as stream:
+    async with client.messages.stream(
+        model="any", max_tokens=64, messages=[{"role": "user", "content": "again"}]
+    ) as stream:
         streamed = await stream.get_final_message()
     assert "again" in streamed.content[0].text and streamed.stop_reason == "end_turn"
     counted = await client.messages.count_tokens(model="any", messages=[{"role": "user", "content": "hello"}])
     assert counted.input_tokens > 0
 
     lines = [json.loads(line) for line in log_path.read_text().splitlines()]
-    assert [line["request"]["uri"] for line in lines] == ["/claude/v1/messages"] * 2 + ["/claude/v1/messages/count_tokens"]
+    assert [line["request"]["uri"] for line in lines] == ["/claude/v1/messages"] * 2 + [
+        "/claude/v1/messages/count_tokens"
+    ]
     assert [line["ai"]["proxy"]["meta"]["request_mode"] for line in lines[:2]] == ["oneshot", "stream"]
     assert all(line["ai"]["proxy"]["usage"]["completion_tokens"] > 0 for line in lines[:2])
 

@@ -29,7 +29,9 @@ async def test_a_query_credential_is_percent_encoded():
     assert query == b"key=a%20b%26c%3Dd%2F%C3%A9"
 
 
-@pytest.mark.parametrize("credential", [HeaderCredential("x-api-key", SECRET), QueryCredential("key", SECRET), bearer(SECRET)])
+@pytest.mark.parametrize(
+    "credential", [HeaderCredential("x-api-key", SECRET), QueryCredential("key", SECRET), bearer(SECRET)]
+)
 def test_no_repr_shows_the_secret(credential):
     assert SECRET not in repr(credential) and "redacted" in repr(credential)
 

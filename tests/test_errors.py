@@ -177,7 +177,9 @@ def test_redact_keys(secret: str) -> None:
     assert out.startswith("key=") and out.endswith(" was rejected")
 
 
-@pytest.mark.parametrize("header", ["Bearer abc.DEF-123_xyz", "bearer abc.DEF-123_xyz", "Authorization: BEARER abc.DEF-123_xyz"])
+@pytest.mark.parametrize(
+    "header", ["Bearer abc.DEF-123_xyz", "bearer abc.DEF-123_xyz", "Authorization: BEARER abc.DEF-123_xyz"]
+)
 def test_redact_bearer_tokens(header: str) -> None:
     out = redact(f"sent {header}, got 401")
     assert "abc.DEF-123_xyz" not in out
@@ -213,7 +215,12 @@ def test_unknown_5xx_is_api_error(status: int) -> None:
 
 def test_gateway_error() -> None:
     error = GatewayError(413, "too big")
-    assert (error.status, error.error_type, error.message, str(error)) == (413, "request_too_large", "too big", "too big")
+    assert (error.status, error.error_type, error.message, str(error)) == (
+        413,
+        "request_too_large",
+        "too big",
+        "too big",
+    )
     error = GatewayError(502, "bad upstream", "api_error")
     assert (error.status, error.error_type) == (502, "api_error")
     assert GatewayError(422, "x").error_type == "invalid_request_error"
@@ -270,7 +277,9 @@ def test_azure_content_filter_names_the_filtered_categories() -> None:
 
 
 def test_azure_jailbreak_detection_is_named() -> None:
-    body = azure_filter_body({"jailbreak": {"filtered": True, "detected": True}, "hate": {"filtered": False, "severity": "safe"}})
+    body = azure_filter_body(
+        {"jailbreak": {"filtered": True, "detected": True}, "hate": {"filtered": False, "severity": "safe"}}
+    )
     assert provider_error_message(400, body).endswith("(filtered: jailbreak)")
 
 
@@ -301,8 +310,13 @@ def test_azure_filter_message_is_bounded_and_redacted() -> None:
     body = azure_filter_body(results)
     assert len(provider_error_message(400, body)) < 10_000
     leaky = json.dumps(
-        {"error": {"message": "bad key Bearer sekrit-azure-token-9", "code": "content_filter",
-                   "innererror": {"content_filter_result": {"violence": {"filtered": True}}}}}
+        {
+            "error": {
+                "message": "bad key Bearer sekrit-azure-token-9",
+                "code": "content_filter",
+                "innererror": {"content_filter_result": {"violence": {"filtered": True}}},
+            }
+        }
     ).encode()
     _, raw = error_from_provider(400, leaky)
     assert b"sekrit-azure-token-9" not in raw

@@ -59,7 +59,9 @@ def upstream_of(app) -> UpstreamApp:
     return app
 
 
-async def post(app, path="/v1/messages", body=b"{}", *, query=b"", headers=CLIENT_HEADERS, method="POST") -> RecordingSend:
+async def post(
+    app, path="/v1/messages", body=b"{}", *, query=b"", headers=CLIENT_HEADERS, method="POST"
+) -> RecordingSend:
     """One request through ``app``; the client keeps its connection open while it answers."""
     scope = http_scope(method, path, query=query, headers=headers, body=body if method != "HEAD" else None)
     send = RecordingSend()
@@ -79,7 +81,9 @@ class RecordingTransport(httpx.AsyncBaseTransport):
     """Stands in for the network: records each request (and its body), answers ``answer``
     as a streamed response, like a provider would."""
 
-    def __init__(self, answer: bytes = COMPLETION, *, status: int = 200, content_type: str = "application/json") -> None:
+    def __init__(
+        self, answer: bytes = COMPLETION, *, status: int = 200, content_type: str = "application/json"
+    ) -> None:
         self.answer = answer
         self.status = status
         self.content_type = content_type
@@ -108,7 +112,9 @@ def messages(**fields) -> bytes:
     return json.dumps(body).encode()
 
 
-async def translated(provider: Provider, settings: Settings, body: bytes, *, credential="provider-secret-key", **defaults):
+async def translated(
+    provider: Provider, settings: Settings, body: bytes, *, credential="provider-secret-key", **defaults
+):
     transport = RecordingTransport()
     app = translated_gateway(provider, settings, secret=credential, transport=transport, **defaults)
     response = await post(app, body=body, query=b"beta=true")
@@ -132,7 +138,10 @@ def log_settings(tmp_path):
 @pytest.mark.parametrize(
     "client, upstream",
     [
-        ({"max_tokens": 32000, "temperature": 0.3}, {"max_tokens": DEFAULT_MAX_TOKENS, "temperature": DEFAULT_TEMPERATURE}),
+        (
+            {"max_tokens": 32000, "temperature": 0.3},
+            {"max_tokens": DEFAULT_MAX_TOKENS, "temperature": DEFAULT_TEMPERATURE},
+        ),
         ({"max_tokens": 100}, {"max_tokens": 100, "temperature": DEFAULT_TEMPERATURE}),
         ({"max_tokens": 8192, "temperature": 1.0}, {"max_tokens": 8192, "temperature": 1.0}),
     ],
@@ -152,10 +161,18 @@ async def test_recipe_defaults_cap_max_tokens_and_set_temperature(log_settings, 
 @pytest.mark.parametrize(
     "environ, client, upstream",
     [
-        ({"AIMW_MAX_TOKENS": "4096", "AIMW_TEMPERATURE": "0.2"}, {"max_tokens": 32000, "temperature": 0.9}, (4096, 0.2)),
+        (
+            {"AIMW_MAX_TOKENS": "4096", "AIMW_TEMPERATURE": "0.2"},
+            {"max_tokens": 32000, "temperature": 0.9},
+            (4096, 0.2),
+        ),
         ({"AIMW_MAX_TOKENS": "16000"}, {"max_tokens": 32000}, (16000, DEFAULT_TEMPERATURE)),  # above the default
         ({"AIMW_MAX_TOKENS": "4096"}, {"max_tokens": 2000}, (2000, DEFAULT_TEMPERATURE)),  # a cap, not a value
-        ({"AIMW_TEMPERATURE": "0"}, {"max_tokens": 32000, "temperature": 0.7}, (DEFAULT_MAX_TOKENS, 0.0)),  # 0 is a setting
+        (
+            {"AIMW_TEMPERATURE": "0"},
+            {"max_tokens": 32000, "temperature": 0.7},
+            (DEFAULT_MAX_TOKENS, 0.0),
+        ),  # 0 is a setting
     ],
 )
 async def test_aimw_settings_win_over_recipe_defaults(log_settings, environ, client, upstream):
@@ -217,7 +234,9 @@ def assert_no_client_credentials_or_anthropic_headers(request: httpx.Request) ->
 )
 async def test_azure_on_the_wire(log_settings, tmp_path, auth_header, header, value):
     provider = azure("my-resource", "gpt-4o-prod", "2024-10-21", auth_header=auth_header)
-    transport, response = await translated(provider, log_settings(), messages(max_tokens=10), credential="azure-key-123")
+    transport, response = await translated(
+        provider, log_settings(), messages(max_tokens=10), credential="azure-key-123"
+    )
     request = transport.request
     assert str(request.url) == (
         "https://my-resource.openai.azure.com/openai/deployments/gpt-4o-prod/chat/completions?api-version=2024-10-21"
@@ -315,7 +334,9 @@ def test_the_passthrough_inputs():
     assert set(json.loads(COUNT_BODY)) == {"model", "messages", "tools"}
 
 
-RATE_LIMITED = b'{"type":"error","error":{"type":"rate_limit_error","message":"Number of requests has exceeded your rate limit"}}'
+RATE_LIMITED = (
+    b'{"type":"error","error":{"type":"rate_limit_error","message":"Number of requests has exceeded your rate limit"}}'
+)
 
 
 def json_answer(status: int, body: bytes, *headers: tuple[str, str]) -> bytes:
@@ -384,7 +405,10 @@ async def test_bodies_headers_and_query_pass_unchanged(tmp_path):
             {"path": "/v1/messages/count_tokens", "body": COUNT_BODY, "query": b"beta=true"},
         ],
     )
-    cases = ((messages_request, NONSTREAM_BODY, "/v1/messages"), (count_request, COUNT_BODY, "/v1/messages/count_tokens"))
+    cases = (
+        (messages_request, NONSTREAM_BODY, "/v1/messages"),
+        (count_request, COUNT_BODY, "/v1/messages/count_tokens"),
+    )
     for request, body, path in cases:
         assert request.method == "POST"
         assert request.target == path + "?beta=true"
@@ -441,7 +465,9 @@ async def test_a_stream_passes_byte_for_byte(tmp_path):
 
 async def test_a_stream_broken_mid_event_ends_with_an_error_event(tmp_path):
     cut = TEXT_SSE.index(b"event: content_block_delta") + 40
-    _, _, [answer], [line] = await passthrough(tmp_path, [{"body": MESSAGE_BODY}], server=Anthropic(break_stream_at=cut))
+    _, _, [answer], [line] = await passthrough(
+        tmp_path, [{"body": MESSAGE_BODY}], server=Anthropic(break_stream_at=cut)
+    )
     whole = TEXT_SSE[: TEXT_SSE.rfind(b"\n\n", 0, cut) + 2]
     assert answer.status == 200
     assert answer.complete

@@ -147,7 +147,8 @@ def test_azure_unknown_auth_header_is_refused():
 
 
 @pytest.mark.parametrize(
-    "region, host", [("international", "https://dashscope-intl.aliyuncs.com"), ("china", "https://dashscope.aliyuncs.com")]
+    "region, host",
+    [("international", "https://dashscope-intl.aliyuncs.com"), ("china", "https://dashscope.aliyuncs.com")],
 )
 def test_dashscope_regions(region, host):
     provider = dashscope(region)

@@ -35,7 +35,10 @@ def test_defaults():
 
 
 def test_empty_values_mean_unset():
-    environ = {name: "  " for name in ("AIMW_UPSTREAM_URL", "AIMW_MODEL", "AIMW_LOG_PATH", "AIMW_MAX_TOKENS", "AIMW_LOG_PAYLOADS")}
+    environ = {
+        name: "  "
+        for name in ("AIMW_UPSTREAM_URL", "AIMW_MODEL", "AIMW_LOG_PATH", "AIMW_MAX_TOKENS", "AIMW_LOG_PAYLOADS")
+    }
     assert Settings.from_env(environ) == Settings()
 
 
@@ -241,7 +244,11 @@ def test_choice_env_reads_the_process_environment(monkeypatch):
 # ---------------------------------------------------------------- the provider recipes, started for real
 
 PROVIDER_PREFIXES = ("AIMW_", "HUGGINGFACE_", "AZURE_", "DASHSCOPE_", "OPENAI_", "ANTHROPIC_")
-AZURE_ENV = {"AZURE_OPENAI_API_KEY": "azure-test-key-1", "AZURE_INSTANCE_NAME": "my-resource", "AZURE_DEPLOYMENT_ID": "gpt-4o-prod"}
+AZURE_ENV = {
+    "AZURE_OPENAI_API_KEY": "azure-test-key-1",
+    "AZURE_INSTANCE_NAME": "my-resource",
+    "AZURE_DEPLOYMENT_ID": "gpt-4o-prod",
+}
 
 # Imports the recipe and prints what it built: the middleware stack and the facts that
 # reached it (log sinks, upstream, wire format and its options, the headers and query the
@@ -445,20 +452,37 @@ def test_dashscope_recipe_with_an_unknown_region_stops_naming_it(tmp_path, regio
 
 
 @pytest.mark.parametrize(
-    "region, host", [(None, "https://dashscope-intl.aliyuncs.com"), ("international", "https://dashscope-intl.aliyuncs.com"), ("china", "https://dashscope.aliyuncs.com")]
+    "region, host",
+    [
+        (None, "https://dashscope-intl.aliyuncs.com"),
+        ("international", "https://dashscope-intl.aliyuncs.com"),
+        ("china", "https://dashscope.aliyuncs.com"),
+    ],
 )
 def test_dashscope_recipe_regions_and_defaults(tmp_path, region, host):
     extra = {} if region is None else {"DASHSCOPE_REGION": region}
     facts = recipe_facts("dashscope", tmp_path, DASHSCOPE_API_KEY="sk-ds-1", **extra)
     assert facts["base_url"] == host
-    assert facts["provider"] == ["dashscope", "/compatible-mode/v1/chat/completions", "", "qwen-plus", "max_tokens", "qwen"]
+    assert facts["provider"] == [
+        "dashscope",
+        "/compatible-mode/v1/chat/completions",
+        "",
+        "qwen-plus",
+        "max_tokens",
+        "qwen",
+    ]
     assert facts["auth"] == [["authorization", "Bearer sk-ds-1"]]
     assert facts["rules"] == [{"drop": ["model"], "set": {"temperature": "1.0"}, "cap": {"max_tokens": 8192}}]
 
 
 def test_dashscope_recipe_settings_win_over_its_defaults(tmp_path):
     facts = recipe_facts(
-        "dashscope", tmp_path, DASHSCOPE_API_KEY="sk-ds-1", AIMW_MAX_TOKENS="16384", AIMW_TEMPERATURE="0.6", AIMW_MODEL="qwen3-max"
+        "dashscope",
+        tmp_path,
+        DASHSCOPE_API_KEY="sk-ds-1",
+        AIMW_MAX_TOKENS="16384",
+        AIMW_TEMPERATURE="0.6",
+        AIMW_MODEL="qwen3-max",
     )
     assert facts["rules"] == [{"drop": ["model"], "set": {"temperature": "0.6"}, "cap": {"max_tokens": 16384}}]
     assert facts["model"] == "qwen3-max"

@@ -113,7 +113,7 @@ def test_cr_then_cr_is_a_blank_line() -> None:
 
 
 def test_multi_line_data_is_joined_with_lf() -> None:
-    assert decode([b"data: {\ndata:   \"k\": 1\ndata: }\n\n"]) == [("", b'{\n  "k": 1\n}')]
+    assert decode([b'data: {\ndata:   "k": 1\ndata: }\n\n']) == [("", b'{\n  "k": 1\n}')]
 
 
 def test_comments_are_ignored() -> None:
@@ -186,7 +186,9 @@ def test_kong_text_event_stream_fixture() -> None:
     line, so Kong's parser (and a spec-following feed) yields the first three, and aimw's
     flush() also dispatches the truncated ``[DONE]``."""
     stream = (KONG_TEXT_EVENT_STREAM / "input.bin").read_bytes()
-    expected = [item["data"].encode() for item in json.loads((KONG_TEXT_EVENT_STREAM / "expected-output.json").read_text())]
+    expected = [
+        item["data"].encode() for item in json.loads((KONG_TEXT_EVENT_STREAM / "expected-output.json").read_text())
+    ]
     assert len(expected) == 3
     decoder = SSEDecoder()
     fed = decoder.feed(stream)

@@ -18,7 +18,11 @@ def estimate(body: dict | bytes) -> int:
 
 
 def request(messages: list | None = None, **fields: Any) -> dict:
-    return {"model": "m", "messages": messages if messages is not None else [{"role": "user", "content": "hello"}], **fields}
+    return {
+        "model": "m",
+        "messages": messages if messages is not None else [{"role": "user", "content": "hello"}],
+        **fields,
+    }
 
 
 IMAGE = {"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": "iVBORw0KGgo" * 50}}
@@ -112,7 +116,10 @@ def test_tool_use_tool_result_and_thinking_text_count() -> None:
 
 def test_text_documents_count() -> None:
     doc = {"type": "document", "source": {"type": "text", "media_type": "text/plain", "data": "w" * 700}}
-    assert estimate(request([{"role": "user", "content": [doc]}])) > estimate(request([{"role": "user", "content": []}])) + 100
+    assert (
+        estimate(request([{"role": "user", "content": [doc]}]))
+        > estimate(request([{"role": "user", "content": []}])) + 100
+    )
 
 
 def test_corpus_count_tokens_bodies_are_ordered() -> None:

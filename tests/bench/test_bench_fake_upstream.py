@@ -16,6 +16,7 @@ from bench.http11 import ChunkedDecoder
 from bench.http_client import ClientConnection
 from bench.validate import check_openai_completion, check_openai_stream
 from tests.shared_data import REPO
+
 CHUNKS = 9
 ANSWER = Answer.of(CHUNKS)
 pytestmark = pytest.mark.anyio
@@ -94,7 +95,9 @@ async def test_a_chunked_request_body_split_anywhere_is_read(upstream):
             yield payload[start : start + 7]
 
     async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as client:
-        response = await client.post("/v1/chat/completions", content=pieces(), headers={"content-type": "application/json"})
+        response = await client.post(
+            "/v1/chat/completions", content=pieces(), headers={"content-type": "application/json"}
+        )
     assert response.status_code == 200
     assert check_openai_stream(response.content, ANSWER) == []
     assert stats.streams == 1

@@ -40,7 +40,15 @@ def test_openai_requests_go_to_chat_completions_and_ask_for_usage_when_streaming
 
 @pytest.mark.parametrize(
     "settings",
-    [{"host": "10.0.0.1"}, {"host": "example.com"}, {"concurrency": 0}, {"concurrency": 5000}, {"duration": 0}, {"api": "gemini"}, {"validate_every": 0}],
+    [
+        {"host": "10.0.0.1"},
+        {"host": "example.com"},
+        {"concurrency": 0},
+        {"concurrency": 5000},
+        {"duration": 0},
+        {"api": "gemini"},
+        {"validate_every": 0},
+    ],
 )
 def test_config_refuses_what_is_out_of_bounds(settings):
     with pytest.raises(ValueError):
@@ -123,7 +131,9 @@ async def fake_port():
 
 @pytest.mark.parametrize("stream", [False, True])
 async def test_a_run_against_the_fake_validates_everything_it_samples(fake_port, stream):
-    config = LoadConfig(port=fake_port, api="openai", stream=stream, concurrency=4, duration=0.3, warmup=0.1, chunks=6, validate_every=1)
+    config = LoadConfig(
+        port=fake_port, api="openai", stream=stream, concurrency=4, duration=0.3, warmup=0.1, chunks=6, validate_every=1
+    )
     result = await run_load(config)
     assert result["requests"] > 0 and result["errors"] == 0 and result["error_counts"] == {}
     assert result["invalid"] == 0 and result["validated"] >= result["requests"]
@@ -136,14 +146,18 @@ async def test_a_run_against_the_fake_validates_everything_it_samples(fake_port,
 
 
 async def test_a_run_reports_answers_that_differ_from_the_fakes_as_invalid(fake_port):
-    config = LoadConfig(port=fake_port, api="openai", stream=True, concurrency=2, duration=0.2, warmup=0.0, chunks=5, validate_every=1)
+    config = LoadConfig(
+        port=fake_port, api="openai", stream=True, concurrency=2, duration=0.2, warmup=0.0, chunks=5, validate_every=1
+    )
     result = await run_load(config)
     assert result["validated"] > 0 and result["invalid"] == result["validated"]
     assert any("text differs" in problem for problem in result["invalid_examples"][0])
 
 
 async def test_a_run_counts_error_statuses(fake_port):
-    config = LoadConfig(port=fake_port, api="openai", path="/v1/nowhere", concurrency=2, duration=0.2, warmup=0.0, chunks=6)
+    config = LoadConfig(
+        port=fake_port, api="openai", path="/v1/nowhere", concurrency=2, duration=0.2, warmup=0.0, chunks=6
+    )
     result = await run_load(config)
     assert result["requests"] == 0 and result["errors"] > 0
     assert any(kind.startswith("status 404") for kind in result["error_counts"])

@@ -68,19 +68,53 @@ def test_the_chart_is_a_png(tmp_path):
 
 def test_measurements_shared_with_other_processes_are_flagged():
     quiet = render(results([measurement("nonstream-c1", "aimw", 100)], ["nonstream-c1"], ["aimw"]))
-    busy = render(results([measurement("nonstream-c1", "aimw", 100, others_cpu_percent=40.0)], ["nonstream-c1"], ["aimw"]))
+    busy = render(
+        results([measurement("nonstream-c1", "aimw", 100, others_cpu_percent=40.0)], ["nonstream-c1"], ["aimw"])
+    )
     assert "⚠ Other processes" not in quiet
     assert "during 1 of 1 measurements" in busy and "20 + 10 (others 40 ⚠)" in busy
 
 
 def test_two_worker_rows_show_each_process_share_of_the_cpu():
-    record = measurement("nonstream-c32-w2", "aimw", 100, server_cpu_percent=150.0, server_cpu_percent_by_process=[95.2, 54.6, 0.1])
+    record = measurement(
+        "nonstream-c32-w2", "aimw", 100, server_cpu_percent=150.0, server_cpu_percent_by_process=[95.2, 54.6, 0.1]
+    )
     report = render(results([record], ["nonstream-c32-w2"], ["aimw"]))
     assert "| 150 (95 / 55) |" in report
 
 
 def test_a_change_of_aimw_code_during_the_run_is_flagged():
     same = [measurement("nonstream-c1", target, 100, aimw_code="a") for target in ("direct", "aimw")]
-    changed = [measurement("nonstream-c1", "direct", 100, aimw_code="a"), measurement("nonstream-c1", "aimw", 100, aimw_code="b")]
+    changed = [
+        measurement("nonstream-c1", "direct", 100, aimw_code="a"),
+        measurement("nonstream-c1", "aimw", 100, aimw_code="b"),
+    ]
     assert "changed during the run" not in render(results(same, ["nonstream-c1"], ["direct", "aimw"]))
     assert "2 versions were measured" in render(results(changed, ["nonstream-c1"], ["direct", "aimw"]))
+
+
+def test_the_gemini_targets_get_their_goal_their_ratios_and_their_token_fetches():
+    data = results(
+        [measurement("stream-c32", "aimw", 500, events_per_s=102_500.0),
+         measurement("stream-c32", "aimw-gemini", 400, events_per_s=82_000.0),
+         measurement("stream-c32", "aimw-vertex", 400, events_per_s=82_000.0, token_requests=1, workers=1),
+         measurement("stream-c32-w2", "aimw-vertex", 700, token_requests=2, workers=2)],
+        ["stream-c32", "stream-c32-w2"], ["aimw", "aimw-gemini", "aimw-vertex"],
+    )  # fmt: skip
+    rows = {goal: (value, met) for goal, value, met in goal_rows(pick(data))}
+    assert rows["Gemini stream ≥ 100,000 translated events/s at C=32"] == ("82,000 events/s", False)
+    token = rows["Vertex AI token fetched once per worker (cached, every measurement)"]
+    assert token == ("3 fetches for 3 workers in 2 measurements", True)
+    report = render(data)
+    # 400 req/s: 0.80× aimw's, CPU per request 1.25× aimw's; Vertex AI as the Gemini API; one fetch for one worker
+    assert "| stream-c32 | 400.0 | 82,000 | 0.80× | 1.25× | 1.00× | 1.00× | 1 / 1 |" in report
+    assert "| stream-c32-w2 | – | – | – | – | – | – | 2 / 2 |" in report
+    assert "| aimw-gemini | 400.0 |" in report and "| aimw-vertex | 400.0 |" in report
+
+
+def test_a_token_fetched_per_request_fails_the_goal_and_no_gemini_target_no_section():
+    many = results([measurement("stream-c32", "aimw-vertex", 400, token_requests=400, workers=1)], ["stream-c32"], ["aimw-vertex"])
+    rows = {goal: (value, met) for goal, value, met in goal_rows(pick(many))}
+    assert rows["Vertex AI token fetched once per worker (cached, every measurement)"][1] is False
+    assert rows["Gemini stream ≥ 100,000 translated events/s at C=32"] == ("not measured", None)
+    assert "## aimw on Gemini" not in render(results([measurement("stream-c32", "aimw", 400)], ["stream-c32"], ["aimw"]))

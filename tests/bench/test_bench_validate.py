@@ -26,20 +26,44 @@ ANSWER = Answer.of(7)
 def anthropic_events(answer: Answer = ANSWER) -> list[tuple[str, dict]]:
     """A well-formed Anthropic stream of ``answer``, as (event name, data) pairs."""
     events = [
-        ("message_start", {"type": "message_start", "message": {
-            "id": "msg_1", "type": "message", "role": "assistant", "model": "m", "content": [],
-            "stop_reason": None, "usage": {"input_tokens": 0, "output_tokens": 0}}}),  # fmt: skip
+        (
+            "message_start",
+            {
+                "type": "message_start",
+                "message": {
+                    "id": "msg_1",
+                    "type": "message",
+                    "role": "assistant",
+                    "model": "m",
+                    "content": [],
+                    "stop_reason": None,
+                    "usage": {"input_tokens": 0, "output_tokens": 0},
+                },
+            },
+        ),  # fmt: skip
         ("ping", {"type": "ping"}),
-        ("content_block_start", {"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}}),
+        (
+            "content_block_start",
+            {"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}},
+        ),
     ]
     events += [
-        ("content_block_delta", {"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": text}})
+        (
+            "content_block_delta",
+            {"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": text}},
+        )
         for text in answer.chunks
     ]
     events += [
         ("content_block_stop", {"type": "content_block_stop", "index": 0}),
-        ("message_delta", {"type": "message_delta", "delta": {"stop_reason": "end_turn", "stop_sequence": None},
-                           "usage": {"input_tokens": answer.prompt_tokens, "output_tokens": answer.completion_tokens}}),  # fmt: skip
+        (
+            "message_delta",
+            {
+                "type": "message_delta",
+                "delta": {"stop_reason": "end_turn", "stop_sequence": None},
+                "usage": {"input_tokens": answer.prompt_tokens, "output_tokens": answer.completion_tokens},
+            },
+        ),  # fmt: skip
         ("message_stop", {"type": "message_stop"}),
     ]
     return events
@@ -115,12 +139,18 @@ def _first(events, name):
         (lambda e: _first(e, "message_start")["message"].pop("usage"), "message_start without usage"),
         (lambda e: _first(e, "content_block_start").update(index=1), "content_block_start index 1, expected 0"),
         (lambda e: _first(e, "content_block_delta").update(index=3), "content_block_delta for index 3"),
-        (lambda e: _first(e, "content_block_delta")["delta"].update(type="input_json_delta"), "'input_json_delta' inside a 'text' block"),
+        (
+            lambda e: _first(e, "content_block_delta")["delta"].update(type="input_json_delta"),
+            "'input_json_delta' inside a 'text' block",
+        ),
         (lambda e: _first(e, "content_block_stop").update(index=2), "content_block_stop for index 2"),
         (lambda e: e.pop(-3), "while block 0 is open"),
         (lambda e: e.pop(-2), "no message_delta"),
         (lambda e: _first(e, "message_delta")["delta"].update(stop_reason=None), "message_delta without a stop_reason"),
-        (lambda e: _first(e, "message_delta")["delta"].update(stop_reason="max_tokens"), "stop_reason 'max_tokens', expected 'end_turn'"),
+        (
+            lambda e: _first(e, "message_delta")["delta"].update(stop_reason="max_tokens"),
+            "stop_reason 'max_tokens', expected 'end_turn'",
+        ),
         (lambda e: _first(e, "message_delta").pop("usage"), "message_delta without usage.output_tokens"),
         (lambda e: _first(e, "message_delta")["usage"].update(output_tokens=1), "output_tokens 1, expected 21"),
         (lambda e: _first(e, "message_delta")["usage"].update(input_tokens=5), "input_tokens 5, expected 17"),
@@ -146,7 +176,9 @@ def test_a_stream_cut_before_its_last_blank_line_is_invalid():
 
 
 def test_a_stream_that_is_not_utf8_is_invalid():
-    assert check_anthropic_stream(b"data: \xff\n\n", ANSWER) == ["stream is not UTF-8: 'utf-8' codec can't decode byte 0xff in position 6: invalid start byte"]
+    assert check_anthropic_stream(b"data: \xff\n\n", ANSWER) == [
+        "stream is not UTF-8: 'utf-8' codec can't decode byte 0xff in position 6: invalid start byte"
+    ]
 
 
 # ---------------------------------------------------------------- read_anthropic_stream
@@ -175,8 +207,14 @@ def block_stop(index: int) -> tuple[str, dict]:
 def message_end(stop_reason: str = "end_turn", **usage: int) -> list[tuple[str, dict]]:
     """message_delta (output_tokens 1 unless given) and message_stop."""
     return [
-        ("message_delta", {"type": "message_delta", "delta": {"stop_reason": stop_reason, "stop_sequence": None},
-                           "usage": {"output_tokens": 1, **usage}}),  # fmt: skip
+        (
+            "message_delta",
+            {
+                "type": "message_delta",
+                "delta": {"stop_reason": stop_reason, "stop_sequence": None},
+                "usage": {"output_tokens": 1, **usage},
+            },
+        ),  # fmt: skip
         ("message_stop", {"type": "message_stop"}),
     ]
 
@@ -230,7 +268,9 @@ def test_read_anthropic_stream_assembles_the_message():
 
 
 def test_a_minimal_good_stream_is_valid():
-    stream = read_anthropic_stream(encode([message_start(), block_start(0), block_delta(0), block_stop(0), *message_end()]))
+    stream = read_anthropic_stream(
+        encode([message_start(), block_start(0), block_delta(0), block_stop(0), *message_end()])
+    )
     assert stream.problems == []
     assert stream.text == "t"
 
@@ -250,7 +290,11 @@ def test_an_error_event_is_a_well_formed_ending(events):
 
 
 def test_max_tokens_may_cut_the_tool_input():
-    stream = read_anthropic_stream(encode([message_start(), tool_use(0), json_delta(0, '{"command": "l'), block_stop(0), *message_end("max_tokens")]))
+    stream = read_anthropic_stream(
+        encode(
+            [message_start(), tool_use(0), json_delta(0, '{"command": "l'), block_stop(0), *message_end("max_tokens")]
+        )
+    )
     assert stream.problems == []
     assert stream.blocks[0]["input"] is None
 
@@ -261,23 +305,53 @@ def test_max_tokens_may_cut_the_tool_input():
         (message_end(), "'message_delta' before message_start"),
         ([message_start(), block_start(0), block_delta(0), *message_end()], "message_delta while block 0 is open"),
         ([message_start(), block_start(1), block_stop(1), *message_end()], "content_block_start index 1, expected 0"),
-        ([message_start(), block_start(0), block_stop(0), block_start(0), block_stop(0), *message_end()], "content_block_start index 0, expected 1"),
-        ([message_start(), block_delta(0), *message_end()], "content_block_delta for index 0, which is not the open block"),
-        ([message_start(), block_start(0), block_delta(1), block_stop(0), *message_end()], "content_block_delta for index 1"),
+        (
+            [message_start(), block_start(0), block_stop(0), block_start(0), block_stop(0), *message_end()],
+            "content_block_start index 0, expected 1",
+        ),
+        (
+            [message_start(), block_delta(0), *message_end()],
+            "content_block_delta for index 0, which is not the open block",
+        ),
+        (
+            [message_start(), block_start(0), block_delta(1), block_stop(0), *message_end()],
+            "content_block_delta for index 1",
+        ),
         ([message_start(), block_start(0), block_stop(0)], "no message_delta"),
         ([message_start(), block_start(0), block_stop(0)], "no message_stop at the end"),
         ([message_start(), block_start(0), block_stop(0), message_end()[1]], "message_stop without message_delta"),
         ([(None, message_start()[1]), *message_end()], "no 'event:' line"),
-        ([message_start(), tool_use(0), json_delta(0, "{}"), block_stop(0), *message_end("end_turn")], "stop_reason 'end_turn' although a tool_use block was emitted"),
-        ([message_start(), tool_use(0), json_delta(0, '{"a": '), block_stop(0), *message_end("tool_use")], "block 0: its input_json_delta pieces are not JSON"),
-        ([message_start(), tool_use(0), json_delta(0, "[1]"), block_stop(0), *message_end("tool_use")], "block 0: its tool input is not a JSON object"),
-        ([message_start(), tool_use(0, id=""), block_stop(0), *message_end("tool_use")], "tool_use block start without an id"),
-        ([message_start(), block_start(0, {"type": "mystery"}), block_stop(0), *message_end()], "content_block_start with content_block type 'mystery'"),
-        ([message_start(), block_start(0), block_delta(0, {"type": "text_delta"}), block_stop(0), *message_end()], "text_delta without text"),
+        (
+            [message_start(), tool_use(0), json_delta(0, "{}"), block_stop(0), *message_end("end_turn")],
+            "stop_reason 'end_turn' although a tool_use block was emitted",
+        ),
+        (
+            [message_start(), tool_use(0), json_delta(0, '{"a": '), block_stop(0), *message_end("tool_use")],
+            "block 0: its input_json_delta pieces are not JSON",
+        ),
+        (
+            [message_start(), tool_use(0), json_delta(0, "[1]"), block_stop(0), *message_end("tool_use")],
+            "block 0: its tool input is not a JSON object",
+        ),
+        (
+            [message_start(), tool_use(0, id=""), block_stop(0), *message_end("tool_use")],
+            "tool_use block start without an id",
+        ),
+        (
+            [message_start(), block_start(0, {"type": "mystery"}), block_stop(0), *message_end()],
+            "content_block_start with content_block type 'mystery'",
+        ),
+        (
+            [message_start(), block_start(0), block_delta(0, {"type": "text_delta"}), block_stop(0), *message_end()],
+            "text_delta without text",
+        ),
         ([message_start(output_tokens=5), *message_end(output_tokens=1)], "output_tokens 1 below message_start's 5"),
         ([message_start(), *message_end("finished")], "unknown stop_reason 'finished'"),
         ([message_start(), ERROR, *message_end()], "(message_delta) after the error event"),
-        ([message_start(), ("error", {"type": "error", "error": {"type": "api_error"}})], "is not {type, message} with a message"),
+        (
+            [message_start(), ("error", {"type": "error", "error": {"type": "api_error"}})],
+            "is not {type, message} with a message",
+        ),
     ],
 )
 def test_read_anthropic_stream_names_each_broken_invariant(events, expected):

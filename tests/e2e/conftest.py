@@ -40,7 +40,9 @@ def hf_gateway(recipe_servers: RecipeServers) -> GatewayProcess:
 
 
 @pytest.fixture
-def fake(fake_router: FakeChatServer, hf_gateway: GatewayProcess, request: pytest.FixtureRequest) -> Iterator[FakeChatServer]:
+def fake(
+    fake_router: FakeChatServer, hf_gateway: GatewayProcess, request: pytest.FixtureRequest
+) -> Iterator[FakeChatServer]:
     """The fake router, emptied for this test; afterwards the gateway must still be up, must
     have sent the router nothing it rejects, and the test must have used all its replies."""
     with checked_fake(fake_router, [hf_gateway], request) as server:
@@ -62,7 +64,9 @@ def client(gateway: GatewayProcess, case: str) -> anthropic.Anthropic:
 @pytest.fixture(scope="session")
 def claude_bin() -> str:
     """The real Claude Code CLI (``make claude-code``); AIMW_CLAUDE_BIN overrides the path."""
-    path = os.environ.get("AIMW_CLAUDE_BIN") or str(REPO / ".cache" / "claude-code" / "node_modules" / ".bin" / "claude")
+    path = os.environ.get("AIMW_CLAUDE_BIN") or str(
+        REPO / ".cache" / "claude-code" / "node_modules" / ".bin" / "claude"
+    )
     if not (os.path.isfile(path) and os.access(path, os.X_OK)):
         resolved = shutil.which(path) if os.sep not in path else None
         if resolved:

@@ -49,8 +49,7 @@ def clean_env(**extra: str) -> dict[str, str]:
     env = {
         name: value
         for name, value in os.environ.items()
-        if not name.startswith(_PROVIDER_PREFIXES)
-        and name.lower() not in _PROXY_VARS
+        if not name.startswith(_PROVIDER_PREFIXES) and name.lower() not in _PROXY_VARS
     }
     env["NO_PROXY"] = env["no_proxy"] = "127.0.0.1,localhost"
     env.update(extra)
@@ -135,7 +134,9 @@ class GatewayProcess:
 
 
 @contextmanager
-def running_gateway(app: str, env: dict[str, str], tmp_path_factory: pytest.TempPathFactory, name: str) -> Iterator[GatewayProcess]:
+def running_gateway(
+    app: str, env: dict[str, str], tmp_path_factory: pytest.TempPathFactory, name: str
+) -> Iterator[GatewayProcess]:
     """``hypercorn <app>`` (e.g. ``recipes.azure:app``) as a real process with ``env`` added to
     a clean environment; stopped on exit. For module- or session-scoped fixtures."""
     gateway = GatewayProcess(app, env, tmp_path_factory.mktemp(name))

@@ -169,10 +169,18 @@ ANTHROPIC = RecipeCase(
     request_model=None,
     log_meta=_meta("anthropic", None),
     completion=lambda text, usage: message_reply(text, input_tokens=usage.input, output_tokens=usage.output),
-    text_stream=lambda pieces, usage: stream_reply(text_events(pieces, start_usage=usage.anthropic_start, output_tokens=usage.output)),
+    text_stream=lambda pieces, usage: stream_reply(
+        text_events(pieces, start_usage=usage.anthropic_start, output_tokens=usage.output)
+    ),
     tool_stream=lambda calls, text, pieces, usage: stream_reply(
         tool_use_events(
-            calls[0].id, calls[0].name, calls[0].arguments, text=text, pieces=pieces, start_usage=usage.anthropic_start, output_tokens=usage.output
+            calls[0].id,
+            calls[0].name,
+            calls[0].arguments,
+            text=text,
+            pieces=pieces,
+            start_usage=usage.anthropic_start,
+            output_tokens=usage.output,
         )
     ),
     cli_usages=(Usage(5, 40, cache_creation=1500), Usage(7, 15, cache_read=1500, cache_creation=100)),
@@ -195,8 +203,12 @@ AZURE = TranslatedRecipe(
         azure_api_version=AZURE_API_VERSION,
     ),
     completion=lambda text, usage, **fields: json_reply(azure_completion(text, usage=usage.chat, **fields)),
-    text_stream=lambda pieces, usage: azure_text_stream(pieces, usage=usage.chat, cached_tokens=usage.cache_read or None),
-    tool_stream=lambda calls, text, pieces, usage: azure_tool_call_stream(calls, text=text, pieces=pieces, usage=usage.chat),
+    text_stream=lambda pieces, usage: azure_text_stream(
+        pieces, usage=usage.chat, cached_tokens=usage.cache_read or None
+    ),
+    tool_stream=lambda calls, text, pieces, usage: azure_tool_call_stream(
+        calls, text=text, pieces=pieces, usage=usage.chat
+    ),
     key=AZURE_KEY,
     wrong_key="0" * 32,
     path=AZURE_PROFILE.path,
@@ -215,8 +227,12 @@ DASHSCOPE = TranslatedRecipe(
     request_model=DASHSCOPE_DEFAULT_MODEL,
     log_meta=_meta("dashscope", DASHSCOPE_DEFAULT_MODEL),
     completion=lambda text, usage, **fields: json_reply(dashscope_completion(text, usage=usage.chat, **fields)),
-    text_stream=lambda pieces, usage: dashscope_stream(pieces, usage=usage.chat, cached_tokens=usage.cache_read or None),
-    tool_stream=lambda calls, text, pieces, usage: dashscope_tool_call_stream(calls, text=text, pieces=pieces, usage=usage.chat),
+    text_stream=lambda pieces, usage: dashscope_stream(
+        pieces, usage=usage.chat, cached_tokens=usage.cache_read or None
+    ),
+    tool_stream=lambda calls, text, pieces, usage: dashscope_tool_call_stream(
+        calls, text=text, pieces=pieces, usage=usage.chat
+    ),
     key=DASHSCOPE_KEY,
     wrong_key="sk-someOtherDashScopeKey0000",
     path=DASHSCOPE_PATH,
@@ -240,8 +256,12 @@ HUGGINGFACE = TranslatedRecipe(
     request_model=HF_MODEL,
     log_meta=_meta("huggingface", HF_MODEL),
     completion=lambda text, usage, **fields: json_reply(completion(text, model=TGI_MODEL, usage=usage.chat, **fields)),
-    text_stream=lambda pieces, usage: text_stream(pieces, model=TGI_MODEL, usage=usage.chat, cached_tokens=usage.cache_read or None),
-    tool_stream=lambda calls, text, pieces, usage: tool_call_stream(calls, text=text, pieces=pieces, usage=usage.chat, model=TGI_MODEL),
+    text_stream=lambda pieces, usage: text_stream(
+        pieces, model=TGI_MODEL, usage=usage.chat, cached_tokens=usage.cache_read or None
+    ),
+    tool_stream=lambda calls, text, pieces, usage: tool_call_stream(
+        calls, text=text, pieces=pieces, usage=usage.chat, model=TGI_MODEL
+    ),
     key=HF_TOKEN,
     wrong_key="hf_someOtherTokenTheRouterWants",
     auth=("authorization", f"Bearer {HF_TOKEN}"),
@@ -261,8 +281,12 @@ OPENAI = TranslatedRecipe(
     request_model=OPENAI_DEFAULT_MODEL,
     log_meta=_meta("openai", OPENAI_DEFAULT_MODEL),
     completion=lambda text, usage, **fields: json_reply(openai_completion(text, usage=usage.chat, **fields)),
-    text_stream=lambda pieces, usage: text_stream(pieces, model=OPENAI_MODEL, usage=usage.chat, cached_tokens=usage.cache_read or None),
-    tool_stream=lambda calls, text, pieces, usage: tool_call_stream(calls, text=text, pieces=pieces, usage=usage.chat, model=OPENAI_MODEL),
+    text_stream=lambda pieces, usage: text_stream(
+        pieces, model=OPENAI_MODEL, usage=usage.chat, cached_tokens=usage.cache_read or None
+    ),
+    tool_stream=lambda calls, text, pieces, usage: tool_call_stream(
+        calls, text=text, pieces=pieces, usage=usage.chat, model=OPENAI_MODEL
+    ),
     key=OPENAI_KEY,
     wrong_key="sk-proj-someOtherKey000000",
     auth=("authorization", f"Bearer {OPENAI_KEY}"),
@@ -301,6 +325,8 @@ class RecipeServers:
         if name not in self.served:
             recipe = RECIPES[name]
             fake = self.stack.enter_context(recipe.new_fake())
-            gateway = self.stack.enter_context(running_gateway(recipe.app, recipe.env(fake.url), self.tmp_path_factory, f"{name}-gateway"))
+            gateway = self.stack.enter_context(
+                running_gateway(recipe.app, recipe.env(fake.url), self.tmp_path_factory, f"{name}-gateway")
+            )
             self.served[name] = Served(recipe, fake, gateway)
         return self.served[name]

@@ -63,7 +63,11 @@ def stream_tool_use(
     with client.messages.stream(
         model=MODEL, max_tokens=max_tokens, messages=[{"role": "user", "content": question}], tools=list(tools)
     ) as stream:
-        partial = [e.delta.partial_json for e in stream if e.type == "content_block_delta" and e.delta.type == "input_json_delta"]
+        partial = [
+            e.delta.partial_json
+            for e in stream
+            if e.type == "content_block_delta" and e.delta.type == "input_json_delta"
+        ]
         message = stream.get_final_message()
     return partial, message
 
@@ -92,7 +96,12 @@ def answer_tool_use(
 ) -> anthropic.types.Message:
     """The second turn: ``results`` for the tool calls of ``tool_use``; the final answer."""
     return create_or_stream(
-        client, stream, model=MODEL, max_tokens=512, tools=list(tools), messages=tool_result_turn(question, tool_use, *results)
+        client,
+        stream,
+        model=MODEL,
+        max_tokens=512,
+        tools=list(tools),
+        messages=tool_result_turn(question, tool_use, *results),
     )
 
 
@@ -145,7 +154,9 @@ def rejected_key_error(
 # ---------------------------------------------------------------- count_tokens
 
 
-def assert_count_tokens_is_local(client: anthropic.Anthropic, fake, gateway: GatewayProcess, case: str, **kwargs) -> None:
+def assert_count_tokens_is_local(
+    client: anthropic.Anthropic, fake, gateway: GatewayProcess, case: str, **kwargs
+) -> None:
     """count_tokens is answered by the gateway: a positive count, nothing sent to the
     provider, one logged 200."""
     tokens = client.messages.count_tokens(model=MODEL, **kwargs)

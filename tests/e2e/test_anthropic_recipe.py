@@ -29,7 +29,16 @@ from tests.e2e.harness import (
     running_gateway,
     sdk_client,
 )
-from tests.e2e.scenarios import USER, assert_error, only_request, rejected_key_error, request_error, stream_tool_use, tool_result, tool_result_turn
+from tests.e2e.scenarios import (
+    USER,
+    assert_error,
+    only_request,
+    rejected_key_error,
+    request_error,
+    stream_tool_use,
+    tool_result,
+    tool_result_turn,
+)
 from tests.e2e.scenarios import assert_still_serving as assert_serving_after
 from tests.fakes.anthropic_server import (
     COUNT_TOKENS_PATH,
@@ -117,7 +126,9 @@ def raw_post(url: str, body: bytes, case: str, headers: dict[str, str] | None = 
 
 
 def stream_body(**extra) -> bytes:
-    return json.dumps({"model": "claude-x", "max_tokens": 64, "messages": USER, "stream": True, **extra}, indent=1).encode()
+    return json.dumps(
+        {"model": "claude-x", "max_tokens": 64, "messages": USER, "stream": True, **extra}, indent=1
+    ).encode()
 
 
 def assert_still_serving(gateway: GatewayProcess, fake: FakeAnthropicServer, case: str) -> None:
@@ -182,7 +193,9 @@ def test_sdk_text_stream(gateway, fake, case):
     fake.enqueue(capture_stream(pieces=5))
     sent: list = []
 
-    with sdk_client(gateway.url, case, sent=sent).messages.stream(model="claude-x", max_tokens=64, messages=USER) as stream:
+    with sdk_client(gateway.url, case, sent=sent).messages.stream(
+        model="claude-x", max_tokens=64, messages=USER
+    ) as stream:
         texts = list(stream.text_stream)
         message = stream.get_final_message()
 
@@ -221,7 +234,11 @@ def test_sdk_text_oneshot(gateway, fake, case):
 
 def test_streamed_tool_use_then_tool_result(gateway, fake, case):
     tool_input = {"command": "ls -la /tmp", "description": "List /tmp"}
-    fake.enqueue(stream_reply(tool_use_events("toolu_01E2E", "Bash", tool_input, text=("Let me look.",), pieces=5, output_tokens=31)))
+    fake.enqueue(
+        stream_reply(
+            tool_use_events("toolu_01E2E", "Bash", tool_input, text=("Let me look.",), pieces=5, output_tokens=31)
+        )
+    )
     client = sdk_client(gateway.url, case)
 
     partial, message = stream_tool_use(client, "List /tmp", [BASH_TOOL])
@@ -243,8 +260,15 @@ def test_streamed_tool_use_then_tool_result(gateway, fake, case):
 
     assert answer.content[0].text == "There are 3 files."
     second = fake.requests_for(case)[1].body
-    assert second["messages"][1]["content"][1] == {"type": "tool_use", "id": "toolu_01E2E", "name": "Bash", "input": tool_input}
-    assert second["messages"][2]["content"] == [{"type": "tool_result", "tool_use_id": "toolu_01E2E", "content": "a\nb\nc"}]
+    assert second["messages"][1]["content"][1] == {
+        "type": "tool_use",
+        "id": "toolu_01E2E",
+        "name": "Bash",
+        "input": tool_input,
+    }
+    assert second["messages"][2]["content"] == [
+        {"type": "tool_result", "tool_use_id": "toolu_01E2E", "content": "a\nb\nc"}
+    ]
     first_line, second_line = exact_log_lines(gateway, case, 2)
     assert_log_usage(first_line, 120, 31)
     assert_log_usage(second_line, 20, 7)
@@ -253,13 +277,20 @@ def test_streamed_tool_use_then_tool_result(gateway, fake, case):
 def test_cache_usage_reaches_sdk_and_log(gateway, fake, case):
     """prompt_tokens = input + cache read + cache creation; completion_tokens is the final
     cumulative output_tokens of message_delta (replacing message_start's 1, not added)."""
-    fake.enqueue(stream_reply(cached_usage_events(input_tokens=12, cache_read=3000, cache_creation=500, output_tokens=87)))
+    fake.enqueue(
+        stream_reply(cached_usage_events(input_tokens=12, cache_read=3000, cache_creation=500, output_tokens=87))
+    )
 
     with sdk_client(gateway.url, case).messages.stream(model="claude-x", max_tokens=512, messages=USER) as stream:
         message = stream.get_final_message()
 
     usage = message.usage
-    assert (usage.input_tokens, usage.cache_read_input_tokens, usage.cache_creation_input_tokens, usage.output_tokens) == (12, 3000, 500, 87)
+    assert (
+        usage.input_tokens,
+        usage.cache_read_input_tokens,
+        usage.cache_creation_input_tokens,
+        usage.output_tokens,
+    ) == (12, 3000, 500, 87)
     (line,) = exact_log_lines(gateway, case)
     assert_log_usage(line, 12 + 3000 + 500, 87, cached=3000)
     assert line["ai"]["proxy"]["usage"]["time_per_token"] == round(line["ai"]["proxy"]["meta"]["llm_latency"] / 87, 3)
@@ -278,7 +309,12 @@ def test_time_to_first_token(gateway, fake, case):
                 "POST",
                 gateway.url + "/v1/messages",
                 content=stream_body(),
-                headers={"x-api-key": CLIENT_KEY, "anthropic-version": "2023-06-01", "content-type": "application/json", "x-e2e-case": case},
+                headers={
+                    "x-api-key": CLIENT_KEY,
+                    "anthropic-version": "2023-06-01",
+                    "content-type": "application/json",
+                    "x-e2e-case": case,
+                },
             ) as response:
                 received = b""
                 for chunk in response.iter_raw():
@@ -330,7 +366,10 @@ def test_path_prefix_is_dropped(gateway, fake, case):
     fake.enqueue(good_message(), count_tokens_reply(12))
     client = sdk_client(gateway.url + "/anything", case)
 
-    assert client.messages.create(model="claude-x", max_tokens=16, messages=USER).content[0].text == "The sum of 1 + 1 is 2."
+    assert (
+        client.messages.create(model="claude-x", max_tokens=16, messages=USER).content[0].text
+        == "The sum of 1 + 1 is 2."
+    )
     assert client.messages.count_tokens(model="claude-x", messages=USER).input_tokens == 12
 
     assert [request.path for request in fake.requests_for(case)] == [MESSAGES_PATH, COUNT_TOKENS_PATH]
@@ -381,7 +420,12 @@ def test_gateway_model_on_count_tokens(keyed_gateway, keyed_fake, case):
 
 def test_wrong_key_is_401(gateway, fake, case):
     error = rejected_key_error(
-        sdk_client(gateway.url, case), fake, USER, wrong_key="sk-ant-the-key-the-api-wants", right_key=CLIENT_KEY, key_attribute="expected_key"
+        sdk_client(gateway.url, case),
+        fake,
+        USER,
+        wrong_key="sk-ant-the-key-the-api-wants",
+        right_key=CLIENT_KEY,
+        key_attribute="expected_key",
     )
     assert error.status_code == 401
     assert error.body["error"] == {"type": "authentication_error", "message": "Invalid API Key"}
@@ -397,13 +441,28 @@ def test_wrong_key_is_401(gateway, fake, case):
     [
         (lambda: bad_request(), anthropic.BadRequestError, 400, "invalid_request_error"),
         (
-            lambda: anthropic_error(429, "rate_limit_error", "Number of request tokens has exceeded your rate limit.", (("retry-after", "7"),)),
+            lambda: anthropic_error(
+                429,
+                "rate_limit_error",
+                "Number of request tokens has exceeded your rate limit.",
+                (("retry-after", "7"),),
+            ),
             anthropic.RateLimitError,
             429,
             "rate_limit_error",
         ),
-        (lambda: anthropic_error(500, "api_error", "Internal server error"), anthropic.InternalServerError, 500, "api_error"),
-        (lambda: anthropic_error(529, "overloaded_error", "Overloaded"), anthropic.OverloadedError, 529, "overloaded_error"),
+        (
+            lambda: anthropic_error(500, "api_error", "Internal server error"),
+            anthropic.InternalServerError,
+            500,
+            "api_error",
+        ),
+        (
+            lambda: anthropic_error(529, "overloaded_error", "Overloaded"),
+            anthropic.OverloadedError,
+            529,
+            "overloaded_error",
+        ),
     ],
     ids=["400", "429", "500", "529"],
 )

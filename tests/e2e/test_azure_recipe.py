@@ -17,7 +17,14 @@ from collections.abc import Iterator
 import anthropic
 import pytest
 
-from tests.e2e.harness import GatewayProcess, assert_log_usage, checked_fake, exact_log_lines, running_gateway, sdk_client
+from tests.e2e.harness import (
+    GatewayProcess,
+    assert_log_usage,
+    checked_fake,
+    exact_log_lines,
+    running_gateway,
+    sdk_client,
+)
 from tests.e2e.recipes import AZURE, AZURE_INSTANCE, AZURE_KEY, Usage
 from tests.e2e.scenarios import USER, assert_error, assert_still_serving, create_or_stream, only_request, request_error
 from tests.fakes.openai_chat_server import (
@@ -108,7 +115,9 @@ def test_filtered_completion_stream_is_refusal(client, fake, gateway, case):
 
 
 def test_filtered_completion_oneshot_is_refusal(client, fake, case):
-    fake.enqueue(json_reply(azure_completion("Here is", finish_reason="content_filter", filtered=("violence",), usage=(40, 2))))
+    fake.enqueue(
+        json_reply(azure_completion("Here is", finish_reason="content_filter", filtered=("violence",), usage=(40, 2)))
+    )
     message = client.messages.create(model="claude-x", max_tokens=64, messages=USER)
     assert message.stop_reason == "refusal"
     assert message.content[0].text == "Here is"
@@ -121,9 +130,15 @@ def test_filtered_completion_oneshot_is_refusal(client, fake, case):
 def test_bearer_auth_and_max_completion_tokens(reasoning_gateway, reasoning_fake, case, stream):
     """AIMW_AUTH_HEADER=authorization, AZURE_MAX_TOKENS_FIELD=max_completion_tokens and
     AZURE_API_VERSION reach the deployment; the fake rejects max_tokens here."""
-    reasoning_fake.enqueue(azure_text_stream(("Because ", "math."), usage=(20, 400)) if stream else json_reply(azure_completion("Because math.", usage=(20, 400))))
+    reasoning_fake.enqueue(
+        azure_text_stream(("Because ", "math."), usage=(20, 400))
+        if stream
+        else json_reply(azure_completion("Because math.", usage=(20, 400)))
+    )
 
-    message = create_or_stream(sdk_client(reasoning_gateway.url, case), stream, model="claude-x", max_tokens=32000, messages=USER)
+    message = create_or_stream(
+        sdk_client(reasoning_gateway.url, case), stream, model="claude-x", max_tokens=32000, messages=USER
+    )
 
     assert message.content[0].text == "Because math."
     sent = only_request(reasoning_fake, case)

@@ -16,10 +16,15 @@ from tests.fakes.openai_chat_server import FakeChatServer, completion, cut_strea
 pytestmark = pytest.mark.e2e
 
 
-def test_cut_stream_then_non_streaming_retry(claude_bin, hf_gateway: GatewayProcess, fake: FakeChatServer, case, tmp_path):
+def test_cut_stream_then_non_streaming_retry(
+    claude_bin, hf_gateway: GatewayProcess, fake: FakeChatServer, case, tmp_path
+):
     """A provider stream cut mid-way reaches the CLI as ``event: error``; the CLI re-sends the
     same request with stream false and the gateway answers it."""
-    fake.enqueue(cut_stream(("Half an ", "answer")), json_reply(completion("Recovered without streaming.", finish_reason="stop", usage=(900, 5))))
+    fake.enqueue(
+        cut_stream(("Half an ", "answer")),
+        json_reply(completion("Recovered without streaming.", finish_reason="stop", usage=(900, 5))),
+    )
 
     completed, output = run_claude(claude_bin, hf_gateway.url, "Say something.", tmp_path, headers={"x-e2e-case": case})
 
@@ -34,7 +39,10 @@ def test_cut_stream_then_non_streaming_retry(claude_bin, hf_gateway: GatewayProc
     assert streamed["ai"]["proxy"]["meta"]["request_mode"] == "stream"
     assert streamed["ai"]["proxy"]["meta"]["error"]
     assert oneshot["ai"]["proxy"]["meta"]["request_mode"] == "oneshot"
-    assert (oneshot["ai"]["proxy"]["usage"]["prompt_tokens"], oneshot["ai"]["proxy"]["usage"]["completion_tokens"]) == (900, 5)
+    assert (oneshot["ai"]["proxy"]["usage"]["prompt_tokens"], oneshot["ai"]["proxy"]["usage"]["completion_tokens"]) == (
+        900,
+        5,
+    )
 
 
 def test_rate_limit_reaches_the_cli(claude_bin, hf_gateway: GatewayProcess, fake: FakeChatServer, case, tmp_path):

@@ -71,7 +71,9 @@ def test_stream_caps_max_tokens_and_sets_temperature(client, fake, case):
     whatever the client asked."""
     fake.enqueue(dashscope_stream(("1 + 1 ", "= 2."), usage=(25, 7)))
 
-    with client.messages.stream(model="claude-x", max_tokens=32000, messages=USER, extra_body={"temperature": 0.2}) as stream:
+    with client.messages.stream(
+        model="claude-x", max_tokens=32000, messages=USER, extra_body={"temperature": 0.2}
+    ) as stream:
         assert stream.get_final_message().content[0].text == "1 + 1 = 2."
 
     sent = only_request(fake, case)
@@ -81,14 +83,22 @@ def test_stream_caps_max_tokens_and_sets_temperature(client, fake, case):
 
 def test_settings_override_the_defaults(tuned_gateway, tuned_fake, case):
     """AIMW_MODEL, AIMW_MAX_TOKENS and AIMW_TEMPERATURE replace the recipe's defaults."""
-    tuned_fake.enqueue(dashscope_stream(("ok",), model=TUNED_MODEL), json_reply(dashscope_completion("ok", model=TUNED_MODEL)))
+    tuned_fake.enqueue(
+        dashscope_stream(("ok",), model=TUNED_MODEL), json_reply(dashscope_completion("ok", model=TUNED_MODEL))
+    )
     client = sdk_client(tuned_gateway.url, case)
-    with client.messages.stream(model="claude-x", max_tokens=32000, messages=USER, extra_body={"temperature": 0.9}) as stream:
+    with client.messages.stream(
+        model="claude-x", max_tokens=32000, messages=USER, extra_body={"temperature": 0.9}
+    ) as stream:
         assert stream.get_final_message().content[0].text == "ok"
     assert client.messages.create(model="claude-x", max_tokens=500, messages=USER).content[0].text == "ok"
 
     streamed, oneshot = (request.body for request in tuned_fake.requests_for(case))
-    assert (streamed["model"], streamed["max_tokens"], streamed["temperature"]) == (TUNED_MODEL, TUNED_MAX_TOKENS, TUNED_TEMPERATURE)
+    assert (streamed["model"], streamed["max_tokens"], streamed["temperature"]) == (
+        TUNED_MODEL,
+        TUNED_MAX_TOKENS,
+        TUNED_TEMPERATURE,
+    )
     assert (oneshot["model"], oneshot["max_tokens"], oneshot["temperature"]) == (TUNED_MODEL, 500, TUNED_TEMPERATURE)
     lines = exact_log_lines(tuned_gateway, case, 2)
     assert [line["ai"]["proxy"]["meta"]["request_model"] for line in lines] == [TUNED_MODEL] * 2

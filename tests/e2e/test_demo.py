@@ -34,7 +34,9 @@ def assert_demo_lines(lines: list[dict]) -> None:
 
 
 def test_cli_text_prompt(claude_bin, demo_gateway: GatewayProcess, case, tmp_path):
-    completed, output = run_claude(claude_bin, demo_gateway.url, "Say hello to aimw", tmp_path, headers={"x-e2e-case": case})
+    completed, output = run_claude(
+        claude_bin, demo_gateway.url, "Say hello to aimw", tmp_path, headers={"x-e2e-case": case}
+    )
 
     assert completed.returncode == 0, completed.stderr[-2000:]
     assert output["is_error"] is False
@@ -64,7 +66,9 @@ def test_sdk_against_demo(demo_gateway: GatewayProcess, case):
     message = client.messages.create(model="anything", max_tokens=64, messages=[{"role": "user", "content": "ping"}])
     assert message.content[0].text == "Hello from the aimw demo model. You said: ping"
     assert message.model == "aimw-demo-1"
-    with client.messages.stream(model="anything", max_tokens=64, messages=[{"role": "user", "content": "pong"}]) as stream:
+    with client.messages.stream(
+        model="anything", max_tokens=64, messages=[{"role": "user", "content": "pong"}]
+    ) as stream:
         assert "".join(stream.text_stream) == "Hello from the aimw demo model. You said: pong"
     oneshot, streamed = demo_gateway.wait_log_lines(2, case)
     assert oneshot["ai"]["proxy"]["meta"]["request_mode"] == "oneshot"

@@ -17,7 +17,16 @@ import pytest
 
 from tests.e2e.harness import CLIENT_KEY, HF_TOKEN, GatewayProcess, assert_log_usage, exact_log_lines, sdk_client
 from tests.e2e.recipes import HUGGINGFACE, Usage
-from tests.e2e.scenarios import USER, WEATHER_TOOL, assert_error, assert_still_serving, only_request, request_error, tool_result, tool_result_turn
+from tests.e2e.scenarios import (
+    USER,
+    WEATHER_TOOL,
+    assert_error,
+    assert_still_serving,
+    only_request,
+    request_error,
+    tool_result,
+    tool_result_turn,
+)
 from tests.fakes.openai_chat_server import (
     Chunks,
     FakeChatServer,
@@ -65,7 +74,10 @@ def test_parallel_tool_calls(client, fake, hf_gateway, case):
     fake.enqueue(tool_call_stream(calls, pieces=3, usage=(140, 44)))
 
     with client.messages.stream(
-        model="claude-x", max_tokens=512, messages=[{"role": "user", "content": "Weather and time in Oslo?"}], tools=[WEATHER_TOOL, TIME_TOOL]
+        model="claude-x",
+        max_tokens=512,
+        messages=[{"role": "user", "content": "Weather and time in Oslo?"}],
+        tools=[WEATHER_TOOL, TIME_TOOL],
     ) as stream:
         message = stream.get_final_message()
 
@@ -90,7 +102,9 @@ def test_parallel_tool_calls(client, fake, hf_gateway, case):
     sent = fake.requests_for(case)[1].body["messages"]
     assistant, tool_1, tool_2 = sent[-3:]
     assert [call["id"] for call in assistant["tool_calls"]] == ["call_p1", "call_p2"]
-    assert [json.loads(call["function"]["arguments"]) for call in assistant["tool_calls"]] == [c.arguments for c in calls]
+    assert [json.loads(call["function"]["arguments"]) for call in assistant["tool_calls"]] == [
+        c.arguments for c in calls
+    ]
     assert (tool_1["tool_call_id"], tool_2["tool_call_id"]) == ("call_p1", "call_p2")
     assert "station offline" in tool_1["content"] and "rror" in tool_1["content"]
     assert tool_2["content"] == "12:00"
@@ -104,10 +118,15 @@ def test_oneshot_tool_calls(client, fake, case):
         )
     )
     message = client.messages.create(
-        model="claude-x", max_tokens=128, messages=[{"role": "user", "content": "Rome?"}], tools=[WEATHER_TOOL],
+        model="claude-x",
+        max_tokens=128,
+        messages=[{"role": "user", "content": "Rome?"}],
+        tools=[WEATHER_TOOL],
         tool_choice={"type": "tool", "name": "get_weather"},
     )
-    assert [(b.type, b.id, b.name, b.input) for b in message.content] == [("tool_use", "call_o1", "get_weather", {"city": "Rome"})]
+    assert [(b.type, b.id, b.name, b.input) for b in message.content] == [
+        ("tool_use", "call_o1", "get_weather", {"city": "Rome"})
+    ]
     assert message.stop_reason == "tool_use"
     assert only_request(fake, case).body["tool_choice"] == {"type": "function", "function": {"name": "get_weather"}}
 
@@ -194,14 +213,24 @@ def test_provider_bad_request(client, fake, hf_gateway, case):
 
 @pytest.mark.parametrize(
     "body",
-    [b"{not json", b"[1, 2]", b'{"max_tokens": 8, "messages": "not a list"}', b'{"max_tokens": 8, "messages": [{"role": "robot", "content": "x"}]}'],
+    [
+        b"{not json",
+        b"[1, 2]",
+        b'{"max_tokens": 8, "messages": "not a list"}',
+        b'{"max_tokens": 8, "messages": [{"role": "robot", "content": "x"}]}',
+    ],
     ids=["not-json", "not-object", "messages-not-list", "bad-role"],
 )
 def test_invalid_request_body_is_400(hf_gateway, fake, case, body):
     response = httpx.post(
         hf_gateway.url + "/v1/messages",
         content=body,
-        headers={"x-api-key": CLIENT_KEY, "anthropic-version": "2023-06-01", "content-type": "application/json", "x-e2e-case": case},
+        headers={
+            "x-api-key": CLIENT_KEY,
+            "anthropic-version": "2023-06-01",
+            "content-type": "application/json",
+            "x-e2e-case": case,
+        },
         trust_env=False,
     )
     assert response.status_code == 400

@@ -14,7 +14,15 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from tests.e2e.harness import CLIENT_KEY, GatewayProcess, assert_log_usage, checked_fake, exact_log_lines, running_gateway, sdk_client
+from tests.e2e.harness import (
+    CLIENT_KEY,
+    GatewayProcess,
+    assert_log_usage,
+    checked_fake,
+    exact_log_lines,
+    running_gateway,
+    sdk_client,
+)
 from tests.e2e.recipes import OPENAI_KEY
 from tests.e2e.scenarios import USER, create_or_stream, only_request
 from tests.fakes.openai_chat_server import OPENAI, FakeChatServer, json_reply, openai_completion, text_stream
@@ -71,7 +79,9 @@ def test_reasoning_model_gets_max_completion_tokens(reasoning_gateway, reasoning
         else json_reply(openai_completion("2", model=model, usage=(20, 300)))
     )
 
-    message = create_or_stream(sdk_client(reasoning_gateway.url, case), stream, model="claude-x", max_tokens=32000, messages=USER)
+    message = create_or_stream(
+        sdk_client(reasoning_gateway.url, case), stream, model="claude-x", max_tokens=32000, messages=USER
+    )
 
     assert message.content[0].text == "2"
     sent = only_request(reasoning_fake, case)
@@ -90,12 +100,21 @@ def test_reasoning_model_gets_max_completion_tokens(reasoning_gateway, reasoning
 def test_local_server_gets_no_credentials(local_gateway, local_fake, case, stream):
     """No OPENAI_API_KEY with AIMW_UPSTREAM_URL: nothing in Authorization (the fake rejects
     any credential header), and the client's key never leaves the gateway."""
-    local_fake.enqueue(text_stream(("local",), usage=(9, 1), model=LOCAL_MODEL) if stream else json_reply(openai_completion("local", model=LOCAL_MODEL, usage=(9, 1))))
+    local_fake.enqueue(
+        text_stream(("local",), usage=(9, 1), model=LOCAL_MODEL)
+        if stream
+        else json_reply(openai_completion("local", model=LOCAL_MODEL, usage=(9, 1)))
+    )
 
     response = httpx.post(
         local_gateway.url + "/v1/messages?beta=true",
         json={"model": "claude-x", "max_tokens": 64, "stream": stream, "messages": USER},
-        headers={"x-api-key": CLIENT_KEY, "authorization": f"Bearer {CLIENT_KEY}", "anthropic-version": "2023-06-01", "x-e2e-case": case},
+        headers={
+            "x-api-key": CLIENT_KEY,
+            "authorization": f"Bearer {CLIENT_KEY}",
+            "anthropic-version": "2023-06-01",
+            "x-e2e-case": case,
+        },
         trust_env=False,
     )
 

@@ -21,7 +21,15 @@ import anthropic
 import httpx
 import pytest
 
-from tests.e2e.harness import CLIENT_KEY, GatewayProcess, assert_log_usage, checked_fake, exact_log_lines, run_claude, sdk_client
+from tests.e2e.harness import (
+    CLIENT_KEY,
+    GatewayProcess,
+    assert_log_usage,
+    checked_fake,
+    exact_log_lines,
+    run_claude,
+    sdk_client,
+)
 from tests.e2e.recipes import (
     PROVIDER_KEYS,
     RECIPES,
@@ -61,7 +69,14 @@ def _ids(recipe: RecipeCase) -> str:
 translated = pytest.mark.parametrize("recipe", TRANSLATED, ids=_ids)
 thinking = pytest.mark.parametrize("recipe", [recipe for recipe in TRANSLATED if recipe.reasoning_stream], ids=_ids)
 every_recipe = pytest.mark.parametrize("recipe", list(RECIPES.values()), ids=_ids)
-STREAM_EVENTS = ("message_start", "content_block_start", "content_block_delta", "content_block_stop", "message_delta", "message_stop")
+STREAM_EVENTS = (
+    "message_start",
+    "content_block_start",
+    "content_block_delta",
+    "content_block_stop",
+    "message_delta",
+    "message_stop",
+)
 CREDENTIAL_HEADERS = ("authorization", "api-key", "x-api-key")
 ANTHROPIC_HEADERS = ("anthropic-version", "anthropic-beta")
 
@@ -122,13 +137,20 @@ def test_text_oneshot(recipe, client, fake, gateway, case):
     assert [(block.type, block.text) for block in message.content] == [("text", " The sum of 1 + 1 is 2.")]
     assert message.stop_reason == "end_turn"
     assert message.model == recipe.response_model
-    assert (message.usage.input_tokens, message.usage.output_tokens, message.usage.cache_read_input_tokens) == (26, 40, 0)
+    assert (message.usage.input_tokens, message.usage.output_tokens, message.usage.cache_read_input_tokens) == (
+        26,
+        40,
+        0,
+    )
     sent = only_request(fake, case)
     assert_sent_to_provider(recipe, sent)
     assert sent.body["model"] == recipe.request_model
     assert sent.body["max_tokens"] == 256 and "max_completion_tokens" not in sent.body
     assert sent.body.get("stream", False) is False and "stream_options" not in sent.body
-    assert sent.body["messages"] == [{"role": "system", "content": "Be brief."}, {"role": "user", "content": USER[0]["content"]}]
+    assert sent.body["messages"] == [
+        {"role": "system", "content": "Be brief."},
+        {"role": "user", "content": USER[0]["content"]},
+    ]
     assert fields(sent.body, recipe.body_defaults) == recipe.body_defaults
     assert fields(sent.body, recipe.oneshot_body) == recipe.oneshot_body
     (line,) = exact_log_lines(gateway, case)
@@ -213,14 +235,21 @@ def test_streamed_tool_use_then_tool_result(recipe, client, fake, gateway, case,
 
     assert len(partial_json) == 5  # streamed as the fragments arrived, not buffered
     assert json.loads("".join(partial_json)) == call.arguments
-    blocks = [(block.type, block.text) if block.type == "text" else (block.type, block.id, block.name, block.input) for block in message.content]
+    blocks = [
+        (block.type, block.text) if block.type == "text" else (block.type, block.id, block.name, block.input)
+        for block in message.content
+    ]
     assert blocks == [*([("text", "".join(text))] if text else []), ("tool_use", call.id, call.name, call.arguments)]
     assert message.stop_reason == "tool_use"
     first = only_request(fake, case)
     assert first.body["tools"] == [  # no cache_control; input_schema passed verbatim as parameters
         {
             "type": "function",
-            "function": {"name": "get_weather", "description": WEATHER_TOOL["description"], "parameters": WEATHER_TOOL["input_schema"]},
+            "function": {
+                "name": "get_weather",
+                "description": WEATHER_TOOL["description"],
+                "parameters": WEATHER_TOOL["input_schema"],
+            },
         }
     ]
 
@@ -235,9 +264,10 @@ def test_streamed_tool_use_then_tool_result(recipe, client, fake, gateway, case,
     assert answer.content[0].text == "It is 18 °C and sunny."
     assistant, tool = fake.requests_for(case)[1].body["messages"][-2:]
     assert assistant["role"] == "assistant" and assistant.get("content") == ("".join(text) or None)
-    assert [(c["id"], c["type"], c["function"]["name"], json.loads(c["function"]["arguments"])) for c in assistant["tool_calls"]] == [
-        (call.id, "function", call.name, call.arguments)
-    ]
+    assert [
+        (c["id"], c["type"], c["function"]["name"], json.loads(c["function"]["arguments"]))
+        for c in assistant["tool_calls"]
+    ] == [(call.id, "function", call.name, call.arguments)]
     assert tool == {"role": "tool", "content": "18 °C, sunny", "tool_call_id": call.id}
     first_line, second_line = exact_log_lines(gateway, case, 2)
     assert_log_usage(first_line, 120, 30)
@@ -255,7 +285,9 @@ def test_thinking_from_reasoning_content_stream(recipe, client, fake, gateway, c
     with client.messages.stream(
         model=MODEL, max_tokens=4096, thinking={"type": "enabled", "budget_tokens": 2048}, messages=USER
     ) as stream:
-        thinking_deltas = [e.delta.thinking for e in stream if e.type == "content_block_delta" and e.delta.type == "thinking_delta"]
+        thinking_deltas = [
+            e.delta.thinking for e in stream if e.type == "content_block_delta" and e.delta.type == "thinking_delta"
+        ]
         message = stream.get_final_message()
 
     assert thinking_deltas == list(reasoning)  # streamed as they came
@@ -273,7 +305,9 @@ def test_thinking_from_reasoning_content_stream(recipe, client, fake, gateway, c
 @thinking
 def test_thinking_from_reasoning_content_oneshot(recipe, client, fake, case):
     fake.enqueue(recipe.completion("2", Usage(30, 16), reasoning_content="One plus one is two."))
-    message = client.messages.create(model=MODEL, max_tokens=4096, thinking={"type": "enabled", "budget_tokens": 1024}, messages=USER)
+    message = client.messages.create(
+        model=MODEL, max_tokens=4096, thinking={"type": "enabled", "budget_tokens": 1024}, messages=USER
+    )
     assert [(b.type, getattr(b, "thinking", None) or getattr(b, "text", None)) for b in message.content] == [
         ("thinking", "One plus one is two."),
         ("text", "2"),
@@ -306,7 +340,11 @@ def test_rate_limited_keeps_retry_after(recipe, client, fake, gateway, case, str
 
 
 @translated
-@pytest.mark.parametrize(("status", "client_status", "error_type"), [(500, 500, "api_error"), (503, 529, "overloaded_error")], ids=["500", "503"])
+@pytest.mark.parametrize(
+    ("status", "client_status", "error_type"),
+    [(500, 500, "api_error"), (503, 529, "overloaded_error")],
+    ids=["500", "503"],
+)
 def test_server_errors(recipe, client, fake, gateway, case, status, client_status, error_type):
     reply = recipe.server_error(status)
     fake.enqueue(reply)
@@ -359,7 +397,9 @@ def test_claude_code_request_form(recipe, client, fake, gateway, case):
         max_tokens=32000,
         betas=["interleaved-thinking-2025-05-14", "context-management-2025-06-27"],
         system=[{"type": "text", "text": "You are Claude Code.", "cache_control": {"type": "ephemeral"}}],
-        messages=[{"role": "user", "content": [{"type": "text", "text": "hi", "cache_control": {"type": "ephemeral"}}]}],
+        messages=[
+            {"role": "user", "content": [{"type": "text", "text": "hi", "cache_control": {"type": "ephemeral"}}]}
+        ],
         metadata={"user_id": "user-e2e"},
         extra_body={"context_management": {"edits": []}, "output_config": {"effort": "high"}},
         extra_query={"beta": "true"},
@@ -437,7 +477,10 @@ def test_two_turn_bash_session(recipe, claude_bin, fake, gateway, case, tmp_path
     final_text = f"The command printed {printed}."
     usages = recipe.cli_usages
     tool_call = ToolCall(TOOL_ID, "Bash", {"command": command, "description": "Print the e2e token"})
-    fake.enqueue(recipe.tool_stream([tool_call], FIRST_TEXT, 4, usages[0]), recipe.text_stream((final_text[:12], final_text[12:]), usages[1]))
+    fake.enqueue(
+        recipe.tool_stream([tool_call], FIRST_TEXT, 4, usages[0]),
+        recipe.text_stream((final_text[:12], final_text[12:]), usages[1]),
+    )
 
     completed, output = run_claude(
         claude_bin,

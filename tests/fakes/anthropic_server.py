@@ -151,9 +151,17 @@ def message_start(usage: dict, *, model: str = MODEL, message_id: str | None = N
 
 
 def text_block(index: int, pieces: Sequence[str]) -> list[bytes]:
-    out = [event("content_block_start", {"type": "content_block_start", "index": index, "content_block": {"type": "text", "text": ""}})]
+    out = [
+        event(
+            "content_block_start",
+            {"type": "content_block_start", "index": index, "content_block": {"type": "text", "text": ""}},
+        )
+    ]
     out += [
-        event("content_block_delta", {"type": "content_block_delta", "index": index, "delta": {"type": "text_delta", "text": piece}})
+        event(
+            "content_block_delta",
+            {"type": "content_block_delta", "index": index, "delta": {"type": "text_delta", "text": piece}},
+        )
         for piece in pieces
     ]
     out.append(event("content_block_stop", {"type": "content_block_stop", "index": index}))
@@ -168,7 +176,11 @@ def tool_use_block(index: int, tool_id: str, name: str, tool_input: dict, pieces
     out += [
         event(
             "content_block_delta",
-            {"type": "content_block_delta", "index": index, "delta": {"type": "input_json_delta", "partial_json": piece}},
+            {
+                "type": "content_block_delta",
+                "index": index,
+                "delta": {"type": "input_json_delta", "partial_json": piece},
+            },
         )
         for piece in fragments(json.dumps(tool_input), pieces)
     ]
@@ -178,7 +190,8 @@ def tool_use_block(index: int, tool_id: str, name: str, tool_input: dict, pieces
 
 def message_delta(stop_reason: str, usage: dict) -> bytes:
     return event(
-        "message_delta", {"type": "message_delta", "delta": {"stop_reason": stop_reason, "stop_sequence": None}, "usage": usage}
+        "message_delta",
+        {"type": "message_delta", "delta": {"stop_reason": stop_reason, "stop_sequence": None}, "usage": usage},
     )
 
 

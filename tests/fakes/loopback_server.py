@@ -107,5 +107,3 @@ def response_head(status: int, headers: list[tuple[str, str]]) -> bytes:
 
 def chunked(piece: bytes) -> bytes:
     return b"%x\r\n%s\r\n" % (len(piece), piece)
-
-

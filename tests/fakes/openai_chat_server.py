@@ -83,7 +83,10 @@ def rate_limited(retry_after: str = "7", *, header_name: str = "Retry-After") ->
 
 def hf_server_error(status: int) -> Reply:
     """TGI's answer when generation fails on the server."""
-    return error_reply(status, {"error": "Request failed during generation: Server error: worker unavailable", "error_type": "generation"})
+    return error_reply(
+        status,
+        {"error": "Request failed during generation: Server error: worker unavailable", "error_type": "generation"},
+    )
 
 
 def completion(
@@ -125,7 +128,9 @@ class Chunks:
     choice_extra: fields every choice also carries (Azure's ``content_filter_results``).
     """
 
-    def __init__(self, model: str = DEFAULT_MODEL, *, extra: dict | None = None, choice_extra: dict | None = None) -> None:
+    def __init__(
+        self, model: str = DEFAULT_MODEL, *, extra: dict | None = None, choice_extra: dict | None = None
+    ) -> None:
         self.model = model
         self.id = "chatcmpl-" + uuid.uuid4().hex
         self.created = int(time.time())
@@ -260,7 +265,12 @@ def tool_call_chunks(
             c.chunk(
                 {
                     "tool_calls": [
-                        {"index": index, "id": call.id, "type": "function", "function": {"name": call.name, "arguments": ""}}
+                        {
+                            "index": index,
+                            "id": call.id,
+                            "type": "function",
+                            "function": {"name": call.name, "arguments": ""},
+                        }
                     ]
                 }
             )
@@ -331,7 +341,9 @@ ANTHROPIC_ONLY = frozenset(
         "input_schema",
     )
 )
-FORBIDDEN_HEADERS = frozenset(("anthropic-version", "anthropic-beta", "x-api-key", "anthropic-dangerous-direct-browser-access"))
+FORBIDDEN_HEADERS = frozenset(
+    ("anthropic-version", "anthropic-beta", "x-api-key", "anthropic-dangerous-direct-browser-access")
+)
 CREDENTIAL_HEADERS = frozenset(("authorization", "api-key", "x-api-key", "x-goog-api-key"))
 MESSAGE_KEYS = frozenset(("role", "content", "name", "tool_calls", "tool_call_id"))
 MAX_TOKENS_FIELDS = ("max_tokens", "max_completion_tokens")
@@ -397,7 +409,8 @@ def azure_unauthorized() -> Reply:
 def azure_filter_results(filtered: Sequence[str] = ()) -> dict:
     """Azure's content_filter_result(s): every category, those in ``filtered`` filtered at high severity."""
     results: dict = {
-        name: {"filtered": name in filtered, "severity": "high" if name in filtered else "safe"} for name in AZURE_FILTER_CATEGORIES
+        name: {"filtered": name in filtered, "severity": "high" if name in filtered else "safe"}
+        for name in AZURE_FILTER_CATEGORIES
     }
     results["jailbreak"] = {"filtered": "jailbreak" in filtered, "detected": "jailbreak" in filtered}
     return results
@@ -416,7 +429,10 @@ def azure_content_filter_error(filtered: Sequence[str] = ("hate",)) -> Reply:
                 "param": "prompt",
                 "code": "content_filter",
                 "status": 400,
-                "innererror": {"code": "ResponsibleAIPolicyViolation", "content_filter_result": azure_filter_results(filtered)},
+                "innererror": {
+                    "code": "ResponsibleAIPolicyViolation",
+                    "content_filter_result": azure_filter_results(filtered),
+                },
             }
         },
     )
@@ -457,7 +473,12 @@ def azure_completion(
     """A chat.completion shaped like the captured Azure answer, with Azure's
     prompt_filter_results and content_filter_results."""
     payload = completion(
-        text, model=model, finish_reason=finish_reason, usage=usage, tool_calls=tool_calls, template=AZURE_RESPONSES / "llm-v1-chat.json"
+        text,
+        model=model,
+        finish_reason=finish_reason,
+        usage=usage,
+        tool_calls=tool_calls,
+        template=AZURE_RESPONSES / "llm-v1-chat.json",
     )
     payload["choices"][0]["content_filter_results"] = azure_filter_results(filtered)
     payload["prompt_filter_results"] = [{"prompt_index": 0, "content_filter_results": azure_filter_results()}]
@@ -506,7 +527,12 @@ def dashscope_unauthorized() -> Reply:
     return error_reply(
         401,
         {
-            "error": {"message": "Incorrect API key provided. ", "type": "invalid_request_error", "param": None, "code": "invalid_api_key"},
+            "error": {
+                "message": "Incorrect API key provided. ",
+                "type": "invalid_request_error",
+                "param": None,
+                "code": "invalid_api_key",
+            },
             "request_id": str(uuid.uuid4()),
         },
     )
@@ -532,7 +558,12 @@ def dashscope_server_error(status: int) -> Reply:
     return error_reply(
         status,
         {
-            "error": {"message": "The server had an error while responding.", "type": "internal_error", "param": None, "code": "internal_error"},
+            "error": {
+                "message": "The server had an error while responding.",
+                "type": "internal_error",
+                "param": None,
+                "code": "internal_error",
+            },
             "request_id": "b5f3e7a2-0000-4000-8000-000000000000",
         },
     )
@@ -562,7 +593,11 @@ def dashscope_stream(
 ) -> Reply:
     """A Qwen answer as DashScope streams it (deep thinking: ``reasoning_content`` first)."""
     c = DashScopeChunks(model)
-    chunks = [c.chunk({"role": "assistant", "reasoning_content": "" if reasoning else None, "content": None if reasoning else ""})]
+    chunks = [
+        c.chunk(
+            {"role": "assistant", "reasoning_content": "" if reasoning else None, "content": None if reasoning else ""}
+        )
+    ]
     chunks += [c.chunk({"reasoning_content": piece}) for piece in reasoning]
     chunks += [c.chunk({"content": piece}) for piece in pieces]
     chunks.append(c.chunk({"content": ""}, "stop"))
@@ -587,7 +622,12 @@ def dashscope_completion(
         message["reasoning_content"] = reasoning_content
     if tool_calls:
         message["tool_calls"] = [
-            {"index": i, "id": call_id, "type": "function", "function": {"name": name, "arguments": json.dumps(arguments)}}
+            {
+                "index": i,
+                "id": call_id,
+                "type": "function",
+                "function": {"name": name, "arguments": json.dumps(arguments)},
+            }
             for i, (call_id, name, arguments) in enumerate(tool_calls)
         ]
     return {
@@ -607,7 +647,12 @@ def dashscope_completion(
 
 
 def dashscope_tool_call_stream(
-    calls: Sequence[ToolCall], *, text: Sequence[str] = (), pieces: int = 4, usage: tuple[int, int] = (120, 30), model: str = DASHSCOPE_MODEL
+    calls: Sequence[ToolCall],
+    *,
+    text: Sequence[str] = (),
+    pieces: int = 4,
+    usage: tuple[int, int] = (120, 30),
+    model: str = DASHSCOPE_MODEL,
 ) -> Reply:
     """Qwen tool calls as DashScope streams them: later fragments repeat ``type`` with an empty ``id``."""
     c = DashScopeChunks(model)
@@ -616,10 +661,27 @@ def dashscope_tool_call_stream(
     for index, call in enumerate(calls):
         first, *rest = fragments(call.arguments_json, pieces)
         chunks.append(
-            c.chunk({"content": None, "tool_calls": [{"index": index, "id": call.id, "type": "function", "function": {"name": call.name, "arguments": first}}]})
+            c.chunk(
+                {
+                    "content": None,
+                    "tool_calls": [
+                        {
+                            "index": index,
+                            "id": call.id,
+                            "type": "function",
+                            "function": {"name": call.name, "arguments": first},
+                        }
+                    ],
+                }
+            )
         )
         chunks += [
-            c.chunk({"content": None, "tool_calls": [{"index": index, "id": "", "type": "function", "function": {"arguments": piece}}]})
+            c.chunk(
+                {
+                    "content": None,
+                    "tool_calls": [{"index": index, "id": "", "type": "function", "function": {"arguments": piece}}],
+                }
+            )
             for piece in rest
         ]
     chunks.append(c.chunk({"content": ""}, "tool_calls"))
@@ -646,11 +708,20 @@ def openai_rate_limited(retry_after: str = "3") -> Reply:
 
 
 def openai_server_error(status: int) -> Reply:
-    body = {"error": {"message": "The server is overloaded or not ready yet.", "type": "server_error", "param": None, "code": None}}
+    body = {
+        "error": {
+            "message": "The server is overloaded or not ready yet.",
+            "type": "server_error",
+            "param": None,
+            "code": None,
+        }
+    }
     return error_reply(status, body)
 
 
-def openai_completion(text: str | None = "The sum of 1 + 1 is 2.", *, model: str = OPENAI_MODEL, finish_reason: str = "stop", **kwargs) -> dict:
+def openai_completion(
+    text: str | None = "The sum of 1 + 1 is 2.", *, model: str = OPENAI_MODEL, finish_reason: str = "stop", **kwargs
+) -> dict:
     """A chat.completion shaped like OpenAI's captured good.json."""
     return completion(text, model=model, finish_reason=finish_reason, template=OPENAI_RESPONSES / "good.json", **kwargs)
 
@@ -712,7 +783,9 @@ def _content_problems(content, role: str, where: str, *, may_be_empty: bool) -> 
             problems.append(f"{place} has unknown keys {sorted(extra)}")
         if kind == "text" and not isinstance(part.get("text"), str):
             problems.append(f"{place}.text must be a string")
-        if kind == "image_url" and not (isinstance(part.get("image_url"), dict) and isinstance(part["image_url"].get("url"), str)):
+        if kind == "image_url" and not (
+            isinstance(part.get("image_url"), dict) and isinstance(part["image_url"].get("url"), str)
+        ):
             problems.append(f"{place}.image_url.url must be a string")
     return problems
 
@@ -731,7 +804,11 @@ def _tool_call_problems(calls, where: str) -> list[str]:
         if call.get("type") != "function":
             problems.append(f"{place}.type must be 'function'")
         function = call.get("function")
-        if not isinstance(function, dict) or not isinstance(function.get("name"), str) or not isinstance(function.get("arguments"), str):
+        if (
+            not isinstance(function, dict)
+            or not isinstance(function.get("name"), str)
+            or not isinstance(function.get("arguments"), str)
+        ):
             problems.append(f"{place}.function must have string name and arguments")
             continue
         try:
@@ -783,7 +860,11 @@ def chat_request_problems(body, profile: ChatProfile = HUGGINGFACE) -> list[str]
         if stream is not True:
             problems.append("stream_options is only allowed when stream is true")
         options = body["stream_options"]
-        if not isinstance(options, dict) or set(options) - {"include_usage"} or not isinstance(options.get("include_usage", False), bool):
+        if (
+            not isinstance(options, dict)
+            or set(options) - {"include_usage"}
+            or not isinstance(options.get("include_usage", False), bool)
+        ):
             problems.append("stream_options must be {include_usage: bool}")
     for name in ("max_tokens", "max_completion_tokens"):
         if name in body and (not isinstance(body[name], int) or isinstance(body[name], bool) or body[name] < 1):
@@ -794,7 +875,10 @@ def chat_request_problems(body, profile: ChatProfile = HUGGINGFACE) -> list[str]
         problems.append("top_p must be a number in [0, 1]")
     if "stop" in body:
         stop = body["stop"]
-        if not (isinstance(stop, str) or (isinstance(stop, list) and len(stop) <= 4 and all(isinstance(s, str) for s in stop))):
+        if not (
+            isinstance(stop, str)
+            or (isinstance(stop, list) and len(stop) <= 4 and all(isinstance(s, str) for s in stop))
+        ):
             problems.append("stop must be a string or at most 4 strings")
     if "user" in body and not isinstance(body["user"], str):
         problems.append("user must be a string")
@@ -817,7 +901,9 @@ def chat_request_problems(body, profile: ChatProfile = HUGGINGFACE) -> list[str]
         extra = set(message) - MESSAGE_KEYS - profile.extra_message_keys
         if extra:
             problems.append(f"{where} has unknown keys {sorted(extra)}")
-        if "reasoning_content" in message and (role != "assistant" or not isinstance(message["reasoning_content"], str)):
+        if "reasoning_content" in message and (
+            role != "assistant" or not isinstance(message["reasoning_content"], str)
+        ):
             problems.append(f"{where}.reasoning_content must be a string on an assistant message")
         problems += _find_key(message, "cache_control", where)
         if role != "tool" and pending:
@@ -829,7 +915,9 @@ def chat_request_problems(body, profile: ChatProfile = HUGGINGFACE) -> list[str]
         if role == "tool":
             call_id = message.get("tool_call_id")
             if not isinstance(call_id, str) or call_id not in pending:
-                problems.append(f"{where}: tool message with tool_call_id {call_id!r} does not answer a preceding tool call")
+                problems.append(
+                    f"{where}: tool message with tool_call_id {call_id!r} does not answer a preceding tool call"
+                )
             else:
                 pending.remove(call_id)
             problems += _content_problems(message.get("content"), role, where, may_be_empty=False)
@@ -862,7 +950,9 @@ def chat_request_problems(body, profile: ChatProfile = HUGGINGFACE) -> list[str]
         for i, tool in enumerate(tools):
             where = f"tools[{i}]"
             if not isinstance(tool, dict) or set(tool) != {"type", "function"} or tool.get("type") != "function":
-                problems.append(f"{where} must be exactly {{type: 'function', function}} (got keys {sorted(tool) if isinstance(tool, dict) else tool!r})")
+                problems.append(
+                    f"{where} must be exactly {{type: 'function', function}} (got keys {sorted(tool) if isinstance(tool, dict) else tool!r})"
+                )
                 continue
             function = tool["function"]
             if not isinstance(function, dict):
@@ -953,9 +1043,15 @@ class FakeChatServer(ScriptedServer):
                 request.problems.append(f"credential headers {sent} reached a server that wants none")
                 return profile.unauthorized()
         elif request.headers.get(profile.auth_header) != profile.credential(token):
-            request.problems.append(f"missing or wrong {profile.auth_header}: {profile.auth_prefix}<{profile.name} key>")
+            request.problems.append(
+                f"missing or wrong {profile.auth_header}: {profile.auth_prefix}<{profile.name} key>"
+            )
             return profile.unauthorized()
-        problems = [f"header {name!r} must not reach an OpenAI provider" for name in FORBIDDEN_HEADERS if name in request.headers]
+        problems = [
+            f"header {name!r} must not reach an OpenAI provider"
+            for name in FORBIDDEN_HEADERS
+            if name in request.headers
+        ]
         problems += [
             f"credential header {name!r} must not reach {profile.name} (it takes {profile.auth_header!r})"
             for name in sorted(CREDENTIAL_HEADERS - {profile.auth_header} - FORBIDDEN_HEADERS)
@@ -969,5 +1065,7 @@ class FakeChatServer(ScriptedServer):
             problems += chat_request_problems(request.body, profile)
         if problems:
             request.problems.extend(problems)
-            return error_reply(400, {"error": "Input validation error: " + "; ".join(problems), "error_type": "validation"})
+            return error_reply(
+                400, {"error": "Input validation error: " + "; ".join(problems), "error_type": "validation"}
+            )
         return None

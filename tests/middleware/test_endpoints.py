@@ -39,7 +39,11 @@ async def test_messages_go_on_to_the_app(path):
     response = await call(AnthropicEndpoints(inner), scope, split_at(MESSAGES_BODY, 10))
     assert response.status == 200 and response.body == b"{}"
     [routed] = inner.scopes
-    assert (routed["path"], routed["raw_path"], routed["query_string"]) == ("/v1/messages", b"/v1/messages", b"beta=true")
+    assert (routed["path"], routed["raw_path"], routed["query_string"]) == (
+        "/v1/messages",
+        b"/v1/messages",
+        b"beta=true",
+    )
     assert routed["headers"] == scope["headers"]
     assert inner.bodies == [MESSAGES_BODY]
 

@@ -209,7 +209,10 @@ async def test_an_unexpected_failure_is_answered_500_recorded_and_logged_in_one_
     app = ObserveMiddleware(gateway([], fill=boom), sinks=[sink])
     response = await call(app, scope_for(), [REQUEST_BODY])
     assert response.status == 500
-    assert json.loads(response.body) == {"type": "error", "error": {"type": "api_error", "message": "internal gateway error"}}
+    assert json.loads(response.body) == {
+        "type": "error",
+        "error": {"type": "api_error", "message": "internal gateway error"},
+    }
     [observed] = sink.observed
     assert observed.status == 500 and observed.response_size == len(response.body)
     assert observed.exchange.error == "RuntimeError in the gateway"

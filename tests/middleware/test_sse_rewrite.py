@@ -6,7 +6,15 @@ import json
 
 import anyio
 import pytest
-from tests.asgi_helpers import InnerApp, RecordingSend, ScriptedReceive, anthropic_stream, http_scope, split_at, sse_events
+from tests.asgi_helpers import (
+    InnerApp,
+    RecordingSend,
+    ScriptedReceive,
+    anthropic_stream,
+    http_scope,
+    split_at,
+    sse_events,
+)
 from tests.shared_data import KONG
 
 from aimw.exchange import Usage, exchange_of
@@ -33,7 +41,12 @@ UPSTREAM_HEADERS = [
 
 def chunk(content: str | None = None, finish_reason: str | None = None, **extra) -> bytes:
     delta = {} if content is None else {"content": content}
-    data = {"id": "c1", "model": "up-model", "choices": [{"index": 0, "delta": delta, "finish_reason": finish_reason}], **extra}
+    data = {
+        "id": "c1",
+        "model": "up-model",
+        "choices": [{"index": 0, "delta": delta, "finish_reason": finish_reason}],
+        **extra,
+    }
     return b"data: " + json.dumps(data).encode() + b"\n\n"
 
 
@@ -48,11 +61,15 @@ async def run(inner, *, model: str | None = "req-model") -> tuple[RecordingSend,
     if model is not None:
         exchange_of(scope).request_model = model
     send = RecordingSend()
-    await SSERewriteMiddleware(inner, wire_format=OpenAIChat())(scope, ScriptedReceive([b"{}"], disconnect_now=True), send)
+    await SSERewriteMiddleware(inner, wire_format=OpenAIChat())(
+        scope, ScriptedReceive([b"{}"], disconnect_now=True), send
+    )
     return send, scope
 
 
-@pytest.mark.parametrize("offsets", [(), (1,), (5, 6, 7, 700, 701, 1500), tuple(range(3, 2633, 97)), tuple(range(1, 2633))])
+@pytest.mark.parametrize(
+    "offsets", [(), (1,), (5, 6, 7, 700, 701, 1500), tuple(range(3, 2633, 97)), tuple(range(1, 2633))]
+)
 async def test_openai_stream_becomes_anthropic_stream(offsets):
     pieces = split_at(CHAT_SSE, *offsets)
     inner = upstream(pieces + [b""])
@@ -80,13 +97,24 @@ async def test_openai_stream_becomes_anthropic_stream(offsets):
 
 
 async def test_events_go_out_as_soon_as_their_read_completes():
-    pieces = [chunk("Hel")[:10], chunk("Hel")[10:] + chunk("lo")[:4], chunk("lo")[4:], chunk(finish_reason="stop"), b"data: [DONE]\n\n", b""]
+    pieces = [
+        chunk("Hel")[:10],
+        chunk("Hel")[10:] + chunk("lo")[:4],
+        chunk("lo")[4:],
+        chunk(finish_reason="stop"),
+        b"data: [DONE]\n\n",
+        b"",
+    ]
     inner = upstream(pieces)
     send, _ = await run(inner)
     bodies = [m["body"] for m in send.body_messages]
     assert len(bodies) == 5  # the first read completed no event: nothing sent for it
     assert sse_events(bodies[0])[0][0] == "message_start"
-    assert [name for name, _ in sse_events(bodies[0])] == ["message_start", "content_block_start", "content_block_delta"]
+    assert [name for name, _ in sse_events(bodies[0])] == [
+        "message_start",
+        "content_block_start",
+        "content_block_delta",
+    ]
     assert sse_events(bodies[1])[0][1]["delta"]["text"] == "lo"
     assert [name for name, _ in sse_events(bodies[2])] == ["content_block_stop"]
     assert [name for name, _ in sse_events(bodies[3])] == ["message_delta", "message_stop"]
@@ -154,9 +182,7 @@ async def test_upstream_failure_mid_stream_ends_with_an_error_event():
 
 
 async def test_failure_after_done_just_ends_the_stream():
-    inner = upstream(
-        [chunk("Hi", finish_reason="stop"), b"data: [DONE]\n\n"], error=UpstreamBrokeOff("late")
-    )
+    inner = upstream([chunk("Hi", finish_reason="stop"), b"data: [DONE]\n\n"], error=UpstreamBrokeOff("late"))
     send, scope = await run(inner)
     assert send.complete
     assert "error" not in anthropic_stream(send.body).names
@@ -213,7 +239,9 @@ async def test_concurrent_streams_on_one_instance_stay_apart():
 
     async def provider(scope, receive, send):
         name = exchange_of(scope).request_model
-        word, mine, theirs = ("alpha", a_turns, b_turns) if name == "a" else ("beta", b_turns, [*a_turns[1:], anyio.Event()])
+        word, mine, theirs = (
+            ("alpha", a_turns, b_turns) if name == "a" else ("beta", b_turns, [*a_turns[1:], anyio.Event()])
+        )
         pieces = [chunk(word + str(i)) for i in range(5)] + [chunk(finish_reason="stop")]
         await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"text/event-stream")]})
         for i, piece in enumerate(pieces):
@@ -258,7 +286,10 @@ async def test_an_in_stream_error_is_recorded():
     error_chunk = b'data: {"error": {"message": "Model is overloaded", "code": 503}}\n\n'
     send, scope = await run(upstream([chunk("starting"), error_chunk, chunk("AFTER")]))
     stream = anthropic_stream(send.body)
-    assert stream.events[-1] == ("error", {"type": "error", "error": {"type": "overloaded_error", "message": "Model is overloaded"}})
+    assert stream.events[-1] == (
+        "error",
+        {"type": "error", "error": {"type": "overloaded_error", "message": "Model is overloaded"}},
+    )
     assert b"AFTER" not in send.body
     assert send.complete
     assert exchange_of(scope).error == "overloaded_error: Model is overloaded"
@@ -291,12 +322,16 @@ PROVIDER_ERROR_OPENAI = (
 )
 
 
-@pytest.mark.parametrize("wire_format, body", [(ANTHROPIC_MESSAGES, PROVIDER_ERROR_ANTHROPIC), (OpenAIChat(), PROVIDER_ERROR_OPENAI)])
+@pytest.mark.parametrize(
+    "wire_format, body", [(ANTHROPIC_MESSAGES, PROVIDER_ERROR_ANTHROPIC), (OpenAIChat(), PROVIDER_ERROR_OPENAI)]
+)
 async def test_a_provider_error_then_a_broken_connection(wire_format, body):
     failure = UpstreamBrokeOff("the upstream provider's answer broke off (ServerDisconnectedError)")
     inner = upstream([body], headers=[(b"content-type", b"text/event-stream")], error=failure)
     scope, send = http_scope(body=b"{}"), RecordingSend()
-    await SSERewriteMiddleware(inner, wire_format=wire_format)(scope, ScriptedReceive([b"{}"], disconnect_now=True), send)
+    await SSERewriteMiddleware(inner, wire_format=wire_format)(
+        scope, ScriptedReceive([b"{}"], disconnect_now=True), send
+    )
     assert send.body.count(b"event: error") == 1  # the stream already ended with the provider's error
     assert exchange_of(scope).error == "overloaded_error: Overloaded"  # the cause, not its effect
 
@@ -307,7 +342,9 @@ async def test_a_gateway_failure_mid_stream_ends_with_an_error_event():
     first_event = PROVIDER_ERROR_OPENAI.split(b"\n\n")[0] + b"\n\n"
     inner = upstream([first_event], headers=[(b"content-type", b"text/event-stream")], error=KeyError("a bug"))
     scope, send = http_scope(body=b"{}"), RecordingSend()
-    await SSERewriteMiddleware(inner, wire_format=OpenAIChat())(scope, ScriptedReceive([b"{}"], disconnect_now=True), send)
+    await SSERewriteMiddleware(inner, wire_format=OpenAIChat())(
+        scope, ScriptedReceive([b"{}"], disconnect_now=True), send
+    )
     names = anthropic_stream(send.body).names
     assert names[0] == "message_start" and names[-1] == "error"
     assert send.complete

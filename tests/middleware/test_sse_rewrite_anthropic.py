@@ -7,7 +7,15 @@ from __future__ import annotations
 import random
 
 import pytest
-from tests.asgi_helpers import InnerApp, RecordingSend, ScriptedReceive, anthropic_stream, http_scope, split_at, sse_events
+from tests.asgi_helpers import (
+    InnerApp,
+    RecordingSend,
+    ScriptedReceive,
+    anthropic_stream,
+    http_scope,
+    split_at,
+    sse_events,
+)
 from tests.shared_data import KONG
 
 from aimw.exchange import Usage, exchange_of
@@ -214,7 +222,9 @@ def assert_one_error_at_the_end(send: RecordingSend, whole_events: bytes) -> Non
     assert_whole_events(send)
 
 
-@pytest.mark.parametrize("cut", [1, 30, *boundaries(TEXT_SSE)[:-1], *(b + 7 for b in boundaries(TEXT_SSE)[:-1]), len(TEXT_SSE) - 5])
+@pytest.mark.parametrize(
+    "cut", [1, 30, *boundaries(TEXT_SSE)[:-1], *(b + 7 for b in boundaries(TEXT_SSE)[:-1]), len(TEXT_SSE) - 5]
+)
 async def test_failure_mid_stream_sends_whole_events_then_one_error(cut):
     sent = TEXT_SSE[:cut]
     reason = "the upstream provider's answer broke off (ReadError)"
@@ -294,7 +304,10 @@ async def test_failure_after_the_stream_finished_is_raised():
         (
             529,
             [(b"content-type", b"text/event-stream")],
-            [b'event: error\ndata: {"type":"error","error":{"type":"overloaded_error",', b'"message":"Overloaded"}}\n\n'],
+            [
+                b'event: error\ndata: {"type":"error","error":{"type":"overloaded_error",',
+                b'"message":"Overloaded"}}\n\n',
+            ],
         ),
         (429, [(b"content-type", b"application/json"), (b"retry-after", b"7")], [b'{"type":"error"}']),
         (200, [], [b"event: ping\ndata: {}", b"\n\n"]),
@@ -323,4 +336,3 @@ async def test_lifespan_passes_through():
     scope = {"type": "lifespan", "asgi": {"version": "3.0"}}
     await SSERewriteMiddleware(inner, wire_format=ANTHROPIC_MESSAGES)(scope, ScriptedReceive(), RecordingSend())
     assert inner.scopes == [scope]
-

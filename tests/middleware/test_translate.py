@@ -178,8 +178,13 @@ async def test_json_answer_becomes_an_anthropic_message():
         (500, (KONG / "openai/llm-v1-chat/responses/internal_server_error.html").read_bytes(), 500, "api_error", "500"),
         (503, (HF_RESPONSES / "bad_response_model_load.json").read_bytes(), 529, "overloaded_error", "loading"),
         (504, (HF_RESPONSES / "bad_response_timeout.json").read_bytes(), 504, "timeout_error", "time out"),
-        (502, b'{"type":"error","error":{"type":"api_error","message":"the upstream provider is unreachable"}}',
-         502, "api_error", "unreachable"),
+        (
+            502,
+            b'{"type":"error","error":{"type":"api_error","message":"the upstream provider is unreachable"}}',
+            502,
+            "api_error",
+            "unreachable",
+        ),
     ],
 )
 async def test_provider_errors_become_anthropic_errors(status, body, client_status, error_type, needle):
@@ -291,7 +296,9 @@ async def test_body_over_the_limit_is_413():
 
 
 async def test_unexpected_failure_before_responding_is_500_without_details():
-    inner = InnerApp(body=good_completion(), error=RuntimeError("kaboom in /secret/path.py line 12"), error_before_start=True)
+    inner = InnerApp(
+        body=good_completion(), error=RuntimeError("kaboom in /secret/path.py line 12"), error_before_start=True
+    )
     app = translate(inner)
     response, scope = await post_messages(app, messages_body())
     message = assert_anthropic_error(response, 500, "api_error")
@@ -343,7 +350,12 @@ async def test_one_instance_keeps_serving_through_every_kind_of_error():
     good = messages_body()
 
     async def good_request():
-        inner.status, inner.headers, inner.chunks, inner.error = 200, [(b"content-type", b"application/json")], [good_completion()], None
+        inner.status, inner.headers, inner.chunks, inner.error = (
+            200,
+            [(b"content-type", b"application/json")],
+            [good_completion()],
+            None,
+        )
         response, _ = await post_messages(app, good)
         assert response.status == 200 and response.json()["type"] == "message"
 
@@ -381,7 +393,11 @@ async def test_only_safe_provider_headers_reach_the_client(stream):
         (b"server", b"cloudflare"),
     ]
     if stream:
-        headers = [(b"content-type", b"text/event-stream; charset=utf-8"), (b"cache-control", b"no-cache"), *provider_headers]
+        headers = [
+            (b"content-type", b"text/event-stream; charset=utf-8"),
+            (b"cache-control", b"no-cache"),
+            *provider_headers,
+        ]
         inner = InnerApp(200, headers=headers, chunks=[b"event: ping\ndata: {}\n\n", b""])
     else:
         inner = InnerApp(200, good_completion(), headers=[(b"content-type", b"application/json"), *provider_headers])

@@ -24,12 +24,20 @@ QWEN_KEYS = {"enable_thinking", "thinking_budget"}
 
 def translate(body: dict | bytes, thinking_format: str = "qwen", **kwargs: Any) -> dict:
     raw = body if isinstance(body, bytes) else json.dumps(body).encode()
-    return json.loads(oc.request_from_anthropic(a.request_decoder.decode(raw), MODEL, thinking_format=thinking_format, **kwargs))
+    return json.loads(
+        oc.request_from_anthropic(a.request_decoder.decode(raw), MODEL, thinking_format=thinking_format, **kwargs)
+    )
 
 
 def body(messages: list | None = None, **fields: Any) -> dict:
     """A streamed request (Qwen3 thinks only on streams), like Claude Code's."""
-    return {"model": "claude-x", "max_tokens": 100, "stream": True, "messages": messages or [{"role": "user", "content": "hi"}], **fields}
+    return {
+        "model": "claude-x",
+        "max_tokens": 100,
+        "stream": True,
+        "messages": messages or [{"role": "user", "content": "hi"}],
+        **fields,
+    }
 
 
 def assert_no_anthropic_thinking(out: dict) -> None:
@@ -81,7 +89,9 @@ def test_thinking_format_none_drops_the_setting(thinking):
     out = translate(body(thinking=thinking), thinking_format="none")
     assert not QWEN_KEYS & set(out)
     assert_no_anthropic_thinking(out)
-    default = json.loads(oc.request_from_anthropic(a.request_decoder.decode(json.dumps(body(thinking=thinking)).encode()), MODEL))
+    default = json.loads(
+        oc.request_from_anthropic(a.request_decoder.decode(json.dumps(body(thinking=thinking)).encode()), MODEL)
+    )
     assert out == default  # "none" is the default
 
 
@@ -198,13 +208,19 @@ def test_thinking_alone_keeps_an_empty_content():
 
 
 def test_string_assistant_content_has_no_reasoning():
-    out = translate(body([{"role": "user", "content": "a"}, {"role": "assistant", "content": "b"}, {"role": "user", "content": "c"}]))
+    out = translate(
+        body(
+            [{"role": "user", "content": "a"}, {"role": "assistant", "content": "b"}, {"role": "user", "content": "c"}]
+        )
+    )
     assert out["messages"][1] == {"role": "assistant", "content": "b"}
 
 
 def test_thinking_format_none_drops_earlier_thinking():
     out = translate(
-        history({"type": "thinking", "thinking": "SECRET-REASONING", "signature": "s"}, {"type": "text", "text": "Sunny."}),
+        history(
+            {"type": "thinking", "thinking": "SECRET-REASONING", "signature": "s"}, {"type": "text", "text": "Sunny."}
+        ),
         thinking_format="none",
     )
     assert out["messages"][1] == {"role": "assistant", "content": "Sunny."}
@@ -264,7 +280,11 @@ def test_qwen_reasoning_content_comes_back_as_thinking():
                     "message": {"role": "assistant", "content": "4", "reasoning_content": "2 + 2 is 4."},
                 }
             ],
-            "usage": {"prompt_tokens": 9, "completion_tokens": 30, "completion_tokens_details": {"reasoning_tokens": 25}},
+            "usage": {
+                "prompt_tokens": 9,
+                "completion_tokens": 30,
+                "completion_tokens_details": {"reasoning_tokens": 25},
+            },
         }
     ).encode()
     translated = oc.response_to_anthropic(answer, MODEL)

@@ -311,9 +311,20 @@ def test_corpus_stream_max_tokens_and_user(corpus_case: tuple[dict, dict]) -> No
 
 
 def test_a_short_user_id_is_sent_as_it_is() -> None:
-    out = json.loads(oc.request_from_anthropic(a.request_decoder.decode(json.dumps(
-        {"max_tokens": 5, "messages": [{"role": "user", "content": "hi"}], "metadata": {"user_id": "user-42"}}
-    ).encode()), "m"))
+    out = json.loads(
+        oc.request_from_anthropic(
+            a.request_decoder.decode(
+                json.dumps(
+                    {
+                        "max_tokens": 5,
+                        "messages": [{"role": "user", "content": "hi"}],
+                        "metadata": {"user_id": "user-42"},
+                    }
+                ).encode()
+            ),
+            "m",
+        )
+    )
     assert out["user"] == "user-42"
 
 
@@ -415,7 +426,10 @@ def test_text_document_becomes_text() -> None:
                 {
                     "role": "user",
                     "content": [
-                        {"type": "document", "source": {"type": "text", "media_type": "text/plain", "data": "DOC BODY"}},
+                        {
+                            "type": "document",
+                            "source": {"type": "text", "media_type": "text/plain", "data": "DOC BODY"},
+                        },
                         {"type": "text", "text": "summarise"},
                     ],
                 }
@@ -458,7 +472,9 @@ def test_disable_parallel_tool_use() -> None:
 
 def test_tool_choice_tool_without_name_is_a_400() -> None:
     request = a.request_decoder.decode(
-        json.dumps(body([{"role": "user", "content": "hi"}], tools=[WEATHER_TOOL], tool_choice={"type": "tool"})).encode()
+        json.dumps(
+            body([{"role": "user", "content": "hi"}], tools=[WEATHER_TOOL], tool_choice={"type": "tool"})
+        ).encode()
     )
     with pytest.raises(GatewayError) as info:
         oc.request_from_anthropic(request, UPSTREAM_MODEL)
@@ -538,7 +554,9 @@ def test_metadata_without_user_id_sends_no_user() -> None:
 
 
 def test_max_completion_tokens_field() -> None:
-    out = translate(body([{"role": "user", "content": "hi"}], max_tokens=1234), max_tokens_field="max_completion_tokens")
+    out = translate(
+        body([{"role": "user", "content": "hi"}], max_tokens=1234), max_tokens_field="max_completion_tokens"
+    )
     assert_valid_chat_request(out)
     assert out["max_completion_tokens"] == 1234
     assert "max_tokens" not in out
@@ -590,7 +608,10 @@ def test_assistant_with_only_tool_use_and_multiple_texts() -> None:
                     "content": [{"type": "tool_use", "id": "t1", "name": "get_time", "input": {}}],
                 },
                 {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "t1", "content": "noon"}]},
-                {"role": "assistant", "content": [{"type": "text", "text": "It is"}, {"type": "text", "text": "noon."}]},
+                {
+                    "role": "assistant",
+                    "content": [{"type": "text", "text": "It is"}, {"type": "text", "text": "noon."}],
+                },
             ],
             tools=[TIME_TOOL],
         )
@@ -611,7 +632,12 @@ def test_parallel_tool_results_follow_call_order() -> None:
                 {
                     "role": "assistant",
                     "content": [
-                        {"type": "tool_use", "id": "call_a", "name": "get_weather", "input": {"city": "Oslo", "unit": "c"}},
+                        {
+                            "type": "tool_use",
+                            "id": "call_a",
+                            "name": "get_weather",
+                            "input": {"city": "Oslo", "unit": "c"},
+                        },
                         {"type": "tool_use", "id": "call_b", "name": "get_time", "input": {}},
                     ],
                 },
@@ -619,7 +645,11 @@ def test_parallel_tool_results_follow_call_order() -> None:
                     "role": "user",
                     "content": [
                         # answered in the other order, and with text after the results
-                        {"type": "tool_result", "tool_use_id": "call_b", "content": [{"type": "text", "text": "09:00"}]},
+                        {
+                            "type": "tool_result",
+                            "tool_use_id": "call_b",
+                            "content": [{"type": "text", "text": "09:00"}],
+                        },
                         {"type": "tool_result", "tool_use_id": "call_a", "content": "-3C"},
                         {"type": "text", "text": "thanks"},
                     ],
@@ -645,7 +675,9 @@ def test_tool_result_error_is_visible() -> None:
                 {"role": "assistant", "content": [{"type": "tool_use", "id": "t1", "name": "get_time", "input": {}}]},
                 {
                     "role": "user",
-                    "content": [{"type": "tool_result", "tool_use_id": "t1", "content": "clock broken", "is_error": True}],
+                    "content": [
+                        {"type": "tool_result", "tool_use_id": "t1", "content": "clock broken", "is_error": True}
+                    ],
                 },
             ],
             tools=[TIME_TOOL],
@@ -683,7 +715,10 @@ def test_tool_result_with_image_blocks() -> None:
                             "tool_use_id": "shot",
                             "content": [
                                 {"type": "text", "text": "here it is"},
-                                {"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": "iVBOR"}},
+                                {
+                                    "type": "image",
+                                    "source": {"type": "base64", "media_type": "image/png", "data": "iVBOR"},
+                                },
                             ],
                         }
                     ],
@@ -774,12 +809,15 @@ def test_orphan_tool_result_becomes_user_text() -> None:
 
 
 def test_tool_use_input_round_trips_to_arguments() -> None:
-    tool_input = {"s": "quote \" and \\ and \u00e9 \U0001f600", "n": [1, 2.5, None, True], "o": {"k": {}}}
+    tool_input = {"s": 'quote " and \\ and \u00e9 \U0001f600', "n": [1, 2.5, None, True], "o": {"k": {}}}
     out = translate(
         body(
             [
                 {"role": "user", "content": "go"},
-                {"role": "assistant", "content": [{"type": "tool_use", "id": "x", "name": "get_weather", "input": tool_input}]},
+                {
+                    "role": "assistant",
+                    "content": [{"type": "tool_use", "id": "x", "name": "get_weather", "input": tool_input}],
+                },
                 {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "x", "content": "done"}]},
             ],
             tools=[WEATHER_TOOL],
@@ -794,7 +832,10 @@ def test_system_role_messages_stay_system() -> None:
             [
                 {"role": "user", "content": "a"},
                 {"role": "system", "content": "ENV INFO"},
-                {"role": "system", "content": [{"type": "text", "text": "MORE", "cache_control": {"type": "ephemeral"}}]},
+                {
+                    "role": "system",
+                    "content": [{"type": "text", "text": "MORE", "cache_control": {"type": "ephemeral"}}],
+                },
             ],
             system=[{"type": "text", "text": "TOP", "cache_control": {"type": "ephemeral"}}],
         )
@@ -927,7 +968,10 @@ TOOL_SEARCH = {"name": "ToolSearch", "input_schema": {"type": "object", "propert
 def tool_search_history(result_content: list) -> list:
     return [
         {"role": "user", "content": "fetch example.com"},
-        {"role": "assistant", "content": [{"type": "tool_use", "id": "ts1", "name": "ToolSearch", "input": {"query": "select:WebFetch"}}]},
+        {
+            "role": "assistant",
+            "content": [{"type": "tool_use", "id": "ts1", "name": "ToolSearch", "input": {"query": "select:WebFetch"}}],
+        },
         {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "ts1", "content": result_content}]},
     ]
 
@@ -945,12 +989,16 @@ def test_tool_reference_loads_the_deferred_tool() -> None:
     assert tool_message["role"] == "tool" and tool_message["tool_call_id"] == "ts1"
     assert "WebFetch" in tool_message["content"] and "available" in tool_message["content"]
     # without the tool_reference the deferred tools stay hidden
-    plain = translate(body(tool_search_history([{"type": "text", "text": "none"}]), tools=[TOOL_SEARCH, DEFERRED_FETCH]))
+    plain = translate(
+        body(tool_search_history([{"type": "text", "text": "none"}]), tools=[TOOL_SEARCH, DEFERRED_FETCH])
+    )
     assert [t["function"]["name"] for t in plain["tools"]] == ["ToolSearch"]
 
 
 def test_tool_reference_is_only_tool_result_content() -> None:
-    raw = json.dumps(body([{"role": "user", "content": [{"type": "tool_reference", "tool_name": "WebFetch"}]}])).encode()
+    raw = json.dumps(
+        body([{"role": "user", "content": [{"type": "tool_reference", "tool_name": "WebFetch"}]}])
+    ).encode()
     with pytest.raises(msgspec.ValidationError):
         a.request_decoder.decode(raw)
 
@@ -991,9 +1039,21 @@ def test_server_tool_blocks_become_text_never_tool_calls() -> None:
                 {
                     "type": "web_search_tool_result",
                     "tool_use_id": "srvtoolu_1",
-                    "content": [{"type": "web_search_result", "url": "https://news.example", "title": "News", "encrypted_content": "EC"}],
+                    "content": [
+                        {
+                            "type": "web_search_result",
+                            "url": "https://news.example",
+                            "title": "News",
+                            "encrypted_content": "EC",
+                        }
+                    ],
                 },
-                {"type": "server_tool_use", "id": "srvtoolu_2", "name": "web_fetch", "input": {"url": "https://news.example"}},
+                {
+                    "type": "server_tool_use",
+                    "id": "srvtoolu_2",
+                    "name": "web_fetch",
+                    "input": {"url": "https://news.example"},
+                },
                 {
                     "type": "web_fetch_tool_result",
                     "tool_use_id": "srvtoolu_2",
@@ -1017,7 +1077,9 @@ def test_server_tool_blocks_become_text_never_tool_calls() -> None:
 
 def test_new_blocks_are_counted_by_the_token_estimate() -> None:
     def estimate(content: list) -> int:
-        return estimate_input_tokens(a.request_decoder.decode(json.dumps(body([{"role": "user", "content": content}])).encode()))
+        return estimate_input_tokens(
+            a.request_decoder.decode(json.dumps(body([{"role": "user", "content": content}])).encode())
+        )
 
     empty = estimate([])
     long_text = "word " * 400
@@ -1025,8 +1087,16 @@ def test_new_blocks_are_counted_by_the_token_estimate() -> None:
         {**SEARCH_RESULT, "content": [{"type": "text", "text": long_text}]},
         {"type": "tool_result", "tool_use_id": "t", "content": [{"type": "tool_reference", "tool_name": "X" * 400}]},
         {"type": "server_tool_use", "id": "s", "name": "web_search", "input": {"query": long_text}},
-        {"type": "web_search_tool_result", "tool_use_id": "s", "content": [{"type": "web_search_result", "title": long_text}]},
-        {"type": "web_fetch_tool_result", "tool_use_id": "s", "content": {"type": "web_fetch_result", "url": long_text}},
+        {
+            "type": "web_search_tool_result",
+            "tool_use_id": "s",
+            "content": [{"type": "web_search_result", "title": long_text}],
+        },
+        {
+            "type": "web_fetch_tool_result",
+            "tool_use_id": "s",
+            "content": {"type": "web_fetch_result", "url": long_text},
+        },
     ]
     for block in blocks:
         assert estimate([block]) > empty + 100, block["type"]

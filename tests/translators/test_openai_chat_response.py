@@ -31,7 +31,12 @@ def translate(body: bytes | dict, fallback: str = FALLBACK) -> dict:
     assert message["role"] == "assistant"
     assert message["id"].startswith("msg_") and len(message["id"]) > len("msg_")
     assert message["stop_sequence"] is None
-    assert set(message["usage"]) >= {"input_tokens", "output_tokens", "cache_read_input_tokens", "cache_creation_input_tokens"}
+    assert set(message["usage"]) >= {
+        "input_tokens",
+        "output_tokens",
+        "cache_read_input_tokens",
+        "cache_creation_input_tokens",
+    }
     # the usage recorded for the log is the one the client reads
     recorded = answer.usage
     assert message["usage"] == usage(recorded.input_tokens, recorded.output_tokens, recorded.cache_read_input_tokens)
@@ -128,7 +133,11 @@ def test_tool_calls() -> None:
             {
                 "content": "Let me look.",
                 "tool_calls": [
-                    {"id": "call_1", "type": "function", "function": {"name": "get_weather", "arguments": '{"city": "Paris"}'}},
+                    {
+                        "id": "call_1",
+                        "type": "function",
+                        "function": {"name": "get_weather", "arguments": '{"city": "Paris"}'},
+                    },
                     {"id": "call_2", "type": "function", "function": {"name": "get_time", "arguments": "{}"}},
                 ],
             },
@@ -325,7 +334,9 @@ def test_a_null_message() -> None:
 
 def test_only_the_first_choice_is_translated() -> None:
     body = completion({"content": "first"})
-    body["choices"].append({"index": 1, "message": {"role": "assistant", "content": "SECOND"}, "finish_reason": "length"})
+    body["choices"].append(
+        {"index": 1, "message": {"role": "assistant", "content": "SECOND"}, "finish_reason": "length"}
+    )
     out = translate(body)
     assert out["content"] == [{"type": "text", "text": "first"}]
     assert out["stop_reason"] == "end_turn"
@@ -338,7 +349,15 @@ def test_unicode_and_escapes_survive() -> None:
 
 @pytest.mark.parametrize(
     "body",
-    [b"", b"not json", b"[]", b"null", b'{"choices": "nope"}', b'{"choices": [{"message": {"content": 5}}]}', b"<html>"],
+    [
+        b"",
+        b"not json",
+        b"[]",
+        b"null",
+        b'{"choices": "nope"}',
+        b'{"choices": [{"message": {"content": 5}}]}',
+        b"<html>",
+    ],
 )
 def test_invalid_body_is_a_502(body: bytes) -> None:
     with pytest.raises(GatewayError) as info:
@@ -356,9 +375,12 @@ def test_a_200_answer_holding_only_an_error_is_a_502() -> None:
 
 
 def test_reasoning_tokens_travel_beside_the_message() -> None:
-    body = json.dumps({"choices": [{"message": {"content": "2"}, "finish_reason": "stop"}],
-                       "usage": {"prompt_tokens": 5, "completion_tokens": 9,
-                                 "completion_tokens_details": {"reasoning_tokens": 6}}}).encode()
+    body = json.dumps(
+        {
+            "choices": [{"message": {"content": "2"}, "finish_reason": "stop"}],
+            "usage": {"prompt_tokens": 5, "completion_tokens": 9, "completion_tokens_details": {"reasoning_tokens": 6}},
+        }
+    ).encode()
     answer = oc.response_to_anthropic(body, FALLBACK)
     assert answer.usage.reasoning_tokens == 6
     assert answer.usage.output_tokens == 9

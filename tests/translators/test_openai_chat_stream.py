@@ -79,10 +79,20 @@ def chunk(delta: dict | None = None, finish: str | None = None, *, model: str = 
 
 
 def usage_chunk(prompt: int, completion: int, cached: int | None = None) -> dict:
-    usage: dict[str, Any] = {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion}
+    usage: dict[str, Any] = {
+        "prompt_tokens": prompt,
+        "completion_tokens": completion,
+        "total_tokens": prompt + completion,
+    }
     if cached is not None:
         usage["prompt_tokens_details"] = {"cached_tokens": cached}
-    return {"id": "chatcmpl-abc", "object": "chat.completion.chunk", "model": "vllm/served-model", "choices": [], "usage": usage}
+    return {
+        "id": "chatcmpl-abc",
+        "object": "chat.completion.chunk",
+        "model": "vllm/served-model",
+        "choices": [],
+        "usage": usage,
+    }
 
 
 def tool_delta(index: int, *, id: str | None = None, name: str | None = None, arguments: str | None = None) -> dict:
@@ -222,7 +232,9 @@ def test_tool_call_streamed_in_fragments() -> None:
         usage_chunk(120, 33),
     )
     stream = run_resplit(wire)
-    assert stream.blocks == [{"type": "tool_use", "id": "call_abc", "name": "get_weather", "input": {"location": "Paris", "unit": "c"}}]
+    assert stream.blocks == [
+        {"type": "tool_use", "id": "call_abc", "name": "get_weather", "input": {"location": "Paris", "unit": "c"}}
+    ]
     assert stream.json_fragments[0] == pieces  # streamed as they arrived, in order
     assert stream.stop_reason == "tool_use"
     assert delta_usage(stream)["input_tokens"] == 120 and delta_usage(stream)["output_tokens"] == 33
@@ -310,8 +322,10 @@ def test_trailing_usage_chunk_with_cached_tokens() -> None:
 
 
 def test_reasoning_tokens_are_kept_beside_the_usage() -> None:
-    usage = {**usage_chunk(prompt=40, completion=30), "usage": {"prompt_tokens": 40, "completion_tokens": 30,
-             "completion_tokens_details": {"reasoning_tokens": 12}}}
+    usage = {
+        **usage_chunk(prompt=40, completion=30),
+        "usage": {"prompt_tokens": 40, "completion_tokens": 30, "completion_tokens_details": {"reasoning_tokens": 12}},
+    }
     translator = ChatStreamTranslator(MODEL, message_id=MESSAGE_ID)
     translator.feed(sse(chunk({"content": "x"}), chunk({}, "stop"), usage))
     assert translator.usage.reasoning_tokens == 12
@@ -408,7 +422,9 @@ def test_error_as_the_first_chunk_still_starts_the_message() -> None:
 
 
 def test_error_chunk_secrets_are_redacted() -> None:
-    wire = sse({"error": {"message": "invalid token hf_AbCdEfGhIjKlMnOpQrStUv for Bearer sk-live-12345678", "code": 401}})
+    wire = sse(
+        {"error": {"message": "invalid token hf_AbCdEfGhIjKlMnOpQrStUv for Bearer sk-live-12345678", "code": 401}}
+    )
     raw = run([wire])
     assert b"hf_AbCdEfGhIjKlMnOpQrStUv" not in raw and b"sk-live-12345678" not in raw
     assert validate(raw).error["type"] == "authentication_error"
@@ -519,7 +535,9 @@ def test_unicode_text_survives_any_split() -> None:
 
 def test_two_streams_interleaved_do_not_share_state() -> None:
     """DESIGN §8: stream state declared at class level corrupted concurrent streams elsewhere."""
-    first = sse(chunk({"content": "alpha"}), chunk(tool_delta(0, id="a", name="f", arguments="{}")), chunk({}, "tool_calls"))
+    first = sse(
+        chunk({"content": "alpha"}), chunk(tool_delta(0, id="a", name="f", arguments="{}")), chunk({}, "tool_calls")
+    )
     second = sse(chunk({"reasoning_content": "hmm"}), chunk({"content": "beta"}), chunk({}, "stop"), usage_chunk(5, 2))
     alone = [run([first], message_id="msg_1"), run([second], message_id="msg_2")]
     translators = [ChatStreamTranslator(MODEL, message_id="msg_1"), ChatStreamTranslator(MODEL, message_id="msg_2")]
@@ -540,7 +558,9 @@ def test_two_streams_interleaved_do_not_share_state() -> None:
 # ---------------------------------------------------------------- tool calls without index, or sharing one
 
 
-def bare_tool_delta(*, index: int | None = None, id: str | None = None, name: str | None = None, arguments: Any = None) -> dict:
+def bare_tool_delta(
+    *, index: int | None = None, id: str | None = None, name: str | None = None, arguments: Any = None
+) -> dict:
     """A tool_calls fragment with only the fields given (no ``index`` unless given)."""
     call: dict[str, Any] = {"type": "function", "function": {}}
     if index is not None:
@@ -578,7 +598,10 @@ def test_tool_call_fragments_without_index_continue_the_open_block() -> None:
         chunk({}, "tool_calls"),
     )
     stream = run_resplit(wire)
-    assert [(b["id"], b["name"], b["input"]) for b in stream.blocks] == [("call_a", "f", {"x": 1}), ("call_b", "g", {"y": 2})]
+    assert [(b["id"], b["name"], b["input"]) for b in stream.blocks] == [
+        ("call_a", "f", {"x": 1}),
+        ("call_b", "g", {"y": 2}),
+    ]
 
 
 def test_parallel_tool_calls_sharing_an_index_keep_one_block_each() -> None:
@@ -590,7 +613,10 @@ def test_parallel_tool_calls_sharing_an_index_keep_one_block_each() -> None:
         chunk({}, "tool_calls"),
     )
     stream = run_resplit(wire)
-    assert [(b["id"], b["name"], b["input"]) for b in stream.blocks] == [("call_a", "f", {"x": 1}), ("call_b", "g", {"y": 2})]
+    assert [(b["id"], b["name"], b["input"]) for b in stream.blocks] == [
+        ("call_a", "f", {"x": 1}),
+        ("call_b", "g", {"y": 2}),
+    ]
     assert stream.stop_reason == "tool_use"
 
 

@@ -13,9 +13,7 @@ from aimw.translators.anthropic.passthrough import AnthropicEventStream
 from aimw.translators.openai_chat import ChatStreamTranslator
 
 PIECE = b"x" * 65536
-START = (
-    b'event: message_start\ndata: {"type":"message_start","message":{"model":"m","usage":{"input_tokens":3}}}\n\n'
-)
+START = b'event: message_start\ndata: {"type":"message_start","message":{"model":"m","usage":{"input_tokens":3}}}\n\n'
 
 
 def events(body: bytes) -> list[tuple[str, dict]]:

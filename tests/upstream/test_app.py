@@ -106,13 +106,22 @@ async def test_forwards_method_path_query_body_and_headers():
     assert send.header(b"keep-alive") is None
     assert send.header(b"x-aimw-llm-model") == b"huggingface/meta-llama/Llama-3.3-70B-Instruct"
     assert send.complete
-    assert json.loads(send.body) == {"method": "POST", "target": "/v1/chat/completions?a=1&b=%20two", "length": len(body)}
+    assert json.loads(send.body) == {
+        "method": "POST",
+        "target": "/v1/chat/completions?a=1&b=%20two",
+        "length": len(body),
+    }
 
     exchange = exchange_of(scope)
     assert exchange.provider_name == "huggingface"
     [attempt] = exchange.attempts
     assert (attempt.provider, attempt.model) == ("huggingface", "meta-llama/Llama-3.3-70B-Instruct")
-    assert (attempt.upstream_scheme, attempt.host, attempt.port, attempt.ip) == ("http", "127.0.0.1", server.port, "127.0.0.1")
+    assert (attempt.upstream_scheme, attempt.host, attempt.port, attempt.ip) == (
+        "http",
+        "127.0.0.1",
+        server.port,
+        "127.0.0.1",
+    )
     assert (attempt.upstream_uri, attempt.upstream_query) == ("/v1/chat/completions", "a=1&b=%20two")
     assert attempt.route_type == "llm/v1/chat"
     assert 0 < attempt.sent_ns <= attempt.first_byte_ns <= attempt.last_byte_ns
@@ -404,7 +413,11 @@ async def test_a_failing_client_send_closes_the_upstream_connection(failing_mess
     "environ, url, proxy",
     [
         ({"HTTPS_PROXY": "http://proxy.test:3128"}, "https://router.huggingface.co", "http://proxy.test:3128"),
-        ({"HTTPS_PROXY": "http://proxy.test:3128", "NO_PROXY": "huggingface.co"}, "https://router.huggingface.co", None),
+        (
+            {"HTTPS_PROXY": "http://proxy.test:3128", "NO_PROXY": "huggingface.co"},
+            "https://router.huggingface.co",
+            None,
+        ),
         ({"HTTP_PROXY": "http://proxy.test:3128"}, "https://api.openai.com", None),
         ({"HTTP_PROXY": "http://proxy.test:3128"}, "http://127.0.0.1:9999", None),
         ({"ALL_PROXY": "http://proxy.test:3128"}, "http://localhost:11434", None),
@@ -413,7 +426,16 @@ async def test_a_failing_client_send_closes_the_upstream_connection(failing_mess
 )
 def test_environment_proxy(monkeypatch, environ, url, proxy):
     """The upstream transport uses the proxy the environment names, as httpx's client did."""
-    for name in ("HTTPS_PROXY", "HTTP_PROXY", "ALL_PROXY", "NO_PROXY", "https_proxy", "http_proxy", "all_proxy", "no_proxy"):
+    for name in (
+        "HTTPS_PROXY",
+        "HTTP_PROXY",
+        "ALL_PROXY",
+        "NO_PROXY",
+        "https_proxy",
+        "http_proxy",
+        "all_proxy",
+        "no_proxy",
+    ):
         monkeypatch.delenv(name, raising=False)
     for name, value in environ.items():
         monkeypatch.setenv(name, value)
@@ -466,7 +488,9 @@ async def test_a_json_answer_that_breaks_off_raises_broke_off():
     """A cut JSON answer is no answer: the layer above (which buffers it) answers 502."""
 
     async def cut_json(request, reader, writer, connection):
-        writer.write(response_head(200, [("Content-Type", "application/json"), ("Content-Length", "500")]) + b'{"id": "x"')
+        writer.write(
+            response_head(200, [("Content-Type", "application/json"), ("Content-Length", "500")]) + b'{"id": "x"'
+        )
         await writer.drain()
         writer.close()
 
@@ -483,7 +507,12 @@ async def test_a_json_answer_that_breaks_off_raises_broke_off():
 
 async def test_provider_cookies_are_not_relayed_and_odd_model_names_not_echoed():
     async def with_cookie(request, reader, writer, connection):
-        writer.write(response_head(200, [("Content-Type", "application/json"), ("Set-Cookie", "__cf_bm=abc"), ("Content-Length", "2")]) + b"{}")
+        writer.write(
+            response_head(
+                200, [("Content-Type", "application/json"), ("Set-Cookie", "__cf_bm=abc"), ("Content-Length", "2")]
+            )
+            + b"{}"
+        )
         await writer.drain()
 
     async with LoopbackServer(with_cookie) as server:
@@ -532,7 +561,8 @@ async def test_a_providers_cookie_is_never_sent_on_another_request():
     async def cookie_then_echo(request, reader, writer, connection):
         if request.target == "/first":
             writer.write(
-                response_head(200, [("Set-Cookie", "session=attacker-visible; Path=/"), ("Content-Length", "2")]) + b"{}"
+                response_head(200, [("Set-Cookie", "session=attacker-visible; Path=/"), ("Content-Length", "2")])
+                + b"{}"
             )
             await writer.drain()
         else:

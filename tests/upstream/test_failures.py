@@ -43,7 +43,12 @@ def mapped(error: Exception, *, answer_started: bool) -> BaseException:
 @pytest.mark.parametrize(
     "outer, cause, kind, reason",
     [
-        (httpx.ConnectError("x"), aiohttp.ClientConnectionError("refused"), UpstreamUnreachable, "unreachable (ClientConnectionError)"),
+        (
+            httpx.ConnectError("x"),
+            aiohttp.ClientConnectionError("refused"),
+            UpstreamUnreachable,
+            "unreachable (ClientConnectionError)",
+        ),
         # httpx-aiohttp reports a refused connection as a ConnectTimeout: the cause decides
         (httpx.ConnectTimeout("x"), aiohttp.ClientConnectionError("refused"), UpstreamUnreachable, "unreachable"),
         (httpx.ReadTimeout("x"), TimeoutError(), UpstreamTimeout, "did not answer in time"),
@@ -61,7 +66,8 @@ def test_before_the_answer(outer, cause, kind, reason):
 
 
 @pytest.mark.parametrize(
-    "outer, cause", [(httpx.ReadTimeout("x"), TimeoutError()), (httpx.ReadError("x"), aiohttp.ClientPayloadError("cut"))]
+    "outer, cause",
+    [(httpx.ReadTimeout("x"), TimeoutError()), (httpx.ReadError("x"), aiohttp.ClientPayloadError("cut"))],
 )
 def test_after_the_answer_started_every_error_broke_off(outer, cause):
     error = chained(outer, cause)
@@ -86,4 +92,8 @@ def test_the_tree():
         for kind in (UpstreamUnreachable, UpstreamTimeout, UpstreamBrokeOff, UpstreamStatusError)
     )
     failure = UpstreamStatusError(429, b'{"error": "slow down"}')
-    assert (failure.status, failure.body, failure.reason) == (429, b'{"error": "slow down"}', "provider answered HTTP 429")
+    assert (failure.status, failure.body, failure.reason) == (
+        429,
+        b'{"error": "slow down"}',
+        "provider answered HTTP 429",
+    )
