@@ -15,7 +15,14 @@ from pathlib import Path
 
 from bench.report import pick
 
-COLOURS = {"direct": "#9e9e9e", "passthrough": "#5c6bc0", "aimw": "#2e7d32", "litellm": "#ef6c00"}
+COLOURS = {
+    "direct": "#9e9e9e",
+    "passthrough": "#5c6bc0",
+    "aimw": "#2e7d32",
+    "aimw-gemini": "#1a73e8",
+    "aimw-vertex": "#00897b",
+    "litellm": "#ef6c00",
+}
 BASELINE_COLOUR = "#81c784"  # aimw@<commit>: aimw's green, lighter
 PANELS = (
     ("throughput (req/s, higher is better)", lambda record: record["req_per_s"]),

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import datetime
 import hashlib
+import http.client
 import json
 import os
 import platform
@@ -169,6 +170,7 @@ class Run:
             "target": target.name,
             "round": round_number,
             "label": label,
+            "workers": scenario.workers,
             "aimw_code": code_fingerprint(),
         }
         unavailable = target.available(context)
@@ -179,8 +181,10 @@ class Run:
         spec = replace(spec, cpus=self.cpus.for_server(scenario))
         record["command"] = spec.command_line()
         drivers = self.cpus.for_drivers(scenario)
+        counted = self.upstream is not None and target.proxies_upstream
         if self.upstream is not None:
             os.sched_setaffinity(self.upstream.pid, drivers)
+        counts_before = upstream_counts(self.upstream.url) if counted else {}
         server = servers.start(spec)
         try:
             record["startup_s"] = server.wait_ready()
@@ -207,8 +211,24 @@ class Run:
             record["failed"] = str(exc)
         finally:
             server.stop()
+        if counted:
+            counts = upstream_counts(self.upstream.url)
+            record["upstream_counts"] = {name: counts[name] - counts_before.get(name, 0) for name in counts}
+            if target.fetches_tokens:
+                record["token_requests"] = record["upstream_counts"]["token_requests"]
         _say(summary_line(record))
         return record
+
+
+def upstream_counts(url: str) -> dict[str, int]:
+    """The fake upstream's counts since it started (``GET /bench/stats``, see UpstreamStats)."""
+    host, port = url.removeprefix("http://").rsplit(":", 1)
+    connection = http.client.HTTPConnection(host, int(port), timeout=10)
+    try:
+        connection.request("GET", "/bench/stats")
+        return json.loads(connection.getresponse().read())
+    finally:
+        connection.close()
 
 
 class LoadgenFailed(RuntimeError):
@@ -248,6 +268,8 @@ def summary_line(record: dict) -> str:
     if record.get("events_per_s"):
         parts.append(f"{record['events_per_s']:9.0f} events/s")
     parts.append(f"server CPU {record['server_cpu_percent']:3.0f}%")
+    if "token_requests" in record:
+        parts.append(f"{record['token_requests']} token fetches / {record.get('workers', 1)} workers")
     problems = record["errors"] + record["invalid"]
     parts.append(f"{record['errors']} errors, {record['invalid']}/{record['validated']} invalid" if problems else f"{record['validated']} validated")
     return label + "  ".join(parts)

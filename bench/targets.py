@@ -4,21 +4,31 @@
   (and the ceiling of the fake upstream and the load generator).
 - passthrough: Hypercorn + :mod:`bench.passthrough` forwarding to the fake: the floor of a Python hop.
 - aimw: Hypercorn + ``recipes.huggingface:app`` (the working tree) with ``AIMW_UPSTREAM_URL`` at the fake.
+- aimw-gemini: Hypercorn + ``recipes.gemini:app``: the same, translated to the Gemini API
+  (``:streamGenerateContent?alt=sse``, ``x-goog-api-key``).
+- aimw-vertex: Hypercorn + ``recipes.vertex:app``: Gemini on Vertex AI with a throwaway
+  service-account key whose ``token_uri`` is the fake's token endpoint (google-auth's
+  JWT-bearer grant; the runner counts the grants per measurement: one per worker when the
+  token is cached).
 - litellm: LiteLLM's proxy (its own virtualenv) with the fake as an ``openai/`` model,
   answering Anthropic's ``/v1/messages``.
 - aimw@<commit> (``--baseline REF``, not in TARGETS): aimw as it was at a git revision,
   from :func:`baseline_target`.
 
 direct and passthrough speak OpenAI Chat Completions to the load generator; aimw, its
-baseline and litellm speak Anthropic Messages.
+baseline, aimw-gemini, aimw-vertex and litellm speak Anthropic Messages.
 """
 
 from __future__ import annotations
 
+import importlib.util
+import json
+import os
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+from bench import gemini
 from bench.answer import MODEL
 from bench.baseline import Baseline, baseline_env
 from bench.servers import ServerSpec
@@ -53,7 +63,8 @@ class RunContext:
 @dataclass(frozen=True)
 class Target:
     """One server kind. ``build(context, port, workers, label)`` returns its ServerSpec
-    (not yet pinned); ``multiworker`` targets are also measured with 2 workers."""
+    (not yet pinned); ``multiworker`` targets are also measured with 2 workers;
+    ``fetches_tokens``: the runner reports how many tokens it took from the fake's token endpoint."""
 
     name: str
     api: str
@@ -61,11 +72,16 @@ class Target:
     multiworker: bool
     proxies_upstream: bool
     build: Callable[[RunContext, int, int, str], ServerSpec]
+    fetches_tokens: bool = False
 
     def available(self, context: RunContext) -> str | None:
         """Why this target cannot run here (None: it can)."""
         if self.name == "litellm" and not context.litellm_bin.exists():
             return f"{context.litellm_bin} is missing: run bench/setup.sh"
+        if self.fetches_tokens:
+            missing = [module for module in ("requests", "cryptography") if importlib.util.find_spec(module) is None]
+            if missing:
+                return f"{' and '.join(missing)} not installed (google-auth[requests] and the key's RSA): run bench/setup.sh"
         return None
 
 
@@ -95,19 +111,47 @@ def _passthrough(context: RunContext, port: int, workers: int, label: str) -> Se
     )
 
 
-def _aimw(context: RunContext, port: int, workers: int, label: str) -> ServerSpec:
+def _recipe(name: str, recipe: str, env: dict[str, str], context: RunContext, port: int, workers: int, label: str) -> ServerSpec:
     return ServerSpec(
-        "aimw",
-        _hypercorn(context, "recipes.huggingface:app", port, workers),
+        name,
+        _hypercorn(context, f"recipes.{recipe}:app", port, workers),
         port,
         context.raw_dir / f"{label}.log",
-        env={
-            "AIMW_UPSTREAM_URL": context.upstream_url,
-            "HUGGINGFACE_API_TOKEN": "hf_bench",
-            "AIMW_LOG_PATH": str(context.raw_dir / f"{label}.aimw.log"),
-        },
+        env={"AIMW_UPSTREAM_URL": context.upstream_url, **env, "AIMW_LOG_PATH": str(context.raw_dir / f"{label}.aimw.log")},
         cwd=REPO,
     )
+
+
+def _aimw(context: RunContext, port: int, workers: int, label: str) -> ServerSpec:
+    return _recipe("aimw", "huggingface", {"HUGGINGFACE_API_TOKEN": "hf_bench"}, context, port, workers, label)
+
+
+def _aimw_gemini(context: RunContext, port: int, workers: int, label: str) -> ServerSpec:
+    return _recipe("aimw-gemini", "gemini", {"GEMINI_API_KEY": gemini.API_KEY}, context, port, workers, label)
+
+
+def service_account_file(context: RunContext) -> Path:
+    """The run's throwaway service-account key (generated on first use, under raw/, mode 0600),
+    its ``token_uri`` the fake upstream's token endpoint."""
+    path = context.raw_dir / "vertex-service-account.json"
+    token_uri = context.upstream_url + gemini.TOKEN_PATH
+    if not path.exists() or json.loads(path.read_text())["token_uri"] != token_uri:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(descriptor, "w") as key_file:
+            json.dump(gemini.service_account_key(token_uri), key_file, indent=1)
+    return path
+
+
+def _aimw_vertex(context: RunContext, port: int, workers: int, label: str) -> ServerSpec:
+    env = {
+        "GEMINI_API_KEY": str(service_account_file(context)),  # a path: the key stays out of the report's commands
+        "GCP_PROJECT_ID": gemini.PROJECT,
+        "GEMINI_LOCATION_ID": gemini.LOCATION,
+        "GEMINI_API_ENDPOINT": f"{gemini.LOCATION}-aiplatform.googleapis.com",  # replaced by AIMW_UPSTREAM_URL
+        "NO_PROXY": "127.0.0.1,localhost",  # google-auth's requests transport would honour an HTTP(S)_PROXY
+    }
+    return _recipe("aimw-vertex", "vertex", env, context, port, workers, label)
 
 
 def baseline_target(baseline: Baseline, source: Path) -> Target:
@@ -154,6 +198,11 @@ TARGETS: dict[str, Target] = {
         Target("direct", "openai", "the fake upstream itself (machine floor)", False, False, _direct),
         Target("passthrough", "openai", "Hypercorn + httpx pass-through, no translation", True, True, _passthrough),
         Target("aimw", "anthropic", "Hypercorn + recipes.huggingface:app", True, True, _aimw),
+        Target("aimw-gemini", "anthropic", "Hypercorn + recipes.gemini:app (Gemini API key)", True, True, _aimw_gemini),
+        Target(
+            "aimw-vertex", "anthropic", "Hypercorn + recipes.vertex:app (Vertex AI, service-account token)", True, True,
+            _aimw_vertex, fetches_tokens=True,
+        ),
         Target("litellm", "anthropic", "LiteLLM proxy /v1/messages (uvicorn)", False, True, _litellm),
     )
 }
