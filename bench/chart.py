@@ -43,7 +43,7 @@ def draw(results: dict, path: Path) -> Path:
     targets = [name for name in results["options"]["targets"] if any(key[1] == name for key in chosen)]
     width = 0.8 / max(1, len(targets))
     figure, axes = plt.subplots(len(PANELS), 1, figsize=(12, 4 * len(PANELS)), constrained_layout=True)
-    for axis, (title, metric) in zip(axes, PANELS):
+    for axis, (title, metric) in zip(axes, PANELS, strict=True):
         for offset, target in enumerate(targets):
             xs, heights = [], []
             for position, scenario in enumerate(scenarios):

@@ -69,7 +69,8 @@ def parser() -> argparse.ArgumentParser:
     options.add_argument(
         "--duration",
         type=float,
-        help=f"seconds measured per target and scenario (default {DEFAULTS['duration']:g}; --quick {QUICK['duration']:g})",
+        help=f"seconds measured per target and scenario "
+        f"(default {DEFAULTS['duration']:g}; --quick {QUICK['duration']:g})",
     )
     options.add_argument(
         "--warmup",
@@ -187,7 +188,8 @@ def main(argv: list[str] | None = None) -> int:
         sys.exit("--chunks, --rounds and --validate-every must be at least 1")
     run = Run(options)
     sys.stderr.write(
-        f"bench: targets {','.join(options.targets)}; scenarios {','.join(options.scenarios)}; raw output in {run.raw_dir}\n"
+        f"bench: targets {','.join(options.targets)}; scenarios {','.join(options.scenarios)}; "
+        f"raw output in {run.raw_dir}\n"
     )
     try:
         results = run.execute()

@@ -120,7 +120,11 @@ def _response(status: bytes, content_type: bytes, body: bytes) -> bytes:
 
 
 def _error(status: bytes, message: str) -> bytes:
-    return _response(status, b"application/json", _json({"error": {"message": message, "type": "invalid_request_error", "code": None}}))
+    return _response(
+        status,
+        b"application/json",
+        _json({"error": {"message": message, "type": "invalid_request_error", "code": None}}),
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -150,7 +154,9 @@ class EncodedResponses:
             gemini_stream_writes=_sse_writes(gemini.stream_events(answer)),
             gemini_response=_response(b"200 OK", b"application/json; charset=UTF-8", gemini.response_body(answer)),
             google_unauthenticated=_google_error(
-                401, "UNAUTHENTICATED", "Request is missing the bench's API key (x-goog-api-key) or an access token it issued."
+                401,
+                "UNAUTHENTICATED",
+                "Request is missing the bench's API key (x-goog-api-key) or an access token it issued.",
             ),
             gemini_needs_sse=_google_error(400, "INVALID_ARGUMENT", "the bench's fake streams only with ?alt=sse"),
             not_found=not_found,
@@ -161,14 +167,19 @@ class EncodedResponses:
 
 def _sse_writes(events: list[bytes]) -> tuple[bytes, ...]:
     """The head, one chunked-coded frame per event, the last one followed by the last chunk."""
-    head = b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ncache-control: no-cache\r\ntransfer-encoding: chunked\r\n\r\n"
+    head = (
+        b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ncache-control: no-cache\r\n"
+        b"transfer-encoding: chunked\r\n\r\n"
+    )
     frames = [encode_chunk(event) for event in events]
     return (head, *frames[:-1], frames[-1] + LAST_CHUNK)
 
 
 def _google_error(code: int, status: str, message: str) -> bytes:
     reason = {400: b"Bad Request", 401: b"Unauthorized"}[code]
-    return _response(b"%d %s" % (code, reason), b"application/json; charset=UTF-8", gemini.error_body(code, status, message))
+    return _response(
+        b"%d %s" % (code, reason), b"application/json; charset=UTF-8", gemini.error_body(code, status, message)
+    )
 
 
 @dataclass(slots=True)
@@ -349,7 +360,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--host", default=LOOPBACK_HOST, help="loopback address to listen on")
     parser.add_argument("--port", type=int, default=0, help="TCP port (0: a free one, printed at start)")
     parser.add_argument("--chunks", type=int, default=DEFAULT_CHUNKS, help="text chunks per streamed answer")
-    parser.add_argument("--coalesce", action="store_true", help="write a whole stream at once instead of one write per chunk")
+    parser.add_argument(
+        "--coalesce", action="store_true", help="write a whole stream at once instead of one write per chunk"
+    )
     parser.add_argument("--loop", default="auto", choices=("auto", "uvloop", "asyncio"), help="event loop")
     args = parser.parse_args(argv)
     try:

@@ -22,7 +22,7 @@ _now = time.perf_counter_ns
 class Response:
     """One response: status, whole body (bytes, de-chunked) and its timestamps (ns)."""
 
-    __slots__ = ("status", "body", "sent_ns", "first_byte_ns", "first_text_ns", "done_ns")
+    __slots__ = ("body", "done_ns", "first_byte_ns", "first_text_ns", "sent_ns", "status")
 
     def __init__(self, sent_ns: int) -> None:
         self.status = 0

@@ -115,7 +115,8 @@ def build_request(config: LoadConfig) -> bytes:
         body["stream"] = True
     payload = json.dumps(body, separators=(",", ":")).encode()
     return (
-        b"POST %s HTTP/1.1\r\nhost: %s:%d\r\ncontent-type: application/json\r\naccept: %s\r\n%scontent-length: %d\r\n\r\n%s"
+        b"POST %s HTTP/1.1\r\nhost: %s:%d\r\ncontent-type: application/json\r\naccept: %s\r\n"
+        b"%scontent-length: %d\r\n\r\n%s"
         % (
             config.path.encode(),
             config.host.encode(),
@@ -239,7 +240,7 @@ class LoadRun:
                     continue
             try:
                 response = await connection.send(request)
-            except Exception as exc:  # noqa: BLE001 - every failure is counted, none stops the run
+            except Exception as exc:
                 if not self.stopping:
                     self._count_error(f"{type(exc).__name__}: {exc}")
                 continue

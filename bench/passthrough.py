@@ -1,8 +1,9 @@
 """A plain pass-through proxy on aimw's server stack: the floor of one Python hop.
 
 Hypercorn + a pure ASGI app + one pooled httpx transport (httpx-aiohttp's AiohttpTransport,
-aimw's default), like aimw's UpstreamApp but with no translation, no logging, no per-request record: the request (body read whole)
-goes to ``BENCH_UPSTREAM_URL`` + path + query, the response streams back read by read.
+aimw's default), like aimw's UpstreamApp but with no translation, no logging, no per-request
+record: the request (body read whole) goes to ``BENCH_UPSTREAM_URL`` + path + query, the
+response streams back read by read.
 
     BENCH_UPSTREAM_URL=http://127.0.0.1:9999 hypercorn bench.passthrough:app
 """

@@ -55,7 +55,11 @@ def _mb(value: int | None) -> str:
 
 
 def _checked(record: dict) -> str:
-    text = f"{record['validated']:,} ok" if not record["invalid"] else f"**{record['invalid']:,}/{record['validated']:,} invalid**"
+    text = (
+        f"{record['validated']:,} ok"
+        if not record["invalid"]
+        else f"**{record['invalid']:,}/{record['validated']:,} invalid**"
+    )
     if record["errors"]:
         text += f", **{record['errors']:,} errors**"
     return text
@@ -70,9 +74,7 @@ def _server_cpu(record: dict, per_process: bool) -> str:
 def contended(chosen: dict) -> list[str]:
     """Labels of the measurements during which other processes took more than OTHERS_CPU_WARNING % CPU."""
     return [
-        record["label"]
-        for record in chosen.values()
-        if (record.get("others_cpu_percent") or 0.0) > OTHERS_CPU_WARNING
+        record["label"] for record in chosen.values() if (record.get("others_cpu_percent") or 0.0) > OTHERS_CPU_WARNING
     ]
 
 
@@ -96,7 +98,12 @@ def scenario_table(scenario_name: str, rows: list[dict]) -> list[str]:
     if stream:
         header += ["CPU µs/event"]
     header += ["RSS idle MB", "RSS peak MB", "loadgen + upstream CPU %", "checked"]
-    lines = [f"### {scenario_name} ({SCENARIOS[scenario_name].summary})", "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines = [
+        f"### {scenario_name} ({SCENARIOS[scenario_name].summary})",
+        "",
+        "| " + " | ".join(header) + " |",
+        "|" + "---|" * len(header),
+    ]
     for record in rows:
         if "req_per_s" not in record:
             reason = record.get("skipped") or record.get("failed", "").splitlines()[0]
@@ -111,10 +118,18 @@ def scenario_table(scenario_name: str, rows: list[dict]) -> list[str]:
         ]
         if stream:
             cells += [_ms(record["first_text_ms"]), _number(record["events_per_s"])]
-        cells += [_server_cpu(record, SCENARIOS[scenario_name].workers > 1), _number(record["server_cpu_ms_per_request"], 3)]
+        cells += [
+            _server_cpu(record, SCENARIOS[scenario_name].workers > 1),
+            _number(record["server_cpu_ms_per_request"], 3),
+        ]
         if stream:
             cells += [_number(record["server_cpu_us_per_event"], 2)]
-        cells += [_mb(record.get("rss_idle_bytes")), _mb(record.get("server_rss_peak_bytes")), _drivers(record), _checked(record)]
+        cells += [
+            _mb(record.get("rss_idle_bytes")),
+            _mb(record.get("server_rss_peak_bytes")),
+            _drivers(record),
+            _checked(record),
+        ]
         lines.append("| " + " | ".join(cells) + " |")
     return [*lines, ""]
 
@@ -167,10 +182,7 @@ def ratio_table(chosen: dict, scenarios: list[str]) -> list[str]:
         "|---|---|---|---|---|---|---|",
     ]
     for scenario in scenarios:
-
-        def of(target: str, metric: Callable[[dict], float | None]) -> float | None:
-            return _get(chosen, scenario, target, metric)
-
+        of = partial(_get, chosen, scenario)
         lines.append(
             f"| {scenario} | {_ratio(of('aimw', _req_per_s), of('litellm', _req_per_s))} "
             f"| {_ratio(of('aimw', _req_per_s), of('passthrough', _req_per_s))} "
@@ -200,8 +212,9 @@ def gemini_table(chosen: dict, scenarios: list[str]) -> list[str]:
     aimw target), and Vertex AI (a google-auth token per request) against the Gemini API
     (a fixed key), per scenario; the token fetches of the Vertex AI measurement per worker."""
     lines = [
-        "| scenario | aimw-gemini req/s | aimw-gemini events/s | req/s aimw-gemini / aimw | CPU per req aimw-gemini / aimw "
-        "| req/s aimw-vertex / aimw-gemini | CPU per req aimw-vertex / aimw-gemini | aimw-vertex token fetches / workers |",
+        "| scenario | aimw-gemini req/s | aimw-gemini events/s | req/s aimw-gemini / aimw "
+        "| CPU per req aimw-gemini / aimw | req/s aimw-vertex / aimw-gemini "
+        "| CPU per req aimw-vertex / aimw-gemini | aimw-vertex token fetches / workers |",
         "|---|---|---|---|---|---|---|---|",
     ]
     for scenario in scenarios:
@@ -281,6 +294,12 @@ def _summary(target: str, baseline: Baseline | None) -> str:
     return TARGETS[target].summary + (" (the working tree)" if target == "aimw" else "")
 
 
+def _above_direct(chosen: dict, scenario: str, metric: Callable[[dict], float]) -> float | None:
+    """aimw's ``metric`` minus direct's in ``scenario`` (None when either was not measured)."""
+    direct, aimw = _get(chosen, scenario, "direct", metric), _get(chosen, scenario, "aimw", metric)
+    return None if direct is None or aimw is None else aimw - direct
+
+
 def goal_rows(chosen: dict) -> list[tuple[str, str, bool | None]]:
     """aimw's tuning goals: (goal, what was measured, met? — None when not measured)."""
     rows: list[tuple[str, str, bool | None]] = []
@@ -293,24 +312,40 @@ def goal_rows(chosen: dict) -> list[tuple[str, str, bool | None]]:
         lambda v: f"{v:,.0f} events/s", lambda v: v >= 100_000)  # fmt: skip
     add("Gemini stream ≥ 100,000 translated events/s at C=32", _get(chosen, "stream-c32", "aimw-gemini", _events_per_s),
         lambda v: f"{v:,.0f} events/s", lambda v: v >= 100_000)  # fmt: skip
-    add("non-stream ≥ 1,500 req/s at C=32", aimw("nonstream-c32", _req_per_s), lambda v: f"{v:,.0f} req/s", lambda v: v >= 1500)
+    add(
+        "non-stream ≥ 1,500 req/s at C=32",
+        aimw("nonstream-c32", _req_per_s),
+        lambda v: f"{v:,.0f} req/s",
+        lambda v: v >= 1500,
+    )
     for scenario in ("nonstream-c1", "stream-c1"):
-        direct_p50 = _get(chosen, scenario, "direct", _p50)
-        aimw_p50 = aimw(scenario, _p50)
-        add(f"p50 at C=1 within 1 ms of direct ({scenario})", None if direct_p50 is None or aimw_p50 is None else aimw_p50 - direct_p50,
-            lambda v: f"+{v:.2f} ms", lambda v: v <= 1.0)  # fmt: skip
-        direct_first = _get(chosen, scenario, "direct", _first_byte)
-        aimw_first = aimw(scenario, _first_byte)
-        add(f"first byte at C=1 within 1.5 ms of direct ({scenario})", None if direct_first is None or aimw_first is None else aimw_first - direct_first,
-            lambda v: f"+{v:.2f} ms", lambda v: v <= 1.5)  # fmt: skip
+        p50 = _above_direct(chosen, scenario, _p50)
+        add(f"p50 at C=1 within 1 ms of direct ({scenario})", p50, lambda v: f"+{v:.2f} ms", lambda v: v <= 1.0)
+        first = _above_direct(chosen, scenario, _first_byte)
+        add(
+            f"first byte at C=1 within 1.5 ms of direct ({scenario})",
+            first,
+            lambda v: f"+{v:.2f} ms",
+            lambda v: v <= 1.5,
+        )
     idle = [record["rss_idle_bytes"] for (scenario, target), record in chosen.items()
             if target == "aimw" and SCENARIOS[scenario].workers == 1 and record.get("rss_idle_bytes")]  # fmt: skip
-    add("RSS < 100 MB idle (1 worker, largest seen)", max(idle) / MB if idle else None, lambda v: f"{v:.1f} MB", lambda v: v < 100)
+    add(
+        "RSS < 100 MB idle (1 worker, largest seen)",
+        max(idle) / MB if idle else None,
+        lambda v: f"{v:.1f} MB",
+        lambda v: v < 100,
+    )
     peak = aimw("nonstream-c128", lambda r: r["server_rss_peak_bytes"])
     add("RSS < 150 MB at C=128", peak / MB if peak else None, lambda v: f"{v:.1f} MB", lambda v: v < 150)
     for one, two in (("nonstream-c32", "nonstream-c32-w2"), ("stream-c32", "stream-c32-w2")):
         single, double = aimw(one, _req_per_s), aimw(two, _req_per_s)
-        add(f"2 workers ≥ 1.7× one worker ({one})", double / single if single and double else None, lambda v: f"{v:.2f}×", lambda v: v >= 1.7)
+        add(
+            f"2 workers ≥ 1.7× one worker ({one})",
+            double / single if single and double else None,
+            lambda v: f"{v:.2f}×",
+            lambda v: v >= 1.7,
+        )
     fetched = [(record["token_requests"], record.get("workers", 1)) for (_, target), record in chosen.items()
                if target == "aimw-vertex" and "token_requests" in record and record.get("requests")]  # fmt: skip
     rows.append((
@@ -338,9 +373,11 @@ def render(results: dict) -> str:
         + (f", median of {options['rounds']} rounds" if options["rounds"] > 1 else "")
         + ".",
         "",
-        f"Machine: {machine['cpu_model']}, {machine['cpus']} CPUs, Linux {machine['kernel']}, Python {machine['python']}; "
+        f"Machine: {machine['cpu_model']}, {machine['cpus']} CPUs, Linux {machine['kernel']}, "
+        f"Python {machine['python']}; "
         + (
-            f"server under test pinned to CPU {machine['server_cpus']}, fake upstream and load generator to CPU {machine['driver_cpus']} "
+            f"server under test pinned to CPU {machine['server_cpus']}, "
+            f"fake upstream and load generator to CPU {machine['driver_cpus']} "
             "(2-worker scenarios unpinned)"
             if machine["server_cpus"]
             else "nothing pinned"
@@ -363,7 +400,10 @@ def render(results: dict) -> str:
         "",
         "| goal | measured | met |",
         "|---|---|---|",
-        *(f"| {goal} | {value} | {'–' if met is None else ('yes' if met else '**no**')} |" for goal, value, met in goal_rows(chosen)),
+        *(
+            f"| {goal} | {value} | {'–' if met is None else ('yes' if met else '**no**')} |"
+            for goal, value, met in goal_rows(chosen)
+        ),
         "",
         "## Per scenario",
         "",

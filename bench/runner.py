@@ -155,8 +155,20 @@ class Run:
 
     def _start_upstream(self) -> servers.Server:
         port = free_port()
-        argv = [sys.executable, "-m", "bench.fake_upstream", "--port", str(port), "--chunks", str(self.options.chunks), "--loop", self.options.loop]
-        spec = servers.ServerSpec("upstream", argv, port, self.raw_dir / "upstream.log", cwd=REPO, cpus=self.cpus.drivers)
+        argv = [
+            sys.executable,
+            "-m",
+            "bench.fake_upstream",
+            "--port",
+            str(port),
+            "--chunks",
+            str(self.options.chunks),
+            "--loop",
+            self.options.loop,
+        ]
+        spec = servers.ServerSpec(
+            "upstream", argv, port, self.raw_dir / "upstream.log", cwd=REPO, cpus=self.cpus.drivers
+        )
         upstream = servers.start(spec)
         upstream.wait_ready()
         _say(f"fake upstream on {upstream.url} (pid {upstream.pid}, CPUs {_cpus(spec.cpus)})")
@@ -271,7 +283,11 @@ def summary_line(record: dict) -> str:
     if "token_requests" in record:
         parts.append(f"{record['token_requests']} token fetches / {record.get('workers', 1)} workers")
     problems = record["errors"] + record["invalid"]
-    parts.append(f"{record['errors']} errors, {record['invalid']}/{record['validated']} invalid" if problems else f"{record['validated']} validated")
+    parts.append(
+        f"{record['errors']} errors, {record['invalid']}/{record['validated']} invalid"
+        if problems
+        else f"{record['validated']} validated"
+    )
     return label + "  ".join(parts)
 
 
@@ -313,8 +329,16 @@ def _cpu_model() -> str:
 
 def _git_commit() -> str | None:
     try:
-        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--", "src", "recipes"], cwd=REPO, capture_output=True, text=True, check=True).stdout.strip()
+        commit = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True, check=True
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--", "src", "recipes"],
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
     except (OSError, subprocess.CalledProcessError):
         return None
     return commit + ("+dirty" if dirty else "")

@@ -7,6 +7,7 @@ output sent to a log file under the run's raw directory.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import socket
@@ -120,10 +121,8 @@ def start(spec: ServerSpec) -> Server:
 
 
 def _signal_group(pid: int, signum: int) -> None:
-    try:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(pid, signum)  # the group we created with start_new_session: its id is the child's pid
-    except (ProcessLookupError, PermissionError):
-        pass
 
 
 def _answers_http(host: str, port: int) -> bool:

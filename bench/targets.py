@@ -81,7 +81,8 @@ class Target:
         if self.fetches_tokens:
             missing = [module for module in ("requests", "cryptography") if importlib.util.find_spec(module) is None]
             if missing:
-                return f"{' and '.join(missing)} not installed (google-auth[requests] and the key's RSA): run bench/setup.sh"
+                names = " and ".join(missing)
+                return f"{names} not installed (google-auth[requests], the key's RSA): run bench/setup.sh"
         return None
 
 
@@ -96,7 +97,17 @@ def _hypercorn(context: RunContext, app: str, port: int, workers: int) -> list[s
 
 
 def _direct(context: RunContext, port: int, workers: int, label: str) -> ServerSpec:
-    argv = [context.python, "-m", "bench.fake_upstream", "--port", str(port), "--chunks", str(context.chunks), "--loop", context.loop]
+    argv = [
+        context.python,
+        "-m",
+        "bench.fake_upstream",
+        "--port",
+        str(port),
+        "--chunks",
+        str(context.chunks),
+        "--loop",
+        context.loop,
+    ]
     return ServerSpec("direct", argv, port, context.raw_dir / f"{label}.log", cwd=REPO)
 
 
@@ -111,13 +122,19 @@ def _passthrough(context: RunContext, port: int, workers: int, label: str) -> Se
     )
 
 
-def _recipe(name: str, recipe: str, env: dict[str, str], context: RunContext, port: int, workers: int, label: str) -> ServerSpec:
+def _recipe(
+    name: str, recipe: str, env: dict[str, str], context: RunContext, port: int, workers: int, label: str
+) -> ServerSpec:
     return ServerSpec(
         name,
         _hypercorn(context, f"recipes.{recipe}:app", port, workers),
         port,
         context.raw_dir / f"{label}.log",
-        env={"AIMW_UPSTREAM_URL": context.upstream_url, **env, "AIMW_LOG_PATH": str(context.raw_dir / f"{label}.aimw.log")},
+        env={
+            "AIMW_UPSTREAM_URL": context.upstream_url,
+            **env,
+            "AIMW_LOG_PATH": str(context.raw_dir / f"{label}.aimw.log"),
+        },
         cwd=REPO,
     )
 
@@ -189,7 +206,9 @@ def _litellm(context: RunContext, port: int, workers: int, label: str) -> Server
         "--host", "127.0.0.1", "--port", str(port),
         "--num_workers", str(workers),
     ]  # fmt: skip
-    return ServerSpec("litellm", argv, port, context.raw_dir / f"{label}.log", env=dict(LITELLM_ENV), cwd=context.raw_dir)
+    return ServerSpec(
+        "litellm", argv, port, context.raw_dir / f"{label}.log", env=dict(LITELLM_ENV), cwd=context.raw_dir
+    )
 
 
 TARGETS: dict[str, Target] = {
@@ -200,8 +219,13 @@ TARGETS: dict[str, Target] = {
         Target("aimw", "anthropic", "Hypercorn + recipes.huggingface:app", True, True, _aimw),
         Target("aimw-gemini", "anthropic", "Hypercorn + recipes.gemini:app (Gemini API key)", True, True, _aimw_gemini),
         Target(
-            "aimw-vertex", "anthropic", "Hypercorn + recipes.vertex:app (Vertex AI, service-account token)", True, True,
-            _aimw_vertex, fetches_tokens=True,
+            "aimw-vertex",
+            "anthropic",
+            "Hypercorn + recipes.vertex:app (Vertex AI, service-account token)",
+            True,
+            True,
+            _aimw_vertex,
+            fetches_tokens=True,
         ),
         Target("litellm", "anthropic", "LiteLLM proxy /v1/messages (uvicorn)", False, True, _litellm),
     )

@@ -121,7 +121,9 @@ def _check_usage_numbers(
 def _check_text(text: str, answer: Answer, problems: list[str]) -> None:
     if text != answer.text:
         expected = answer.text
-        at = next((i for i, (a, b) in enumerate(zip(text, expected)) if a != b), min(len(text), len(expected)))
+        at = next(
+            (i for i, (a, b) in enumerate(zip(text, expected, strict=False)) if a != b), min(len(text), len(expected))
+        )
         problems.append(
             f"text differs at character {at} (got {len(text)} characters, expected {len(expected)}): "
             f"{text[at : at + 20]!r} instead of {expected[at : at + 20]!r}"
@@ -333,7 +335,8 @@ class _AnthropicStreamReader:
             self.problems.append(f"{where}: message_delta without usage.output_tokens")
         elif usage["output_tokens"] < counted:
             self.problems.append(
-                f"{where}: message_delta output_tokens {usage['output_tokens']} below message_start's {counted} (usage is cumulative)"
+                f"{where}: message_delta output_tokens {usage['output_tokens']} below message_start's {counted} "
+                "(usage is cumulative)"
             )
         self.stream.message.update(stop_reason=stop_reason, stop_sequence=delta.get("stop_sequence"))
         self.stream.message.setdefault("usage", {}).update(usage)

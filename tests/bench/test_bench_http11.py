@@ -52,7 +52,7 @@ def test_chunked_decoder_gives_the_payloads_whatever_the_split(seed):
     wire = _chunked(payloads) + b"NEXT"
     cuts = sorted(rng.sample(range(1, len(wire)), k=min(len(wire) - 1, rng.randrange(0, 15))))
     decoder, got = ChunkedDecoder(), []
-    for start, end in zip([0, *cuts], [*cuts, len(wire)]):
+    for start, end in zip([0, *cuts], [*cuts, len(wire)], strict=True):
         got += decoder.feed(wire[start:end])
     assert got == payloads
     assert decoder.done

@@ -15,7 +15,8 @@ def test_ratios_compare_aimw_with_litellm_passthrough_and_direct():
          measurement("nonstream-c32", "aimw", 1000), measurement("nonstream-c32", "litellm", 250)],
         ["nonstream-c32"], ["direct", "passthrough", "aimw", "litellm"],
     ))  # fmt: skip
-    # aimw/LiteLLM 4×, aimw/pass-through 0.5×, CPU LiteLLM/aimw 4×, p50 1 - 0.125 ms, first byte 0.5 - 0.0625 ms, direct/aimw 8×
+    # aimw/LiteLLM 4×, aimw/pass-through 0.5×, CPU LiteLLM/aimw 4×, p50 1 - 0.125 ms,
+    # first byte 0.5 - 0.0625 ms, direct/aimw 8×
     assert "| nonstream-c32 | 4.00× | 0.50× | 4.00× | +0.88 | +0.44 | 8.00× |" in report
     assert "| aimw | 1,000.0 | 1.00 | 3.00 | 0.50 | 100 | 1.000 | 50.0 | 60.0 | 20 + 10 | 10 ok |" in report
     assert "`-k uvloop`" in report
@@ -38,16 +39,17 @@ def test_goals_are_met_missed_or_not_measured():
 
 
 def test_the_median_round_is_kept():
-    chosen = pick(results([measurement("nonstream-c1", "aimw", rate, round=n) for n, rate in enumerate((300, 100, 200), 1)],
-                          ["nonstream-c1"], ["aimw"], rounds=3))  # fmt: skip
+    rounds = [measurement("nonstream-c1", "aimw", rate, round=n) for n, rate in enumerate((300, 100, 200), 1)]
+    chosen = pick(results(rounds, ["nonstream-c1"], ["aimw"], rounds=3))
     assert chosen[("nonstream-c1", "aimw")]["req_per_s"] == 200
 
 
 def test_skipped_and_failed_targets_show_why_and_count_as_problems():
+    litellm = {"scenario": "nonstream-c1", "target": "litellm", "round": 1, "label": "nonstream-c1.litellm"}
+    passthrough = {"scenario": "nonstream-c1", "target": "passthrough", "round": 1, "label": "nonstream-c1.passthrough"}
     data = results(
         [measurement("nonstream-c1", "aimw", 100, invalid=2, invalid_examples=[["text differs"]]),
-         {"scenario": "nonstream-c1", "target": "litellm", "round": 1, "label": "nonstream-c1.litellm", "skipped": "not installed"},
-         {"scenario": "nonstream-c1", "target": "passthrough", "round": 1, "label": "nonstream-c1.passthrough", "failed": "exited\nlog"}],
+         {**litellm, "skipped": "not installed"}, {**passthrough, "failed": "exited\nlog"}],
         ["nonstream-c1"], ["passthrough", "aimw", "litellm"],
     )  # fmt: skip
     report = render(data)
@@ -113,8 +115,12 @@ def test_the_gemini_targets_get_their_goal_their_ratios_and_their_token_fetches(
 
 
 def test_a_token_fetched_per_request_fails_the_goal_and_no_gemini_target_no_section():
-    many = results([measurement("stream-c32", "aimw-vertex", 400, token_requests=400, workers=1)], ["stream-c32"], ["aimw-vertex"])
+    many = results(
+        [measurement("stream-c32", "aimw-vertex", 400, token_requests=400, workers=1)], ["stream-c32"], ["aimw-vertex"]
+    )
     rows = {goal: (value, met) for goal, value, met in goal_rows(pick(many))}
     assert rows["Vertex AI token fetched once per worker (cached, every measurement)"][1] is False
     assert rows["Gemini stream ≥ 100,000 translated events/s at C=32"] == ("not measured", None)
-    assert "## aimw on Gemini" not in render(results([measurement("stream-c32", "aimw", 400)], ["stream-c32"], ["aimw"]))
+    assert "## aimw on Gemini" not in render(
+        results([measurement("stream-c32", "aimw", 400)], ["stream-c32"], ["aimw"])
+    )

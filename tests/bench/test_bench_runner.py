@@ -34,8 +34,9 @@ def test_summary_lines_name_problems():
 
 
 def test_summary_lines_show_the_token_fetches_of_a_vertex_measurement():
-    record = {"label": "stream-c32.aimw-vertex", "req_per_s": 90.0, "latency_ms": {"p50": 300.0}, "events_per_s": 18000.0,
-              "server_cpu_percent": 98.0, "errors": 0, "invalid": 0, "validated": 10, "token_requests": 2, "workers": 2}  # fmt: skip
+    record = {"label": "stream-c32.aimw-vertex", "req_per_s": 90.0, "latency_ms": {"p50": 300.0},
+              "events_per_s": 18000.0, "server_cpu_percent": 98.0, "errors": 0, "invalid": 0, "validated": 10,
+              "token_requests": 2, "workers": 2}  # fmt: skip
     assert "2 token fetches / 2 workers" in summary_line(record)
 
 
@@ -53,8 +54,7 @@ def test_the_fake_upstream_s_counts_are_read_over_http():
         stats.token_requests, stats.gemini_streams = 2, 5
         found["url"] = f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}"
         ready.set()
-        while not stop.is_set():
-            await asyncio.sleep(0.01)
+        await asyncio.to_thread(stop.wait, 30)
         server.close()
 
     thread = threading.Thread(target=asyncio.run, args=(serve(),))

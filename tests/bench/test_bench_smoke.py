@@ -64,7 +64,9 @@ def test_a_quick_run_of_the_gemini_targets_validates_and_fetches_one_token_per_w
     assert "## aimw on Gemini" in report and "Gemini stream ≥ 100,000 translated events/s at C=32" in report
     [results_file] = tmp_path.glob("raw/*/results.json")
     measurements = json.loads(results_file.read_text())["measurements"]
-    assert {(record["scenario"], record["target"]) for record in measurements} == {(s, t) for s in scenarios for t in targets}
+    assert {(record["scenario"], record["target"]) for record in measurements} == {
+        (s, t) for s in scenarios for t in targets
+    }
     for record in measurements:
         assert "failed" not in record, record.get("failed")
         assert record["requests"] > 0 and record["validated"] > 0, record["label"]

@@ -40,7 +40,7 @@ def anthropic_events(answer: Answer = ANSWER) -> list[tuple[str, dict]]:
                     "usage": {"input_tokens": 0, "output_tokens": 0},
                 },
             },
-        ),  # fmt: skip
+        ),
         ("ping", {"type": "ping"}),
         (
             "content_block_start",
@@ -63,7 +63,7 @@ def anthropic_events(answer: Answer = ANSWER) -> list[tuple[str, dict]]:
                 "delta": {"stop_reason": "end_turn", "stop_sequence": None},
                 "usage": {"input_tokens": answer.prompt_tokens, "output_tokens": answer.completion_tokens},
             },
-        ),  # fmt: skip
+        ),
         ("message_stop", {"type": "message_stop"}),
     ]
     return events
@@ -111,8 +111,13 @@ def test_input_tokens_may_come_in_message_start_only():
 def test_text_split_over_two_text_blocks_is_valid():
     events = anthropic_events()
     deltas = [event for event in events if event[0] == "content_block_delta"]
-    second = [("content_block_stop", {"type": "content_block_stop", "index": 0}),
-              ("content_block_start", {"type": "content_block_start", "index": 1, "content_block": {"type": "text", "text": ""}})]  # fmt: skip
+    second = [
+        ("content_block_stop", {"type": "content_block_stop", "index": 0}),
+        (
+            "content_block_start",
+            {"type": "content_block_start", "index": 1, "content_block": {"type": "text", "text": ""}},
+        ),
+    ]
     for event in deltas[3:]:
         event[1]["index"] = 1
     position = events.index(deltas[3])
@@ -214,7 +219,7 @@ def message_end(stop_reason: str = "end_turn", **usage: int) -> list[tuple[str, 
                 "delta": {"stop_reason": stop_reason, "stop_sequence": None},
                 "usage": {"output_tokens": 1, **usage},
             },
-        ),  # fmt: skip
+        ),
         ("message_stop", {"type": "message_stop"}),
     ]
 
