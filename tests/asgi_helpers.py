@@ -13,9 +13,8 @@ from collections.abc import Callable, Iterable, Sequence
 
 import anyio
 
-from bench.validate import AnthropicStream, read_anthropic_stream
-
 from aimw.types import ASGIApp, Message, Scope
+from bench.validate import AnthropicStream, read_anthropic_stream
 
 
 def http_scope(

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 
-import anthropic
 import httpx2
 import pytest
 from starlette.applications import Starlette
@@ -14,6 +13,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Mount, Route
 
+import anthropic
 from aimw import Settings, translated_gateway
 from aimw.emulator import EmulatorTransport
 from aimw.providers.demo import DEMO

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 
 import pytest
-from tests.shared_data import KONG
 
 from aimw.errors import (
     GatewayError,
@@ -16,6 +15,7 @@ from aimw.errors import (
     provider_error_message,
     redact,
 )
+from tests.shared_data import KONG
 
 ANTHROPIC_TYPES = {
     400: "invalid_request_error",

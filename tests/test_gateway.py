@@ -13,9 +13,6 @@ import json
 import anyio
 import httpx
 import pytest
-from tests.asgi_helpers import RecordingSend, ScriptedReceive, anthropic_stream, http_scope, split_at, sse_events
-from tests.shared_data import CORPUS, KONG
-from tests.fakes.loopback_server import LoopbackServer, Request, chunked, response_head
 
 from aimw.gateway import passthrough_gateway, translated_gateway
 from aimw.providers import Provider
@@ -26,6 +23,9 @@ from aimw.providers.huggingface import HUGGINGFACE
 from aimw.providers.openai import openai
 from aimw.settings import Settings
 from aimw.upstream import UpstreamApp
+from tests.asgi_helpers import RecordingSend, ScriptedReceive, anthropic_stream, http_scope, split_at, sse_events
+from tests.fakes.loopback_server import LoopbackServer, Request, chunked, response_head
+from tests.shared_data import CORPUS, KONG
 
 pytestmark = pytest.mark.anyio
 

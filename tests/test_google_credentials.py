@@ -16,8 +16,8 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from aimw.google_token import CLOUD_PLATFORM_SCOPE, GoogleAccessToken
 from aimw.errors import GatewayError
+from aimw.google_token import CLOUD_PLATFORM_SCOPE, GoogleAccessToken
 
 pytestmark = pytest.mark.anyio
 

@@ -8,7 +8,6 @@ import dataclasses
 import json
 
 import pytest
-from tests.asgi_helpers import InnerApp, anthropic_stream, call, http_scope
 
 from aimw.credentials import HeaderCredential
 from aimw.exchange import exchange_of
@@ -23,6 +22,7 @@ from aimw.translators import openai_chat as oc
 from aimw.translators.anthropic import ANTHROPIC_MESSAGES
 from aimw.translators.anthropic.messages import decode_request
 from aimw.translators.wire import AnthropicCall, UpstreamRequest
+from tests.asgi_helpers import InnerApp, anthropic_stream, call, http_scope
 
 SECRET = "provider-secret-1"
 CALL_BODY = b'{"messages":[{"role":"user","content":"hi"}],"max_tokens":64}'

@@ -7,7 +7,6 @@ import subprocess
 import sys
 
 import pytest
-from tests.shared_data import REPO
 
 from aimw.settings import (
     DEFAULT_LOG_PATH,
@@ -18,6 +17,7 @@ from aimw.settings import (
     optional_env,
     required_env,
 )
+from tests.shared_data import REPO
 
 
 def test_defaults():

@@ -7,9 +7,9 @@ import json
 import random
 
 import pytest
-from tests.shared_data import KONG
 
 from aimw.sse import EventTooLarge, ServerSentEvent, SSEDecoder, encode_event
+from tests.shared_data import KONG
 
 KONG_TEXT_EVENT_STREAM = KONG / "openai" / "unit" / "streaming-chunk-formats" / "text-event-stream"
 

@@ -6,10 +6,10 @@ import json
 from typing import Any
 
 import pytest
-from tests.shared_data import CORPUS
 
 from aimw.token_estimate import IMAGE_TOKENS, estimate_input_tokens
 from aimw.translators.anthropic import messages as a
+from tests.shared_data import CORPUS
 
 
 def estimate(body: dict | bytes) -> int:

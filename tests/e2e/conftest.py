@@ -10,9 +10,9 @@ import uuid
 from collections.abc import Iterator
 from contextlib import ExitStack
 
-import anthropic
 import pytest
 
+import anthropic
 from tests.e2e.harness import GatewayProcess, checked_fake, sdk_client
 from tests.e2e.recipes import RecipeServers
 from tests.fakes.openai_chat_server import FakeChatServer

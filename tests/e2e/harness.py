@@ -22,9 +22,9 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Protocol
 
-import anthropic
 import pytest
 
+import anthropic
 from tests.shared_data import REPO
 
 HF_TOKEN = "hf_test" + "Zq8vX2mN4pL6rT1yW3kJ5hG7"  # what the gateway sends the fake router

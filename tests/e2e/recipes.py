@@ -18,8 +18,6 @@ import pytest
 
 from tests.e2e.harness import CLIENT_KEY, HF_MODEL, HF_TOKEN, GatewayProcess, running_gateway
 from tests.fakes.anthropic_server import FakeAnthropicServer, message_reply, stream_reply, text_events, tool_use_events
-from tests.fakes.openai_chat_server import DASHSCOPE as DASHSCOPE_PROFILE
-from tests.fakes.openai_chat_server import OPENAI as OPENAI_PROFILE
 from tests.fakes.openai_chat_server import (
     AZURE_MODEL,
     CHAT_PATH,
@@ -50,6 +48,8 @@ from tests.fakes.openai_chat_server import (
     text_stream,
     tool_call_stream,
 )
+from tests.fakes.openai_chat_server import DASHSCOPE as DASHSCOPE_PROFILE
+from tests.fakes.openai_chat_server import OPENAI as OPENAI_PROFILE
 from tests.fakes.scripted_server import Reply, ScriptedServer
 
 AZURE_KEY = "3f9c2b7e" + "a1d04e6f8b5c9a2d7e1f3b4c"  # Azure keys are 32 hex digits

@@ -9,7 +9,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import anthropic
-
 from tests.e2e.harness import GatewayProcess, exact_log_lines, sdk_client
 from tests.fakes.scripted_server import RecordedRequest, Reply
 

@@ -15,10 +15,10 @@ import threading
 import time
 from collections.abc import Iterator
 
-import anthropic
 import httpx
 import pytest
 
+import anthropic
 from tests.asgi_helpers import anthropic_stream
 from tests.e2e.harness import (
     CLIENT_KEY,

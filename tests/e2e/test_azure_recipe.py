@@ -14,9 +14,9 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Iterator
 
-import anthropic
 import pytest
 
+import anthropic
 from tests.e2e.harness import (
     GatewayProcess,
     assert_log_usage,

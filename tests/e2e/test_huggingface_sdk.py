@@ -11,10 +11,10 @@ from __future__ import annotations
 import json
 import threading
 
-import anthropic
 import httpx
 import pytest
 
+import anthropic
 from tests.e2e.harness import CLIENT_KEY, HF_TOKEN, GatewayProcess, assert_log_usage, exact_log_lines, sdk_client
 from tests.e2e.recipes import HUGGINGFACE, Usage
 from tests.e2e.scenarios import (

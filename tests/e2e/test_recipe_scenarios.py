@@ -17,10 +17,10 @@ import json
 import uuid
 from collections.abc import Iterator
 
-import anthropic
 import httpx
 import pytest
 
+import anthropic
 from tests.e2e.harness import (
     CLIENT_KEY,
     GatewayProcess,

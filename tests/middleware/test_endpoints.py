@@ -4,11 +4,11 @@ POST …/v1/messages passed on, anything else 404 in Anthropic's shape."""
 from __future__ import annotations
 
 import pytest
-from tests.asgi_helpers import InnerApp, RecordingSend, ScriptedReceive, call, http_scope, split_at
-from tests.shared_data import CORPUS
 
 from aimw.exchange import exchange_of
 from aimw.middleware.endpoints import AnthropicEndpoints
+from tests.asgi_helpers import InnerApp, RecordingSend, ScriptedReceive, call, http_scope, split_at
+from tests.shared_data import CORPUS
 
 pytestmark = pytest.mark.anyio
 

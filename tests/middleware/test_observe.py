@@ -4,14 +4,13 @@ emits one ObservedExchange per exchange to each sink, and never changes a byte."
 from __future__ import annotations
 
 import json
-
 import time
 
 import pytest
-from tests.asgi_helpers import InnerApp, RecordingSend, ScriptedReceive, call, http_scope, split_at
 
 from aimw.exchange import Attempt, Usage, exchange_of
 from aimw.middleware.observe import MAX_LOGGED_PAYLOAD, ObserveMiddleware
+from tests.asgi_helpers import InnerApp, RecordingSend, ScriptedReceive, call, http_scope, split_at
 
 pytestmark = pytest.mark.anyio
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 from urllib.parse import parse_qs
 
 import pytest
-from tests.asgi_helpers import InnerApp, RecordingSend, ScriptedReceive, call, http_scope
 
 from aimw.credentials import HeaderCredential, QueryCredential, bearer
 from aimw.middleware.provider_auth import ProviderAuthMiddleware
+from tests.asgi_helpers import InnerApp, RecordingSend, ScriptedReceive, call, http_scope
 
 pytestmark = pytest.mark.anyio
 

@@ -6,6 +6,12 @@ import json
 
 import anyio
 import pytest
+
+from aimw.exchange import Usage, exchange_of
+from aimw.middleware.sse_rewrite import SSERewriteMiddleware
+from aimw.translators.anthropic import ANTHROPIC_MESSAGES
+from aimw.translators.openai_chat import OpenAIChat
+from aimw.upstream import UpstreamBrokeOff
 from tests.asgi_helpers import (
     InnerApp,
     RecordingSend,
@@ -16,12 +22,6 @@ from tests.asgi_helpers import (
     sse_events,
 )
 from tests.shared_data import KONG
-
-from aimw.exchange import Usage, exchange_of
-from aimw.middleware.sse_rewrite import SSERewriteMiddleware
-from aimw.translators.anthropic import ANTHROPIC_MESSAGES
-from aimw.translators.openai_chat import OpenAIChat
-from aimw.upstream import UpstreamBrokeOff
 
 pytestmark = pytest.mark.anyio
 

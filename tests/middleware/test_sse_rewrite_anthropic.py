@@ -7,6 +7,11 @@ from __future__ import annotations
 import random
 
 import pytest
+
+from aimw.exchange import Usage, exchange_of
+from aimw.middleware.sse_rewrite import SSERewriteMiddleware
+from aimw.translators.anthropic import ANTHROPIC_MESSAGES
+from aimw.upstream import UpstreamBrokeOff
 from tests.asgi_helpers import (
     InnerApp,
     RecordingSend,
@@ -17,11 +22,6 @@ from tests.asgi_helpers import (
     sse_events,
 )
 from tests.shared_data import KONG
-
-from aimw.exchange import Usage, exchange_of
-from aimw.middleware.sse_rewrite import SSERewriteMiddleware
-from aimw.translators.anthropic import ANTHROPIC_MESSAGES
-from aimw.upstream import UpstreamBrokeOff
 
 pytestmark = pytest.mark.anyio
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 import json
 
 import pytest
-from tests.asgi_helpers import InnerApp, RecordingSend, ScriptedReceive, call, http_scope, split_at
 
 from aimw.exchange import exchange_of
 from aimw.middleware.strip_fields import StripFieldsMiddleware
+from tests.asgi_helpers import InnerApp, RecordingSend, ScriptedReceive, call, http_scope, split_at
 
 pytestmark = pytest.mark.anyio
 

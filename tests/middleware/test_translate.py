@@ -5,14 +5,14 @@ from __future__ import annotations
 import json
 
 import pytest
-from tests.asgi_helpers import InnerApp, RecordingSend, ScriptedReceive, call, http_scope, split_at
-from tests.shared_data import CORPUS, KONG
 
 from aimw.exchange import Attempt, Usage, exchange_of
 from aimw.middleware.translate import TranslateMiddleware
 from aimw.providers.huggingface import HUGGINGFACE
 from aimw.translators.anthropic import ANTHROPIC_MESSAGES
 from aimw.upstream import UpstreamBrokeOff, UpstreamTimeout, UpstreamUnreachable
+from tests.asgi_helpers import InnerApp, RecordingSend, ScriptedReceive, call, http_scope, split_at
+from tests.shared_data import CORPUS, KONG
 
 pytestmark = pytest.mark.anyio
 

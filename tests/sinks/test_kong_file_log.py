@@ -12,7 +12,6 @@ import uuid
 from collections.abc import Callable
 
 import pytest
-from tests.asgi_helpers import InnerApp, call, http_scope, split_at
 
 from aimw.exchange import Attempt, Usage, exchange_of
 from aimw.middleware.observe import ObserveMiddleware
@@ -22,6 +21,7 @@ from aimw.middleware.translate import TranslateMiddleware
 from aimw.sinks import KongFileLog
 from aimw.translators.anthropic import ANTHROPIC_MESSAGES
 from aimw.types import Scope
+from tests.asgi_helpers import InnerApp, call, http_scope, split_at
 
 pytestmark = pytest.mark.anyio
 

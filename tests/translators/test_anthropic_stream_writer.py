@@ -10,12 +10,11 @@ import re
 
 import pytest
 
-from tests.asgi_helpers import sse_events
-from tests.translators.stream_checks import delta_usage, validate
-
 from aimw.exchange import Usage
 from aimw.translators.anthropic import AnthropicStreamWriter
 from aimw.translators.anthropic.stream_writer import TEXT, THINKING, TOOL_USE, new_message_id, new_tool_use_id
+from tests.asgi_helpers import sse_events
+from tests.translators.stream_checks import delta_usage, validate
 
 MODEL = "served-model"
 MESSAGE_ID = "msg_writer_0001"

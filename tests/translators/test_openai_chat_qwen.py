@@ -13,10 +13,10 @@ import json
 from typing import Any
 
 import pytest
-from tests.shared_data import corpus_bodies
 
 from aimw.translators import openai_chat as oc
 from aimw.translators.anthropic import messages as a
+from tests.shared_data import corpus_bodies
 
 MODEL = "qwen3-max"
 QWEN_KEYS = {"enable_thinking", "thinking_budget"}

@@ -13,12 +13,12 @@ from typing import Any
 
 import msgspec
 import pytest
-from tests.shared_data import corpus_bodies
 
 from aimw.errors import GatewayError
 from aimw.token_estimate import estimate_input_tokens
 from aimw.translators import openai_chat as oc
 from aimw.translators.anthropic import messages as a
+from tests.shared_data import corpus_bodies
 
 UPSTREAM_MODEL = "org/upstream-model"
 

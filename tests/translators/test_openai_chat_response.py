@@ -11,12 +11,12 @@ import logging
 from pathlib import Path
 from typing import Any
 
-import anthropic
 import pytest
-from tests.shared_data import KONG
 
+import anthropic
 from aimw.errors import GatewayError
 from aimw.translators import openai_chat as oc
+from tests.shared_data import KONG
 
 FALLBACK = "fallback-model"
 

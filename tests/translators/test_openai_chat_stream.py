@@ -16,12 +16,11 @@ from typing import Any
 
 import pytest
 
+from aimw.sse import SSEDecoder
+from aimw.translators.openai_chat import ChatStreamTranslator
 from bench.validate import AnthropicStream
 from tests.shared_data import KONG
 from tests.translators.stream_checks import delta_usage, validate
-
-from aimw.sse import SSEDecoder
-from aimw.translators.openai_chat import ChatStreamTranslator
 
 CAPTURES = KONG / "openai" / "stream-captures"
 MESSAGE_ID = "msg_test_0001"

@@ -6,11 +6,10 @@ from __future__ import annotations
 
 import json
 
-from tests.asgi_helpers import anthropic_stream
-
 from aimw.sse import DEFAULT_MAX_EVENT_SIZE, SSEDecoder
 from aimw.translators.anthropic.passthrough import AnthropicEventStream
 from aimw.translators.openai_chat import ChatStreamTranslator
+from tests.asgi_helpers import anthropic_stream
 
 PIECE = b"x" * 65536
 START = b'event: message_start\ndata: {"type":"message_start","message":{"model":"m","usage":{"input_tokens":3}}}\n\n'

@@ -10,8 +10,6 @@ import socket
 import anyio
 import httpx
 import pytest
-from tests.asgi_helpers import RecordingSend, ScriptedReceive, http_scope, split_at
-from tests.fakes.loopback_server import LoopbackServer, Request, chunked, response_head
 
 from aimw.errors import GatewayError
 from aimw.exchange import exchange_of
@@ -23,6 +21,8 @@ from aimw.upstream import (
     UpstreamUnreachable,
     environment_proxy,
 )
+from tests.asgi_helpers import RecordingSend, ScriptedReceive, http_scope, split_at
+from tests.fakes.loopback_server import LoopbackServer, Request, chunked, response_head
 
 pytestmark = pytest.mark.anyio
 
