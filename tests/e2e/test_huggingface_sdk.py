@@ -248,7 +248,8 @@ def test_error_inside_a_200_stream(client, fake, hf_gateway, case):
             [
                 c.chunk({"content": "", "role": "assistant"}),
                 c.chunk({"content": "Partial "}),
-                b'data: {"error":"Request failed during generation: Server error: CUDA out of memory","error_type":"generation"}\n\n',
+                b'data: {"error":"Request failed during generation: Server error: CUDA out of memory",'
+                b'"error_type":"generation"}\n\n',
             ],
             done=False,
         )

@@ -399,8 +399,9 @@ def azure_unauthorized() -> Reply:
         {
             "error": {
                 "code": "401",
-                "message": "Access denied due to invalid subscription key or wrong API endpoint. Make sure to provide a valid "
-                "key for an active subscription and use a correct regional API endpoint for your resource.",
+                "message": "Access denied due to invalid subscription key or wrong API endpoint. "
+                "Make sure to provide a valid key for an active subscription and use a correct regional API endpoint "
+                "for your resource.",
             }
         },
     )
@@ -422,9 +423,9 @@ def azure_content_filter_error(filtered: Sequence[str] = ("hate",)) -> Reply:
         400,
         {
             "error": {
-                "message": "The response was filtered due to the prompt triggering Azure OpenAI's content management policy. "
-                "Please modify your prompt and retry. To learn more about our content filtering policies please read our "
-                "documentation: https://go.microsoft.com/fwlink/?linkid=2198766",
+                "message": "The response was filtered due to the prompt triggering Azure OpenAI's content management "
+                "policy. Please modify your prompt and retry. To learn more about our content filtering policies "
+                "please read our documentation: https://go.microsoft.com/fwlink/?linkid=2198766",
                 "type": None,
                 "param": "prompt",
                 "code": "content_filter",
@@ -444,8 +445,9 @@ def azure_rate_limited(retry_after: str = "7") -> Reply:
         {
             "error": {
                 "code": "429",
-                "message": "Requests to the ChatCompletions_Create Operation under Azure OpenAI API version 2025-01-01-preview "
-                f"have exceeded token rate limit of your current AIServices S0 pricing tier. Please retry after {retry_after} seconds.",
+                "message": "Requests to the ChatCompletions_Create Operation under Azure OpenAI API version "
+                "2025-01-01-preview have exceeded token rate limit of your current AIServices S0 pricing tier. "
+                f"Please retry after {retry_after} seconds.",
             }
         },
         headers=(("Retry-After", retry_after), ("x-ratelimit-remaining-requests", "0")),
@@ -825,7 +827,8 @@ def _profile_body_problems(body: dict, profile: ChatProfile) -> list[str]:
         for name in MAX_TOKENS_FIELDS:
             if name != profile.max_tokens_field and name in body:
                 problems.append(
-                    f"Unsupported parameter: {name!r} is not supported with this model. Use {profile.max_tokens_field!r} instead."
+                    f"Unsupported parameter: {name!r} is not supported with this model. "
+                    f"Use {profile.max_tokens_field!r} instead."
                 )
     if "enable_thinking" in body and not isinstance(body["enable_thinking"], bool):
         problems.append("enable_thinking must be a boolean")
@@ -951,7 +954,8 @@ def chat_request_problems(body, profile: ChatProfile = HUGGINGFACE) -> list[str]
             where = f"tools[{i}]"
             if not isinstance(tool, dict) or set(tool) != {"type", "function"} or tool.get("type") != "function":
                 problems.append(
-                    f"{where} must be exactly {{type: 'function', function}} (got keys {sorted(tool) if isinstance(tool, dict) else tool!r})"
+                    f"{where} must be exactly {{type: 'function', function}} "
+                    f"(got keys {sorted(tool) if isinstance(tool, dict) else tool!r})"
                 )
                 continue
             function = tool["function"]

@@ -92,8 +92,8 @@ class ScriptedServer:
     :meth:`enqueue`), else what ``responder`` returns, else :meth:`missing_reply` (a
     violation too).
 
-    Subclasses set ``name`` (how violations name the fake), ``thread_name`` and ``answers_head`` (whether HEAD requests reach
-    :meth:`check`; otherwise the server answers 501 as http.server does).
+    Subclasses set ``name`` (how violations name the fake), ``thread_name`` and ``answers_head``
+    (whether HEAD requests reach :meth:`check`; otherwise the server answers 501 as http.server does).
     """
 
     name = "fake provider"

@@ -273,7 +273,8 @@ async def test_concurrent_streams_on_one_instance_stay_apart():
 
 
 async def test_a_stream_the_client_left_still_records_what_it_got():
-    """UpstreamApp returns without ending the body when the client leaves: the log still has the model and first token."""
+    """UpstreamApp returns without ending the body when the client leaves: the log still has
+    the model and first token."""
     inner = upstream([chunk("Hello"), chunk(" there")], finish=False)
     send, scope = await run(inner)
     exchange = exchange_of(scope)

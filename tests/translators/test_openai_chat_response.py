@@ -95,7 +95,8 @@ def test_huggingface_good_eos_token() -> None:
     assert out["content"] == [
         {
             "type": "text",
-            "text": " The sum of 1 + 1 is 2. This is a basic arithmetic operation and the answer is always the same: adding one to one results in having two in total.",
+            "text": " The sum of 1 + 1 is 2. This is a basic arithmetic operation and the answer is always the same: "
+            "adding one to one results in having two in total.",
         }
     ]
     assert out["stop_reason"] == "end_turn"
