@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Callable, Iterable, Sequence
+from itertools import pairwise
 
 import anyio
 
@@ -231,7 +232,7 @@ async def call(
 def split_at(data: bytes, *offsets: int) -> list[bytes]:
     """``data`` cut at the given byte offsets (kept in order, out-of-range ignored)."""
     points = [0, *sorted(o for o in offsets if 0 < o < len(data)), len(data)]
-    return [data[a:b] for a, b in zip(points, points[1:])]
+    return [data[a:b] for a, b in pairwise(points)]
 
 
 FRAMES = re.compile(rb"(?:event: [a-z_]+\ndata: [^\n]*\n\n)*")  # how Anthropic and aimw frame events

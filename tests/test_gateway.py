@@ -534,7 +534,7 @@ async def test_a_credential_replaces_the_clients(tmp_path):
 )
 async def test_a_client_prefix_is_dropped(tmp_path, path, forwarded):
     body = COUNT_BODY if path.endswith("count_tokens") else NONSTREAM_BODY
-    server, [request], [answer], [line] = await passthrough(
+    _, [request], [answer], [line] = await passthrough(
         tmp_path, [{"path": path, "body": body, "query": b"beta=true"}], AIMW_MODEL="claude-haiku-4-5"
     )
     assert request.target == forwarded + "?beta=true"

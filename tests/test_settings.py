@@ -35,10 +35,9 @@ def test_defaults():
 
 
 def test_empty_values_mean_unset():
-    environ = {
-        name: "  "
-        for name in ("AIMW_UPSTREAM_URL", "AIMW_MODEL", "AIMW_LOG_PATH", "AIMW_MAX_TOKENS", "AIMW_LOG_PAYLOADS")
-    }
+    environ = dict.fromkeys(
+        ("AIMW_UPSTREAM_URL", "AIMW_MODEL", "AIMW_LOG_PATH", "AIMW_MAX_TOKENS", "AIMW_LOG_PAYLOADS"), "  "
+    )
     assert Settings.from_env(environ) == Settings()
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import random
+from itertools import pairwise
 
 import pytest
 
@@ -27,7 +28,7 @@ def decode(pieces: list[bytes], *, flush: bool = True) -> list[tuple[str, bytes]
 
 def split_at(data: bytes, cuts: list[int]) -> list[bytes]:
     bounds = [0, *sorted(cuts), len(data)]
-    return [data[start:end] for start, end in zip(bounds, bounds[1:])]
+    return [data[start:end] for start, end in pairwise(bounds)]
 
 
 def random_splits(data: bytes, seed: int, count: int) -> list[list[bytes]]:

@@ -166,7 +166,7 @@ def checked_fake(fake: CheckedFake, gateways: Sequence[GatewayProcess], request:
     yield fake
     violations, pending = list(fake.violations), fake.pending_replies()
     fake.restore()
-    for gateway, before in zip(gateways, outputs_before):
+    for gateway, before in zip(gateways, outputs_before, strict=True):
         new_output = gateway.output()[before:]
         assert gateway.alive(), f"the gateway {gateway.app} died:\n{new_output}"
         if request.node.get_closest_marker("xfail") is None:  # a known bug may log one

@@ -119,9 +119,11 @@ def raw_post(url: str, body: bytes, case: str, headers: dict[str, str] | None = 
         "x-e2e-case": case,
         **(headers or {}),
     }
-    with httpx.Client(trust_env=False, timeout=30) as http:
-        with http.stream("POST", url, content=body, headers=all_headers) as response:
-            raw = b"".join(response.iter_raw())
+    with (
+        httpx.Client(trust_env=False, timeout=30) as http,
+        http.stream("POST", url, content=body, headers=all_headers) as response,
+    ):
+        raw = b"".join(response.iter_raw())
     return response, raw
 
 
@@ -304,8 +306,9 @@ def test_time_to_first_token(gateway, fake, case):
     first_delta = next(i for i, e in enumerate(events) if e.startswith(b"event: content_block_delta"))
     fake.enqueue(stream_reply([*events[:first_delta], gate, *events[first_delta:]]))
     try:
-        with httpx.Client(trust_env=False, timeout=30) as http:
-            with http.stream(
+        with (
+            httpx.Client(trust_env=False, timeout=30) as http,
+            http.stream(
                 "POST",
                 gateway.url + "/v1/messages",
                 content=stream_body(),
@@ -315,13 +318,14 @@ def test_time_to_first_token(gateway, fake, case):
                     "content-type": "application/json",
                     "x-e2e-case": case,
                 },
-            ) as response:
-                received = b""
-                for chunk in response.iter_raw():
-                    received += chunk
-                    if b"content_block_start" in received and not gate.is_set():
-                        time.sleep(0.05)
-                        gate.set()
+            ) as response,
+        ):
+            received = b""
+            for chunk in response.iter_raw():
+                received += chunk
+                if b"content_block_start" in received and not gate.is_set():
+                    time.sleep(0.05)
+                    gate.set()
     finally:
         gate.set()
     assert received == b"".join(events)

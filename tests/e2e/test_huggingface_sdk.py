@@ -255,10 +255,12 @@ def test_error_inside_a_200_stream(client, fake, hf_gateway, case):
         )
     )
     seen: list[str] = []
-    with pytest.raises(anthropic.APIStatusError) as caught:
-        with client.messages.stream(model="claude-x", max_tokens=64, messages=USER) as stream:
-            for text in stream.text_stream:
-                seen.append(text)
+    with (
+        pytest.raises(anthropic.APIStatusError) as caught,
+        client.messages.stream(model="claude-x", max_tokens=64, messages=USER) as stream,
+    ):
+        for text in stream.text_stream:
+            seen.append(text)
     assert seen == ["Partial "]
     assert caught.value.body["error"]["type"] == "api_error"
     assert "CUDA out of memory" in caught.value.body["error"]["message"]
@@ -280,18 +282,20 @@ def test_client_gone_mid_stream(hf_gateway, fake, case):
         )
     )
     try:
-        with httpx.Client(trust_env=False, timeout=30) as http:
-            with http.stream(
+        with (
+            httpx.Client(trust_env=False, timeout=30) as http,
+            http.stream(
                 "POST",
                 hf_gateway.url + "/v1/messages",
                 json={"model": "claude-x", "max_tokens": 64, "stream": True, "messages": USER},
                 headers={"x-api-key": CLIENT_KEY, "anthropic-version": "2023-06-01", "x-e2e-case": case},
-            ) as response:
-                received = b""
-                for chunk in response.iter_raw():
-                    received += chunk
-                    if b"first words" in received:
-                        break  # leave with the provider's stream still open
+            ) as response,
+        ):
+            received = b""
+            for chunk in response.iter_raw():
+                received += chunk
+                if b"first words" in received:
+                    break  # leave with the provider's stream still open
         (line,) = exact_log_lines(hf_gateway, case)
     finally:
         gate.set()

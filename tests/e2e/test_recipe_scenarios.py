@@ -358,10 +358,12 @@ def test_server_errors(recipe, client, fake, gateway, case, status, client_statu
 def test_cut_stream_is_an_error_event(recipe, client, fake, gateway, case):
     fake.enqueue(cut_stream(("This answer ", "stops ", "in the mid")))
     seen: list[str] = []
-    with pytest.raises(anthropic.APIError) as caught:
-        with client.messages.stream(model=MODEL, max_tokens=64, messages=USER) as stream:
-            for text in stream.text_stream:
-                seen.append(text)
+    with (
+        pytest.raises(anthropic.APIError) as caught,
+        client.messages.stream(model=MODEL, max_tokens=64, messages=USER) as stream,
+    ):
+        for text in stream.text_stream:
+            seen.append(text)
     assert "".join(seen) == "This answer stops in the mid"  # what arrived was passed on at once
     assert caught.value.body["error"]["type"] == "api_error"
     (line,) = exact_log_lines(gateway, case)
@@ -513,7 +515,7 @@ def test_two_turn_bash_session(recipe, claude_bin, fake, gateway, case, tmp_path
 
     lines = gateway.wait_log_lines(2, case)
     assert len(lines) == 2
-    for line, usage in zip(lines, usages):
+    for line, usage in zip(lines, usages, strict=True):
         assert (line["request"]["method"], line["request"]["uri"]) == ("POST", "/v1/messages?beta=true")
         assert line["request"]["headers"]["x-api-key"] == "REDACTED"
         assert line["response"]["status"] == 200

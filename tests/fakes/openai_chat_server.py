@@ -34,13 +34,8 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from tests.fakes.scripted_server import (
-    RecordedRequest,
-    Reply,
-    ScriptedServer,
-    error_reply,
-    json_reply,
-)
+from tests.fakes.scripted_server import RecordedRequest, Reply, ScriptedServer, error_reply
+from tests.fakes.scripted_server import json_reply as json_reply  # re-exported: tests script answers from here
 from tests.shared_data import KONG
 
 HF_RESPONSES = KONG / "huggingface" / "llm-v1-chat" / "responses"

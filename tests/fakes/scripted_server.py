@@ -208,7 +208,7 @@ class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     fake: ScriptedServer  # set on the bound subclass
 
-    def log_message(self, format: str, *args) -> None:  # quiet
+    def log_message(self, *args: object) -> None:  # quiet
         pass
 
     def do_POST(self) -> None:

@@ -72,7 +72,7 @@ async def run(inner, *, model: str | None = "req-model") -> tuple[RecordingSend,
 )
 async def test_openai_stream_becomes_anthropic_stream(offsets):
     pieces = split_at(CHAT_SSE, *offsets)
-    inner = upstream(pieces + [b""])
+    inner = upstream([*pieces, b""])
     send, scope = await run(inner)
 
     assert send.status == 200

@@ -80,7 +80,7 @@ def assert_anthropic_error(response: RecordingSend, status: int, error_type: str
 async def test_request_becomes_a_chat_completions_request(path, query):
     inner = InnerApp(body=good_completion())
     body = messages_body(stream=True)
-    response, scope = await post_messages(translate(inner), body, path=path, query=query, chunks=split_at(body, 7, 90))
+    _, scope = await post_messages(translate(inner), body, path=path, query=query, chunks=split_at(body, 7, 90))
 
     assert inner.calls == 1
     assert inner.scope["method"] == "POST"
@@ -128,7 +128,7 @@ async def test_model_falls_back_to_the_clients_then_the_providers_default():
 async def test_a_real_claude_code_request_translates():
     body = (CORPUS / "001-default-text-json-2.1.329.json").read_bytes()
     inner = InnerApp(body=good_completion())
-    response, scope = await post_messages(translate(inner), body, query=b"beta=true")
+    response, _ = await post_messages(translate(inner), body, query=b"beta=true")
     assert response.status == 200
     chat = json.loads(inner.body)
     assert chat["model"] == MODEL

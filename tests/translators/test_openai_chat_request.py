@@ -187,7 +187,7 @@ def corpus_case(request: pytest.FixtureRequest) -> tuple[dict, dict]:
 
 
 def test_corpus_translates_to_a_valid_chat_request(corpus_case: tuple[dict, dict]) -> None:
-    raw, out = corpus_case
+    _, out = corpus_case
     assert_valid_chat_request(out)
     assert out["model"] == UPSTREAM_MODEL
 
@@ -239,7 +239,7 @@ def test_corpus_tools_are_intact_and_deferred_tools_dropped(corpus_case: tuple[d
     out_tools = out["tools"]
     assert [t["function"]["name"] for t in out_tools] == [t["name"] for t in kept]
     assert "DeferredToolPlaceholder" not in [t["function"]["name"] for t in out_tools]
-    for tool, chat_tool in zip(kept, out_tools):
+    for tool, chat_tool in zip(kept, out_tools, strict=True):
         function = chat_tool["function"]
         assert function["parameters"] == tool["input_schema"], tool["name"]
         assert function.get("description") == tool.get("description")

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import logging
 import random
+from itertools import pairwise
 from typing import Any
 
 import pytest
@@ -41,7 +42,7 @@ def run(pieces: list[bytes], model: str = MODEL, message_id: str = MESSAGE_ID) -
 def random_pieces(data: bytes, rng: random.Random) -> list[bytes]:
     cuts = sorted(rng.sample(range(1, len(data)), k=rng.randint(1, min(40, len(data) - 1))))
     bounds = [0, *cuts, len(data)]
-    return [data[start:end] for start, end in zip(bounds, bounds[1:])]
+    return [data[start:end] for start, end in pairwise(bounds)]
 
 
 def run_resplit(wire: bytes, *, seed: int = 7, splits: int = 40, model: str = MODEL) -> AnthropicStream:
@@ -94,10 +95,12 @@ def usage_chunk(prompt: int, completion: int, cached: int | None = None) -> dict
     }
 
 
-def tool_delta(index: int, *, id: str | None = None, name: str | None = None, arguments: str | None = None) -> dict:
+def tool_delta(
+    index: int, *, call_id: str | None = None, name: str | None = None, arguments: str | None = None
+) -> dict:
     call: dict[str, Any] = {"index": index}
-    if id is not None:
-        call.update(id=id, type="function")
+    if call_id is not None:
+        call.update(id=call_id, type="function")
     function = {}
     if name is not None:
         function["name"] = name
@@ -225,7 +228,7 @@ def test_tool_call_streamed_in_fragments() -> None:
     pieces = ['{"loc', 'ation": "Par', 'is", "un', 'it": "c"}']
     wire = sse(
         chunk({"role": "assistant", "content": None}),
-        chunk(tool_delta(0, id="call_abc", name="get_weather", arguments="")),
+        chunk(tool_delta(0, call_id="call_abc", name="get_weather", arguments="")),
         *[chunk(tool_delta(0, arguments=p)) for p in pieces],
         chunk({}, "tool_calls"),
         usage_chunk(120, 33),
@@ -241,17 +244,17 @@ def test_tool_call_streamed_in_fragments() -> None:
 
 
 def test_tool_call_with_arguments_in_its_first_fragment() -> None:
-    wire = sse(chunk(tool_delta(0, id="c1", name="f", arguments='{"a": [1, 2]}')), chunk({}, "tool_calls"))
+    wire = sse(chunk(tool_delta(0, call_id="c1", name="f", arguments='{"a": [1, 2]}')), chunk({}, "tool_calls"))
     stream = run_resplit(wire)
     assert stream.blocks == [{"type": "tool_use", "id": "c1", "name": "f", "input": {"a": [1, 2]}}]
 
 
 def test_two_parallel_tool_calls() -> None:
     wire = sse(
-        chunk(tool_delta(0, id="call_1", name="get_weather", arguments="")),
+        chunk(tool_delta(0, call_id="call_1", name="get_weather", arguments="")),
         chunk(tool_delta(0, arguments='{"city": ')),
         chunk(tool_delta(0, arguments='"Oslo"}')),
-        chunk(tool_delta(1, id="call_2", name="get_time", arguments="")),
+        chunk(tool_delta(1, call_id="call_2", name="get_time", arguments="")),
         chunk(tool_delta(1, arguments='{"tz": "UTC"}')),
         chunk({}, "tool_calls"),
     )
@@ -279,7 +282,7 @@ def test_text_then_tool_call() -> None:
         chunk({"role": "assistant", "content": ""}),
         chunk({"content": "Let me "}),
         chunk({"content": "check."}),
-        chunk(tool_delta(0, id="call_9", name="Bash", arguments='{"command": "ls"}')),
+        chunk(tool_delta(0, call_id="call_9", name="Bash", arguments='{"command": "ls"}')),
         chunk({}, "tool_calls"),
     )
     stream = run_resplit(wire)
@@ -368,7 +371,7 @@ def test_stream_ending_without_finish_reason_or_done() -> None:
 
 
 def test_stream_cut_mid_tool_call_still_closes() -> None:
-    wire = sse(chunk(tool_delta(0, id="c", name="f", arguments='{"a": 1}')), done=False)
+    wire = sse(chunk(tool_delta(0, call_id="c", name="f", arguments='{"a": 1}')), done=False)
     stream = run_resplit(wire)
     assert stream.blocks[0]["input"] == {"a": 1}
     assert stream.stop_reason == "tool_use"
@@ -440,7 +443,7 @@ def test_invalid_chunk_is_an_error_event(bad: bytes) -> None:
 
 def test_length_wins_over_tool_use() -> None:
     # the arguments were cut by the token limit (not valid JSON): the client must hear max_tokens
-    wire = sse(chunk(tool_delta(0, id="c", name="Write", arguments='{"content": "abc')), chunk({}, "length"))
+    wire = sse(chunk(tool_delta(0, call_id="c", name="Write", arguments='{"content": "abc')), chunk({}, "length"))
     stream = run_resplit(wire)
     assert stream.stop_reason == "max_tokens"
     assert [b["type"] for b in stream.blocks] == ["tool_use"]
@@ -448,7 +451,7 @@ def test_length_wins_over_tool_use() -> None:
 
 
 def test_length_with_complete_tool_call() -> None:
-    wire = sse(chunk(tool_delta(0, id="c", name="f", arguments="{}")), chunk({}, "length"))
+    wire = sse(chunk(tool_delta(0, call_id="c", name="f", arguments="{}")), chunk({}, "length"))
     assert run_resplit(wire).stop_reason == "max_tokens"
 
 
@@ -457,7 +460,7 @@ def test_finish_reason_tool_calls_without_a_tool_call_is_end_turn() -> None:
 
 
 def test_finish_reason_stop_with_tool_call_is_tool_use() -> None:
-    wire = sse(chunk(tool_delta(0, id="c", name="f", arguments="{}")), chunk({}, "stop"))
+    wire = sse(chunk(tool_delta(0, call_id="c", name="f", arguments="{}")), chunk({}, "stop"))
     assert run_resplit(wire).stop_reason == "tool_use"
 
 
@@ -484,8 +487,8 @@ def test_refusal_delta() -> None:
 
 def test_interleaved_parallel_tool_fragments_are_an_error() -> None:
     wire = sse(
-        chunk(tool_delta(0, id="a", name="f", arguments='{"x"')),
-        chunk(tool_delta(1, id="b", name="g", arguments='{"y"')),
+        chunk(tool_delta(0, call_id="a", name="f", arguments='{"x"')),
+        chunk(tool_delta(1, call_id="b", name="g", arguments='{"y"')),
         chunk(tool_delta(0, arguments=": 1}")),
         chunk(tool_delta(1, arguments=": 2}")),
         chunk({}, "tool_calls"),
@@ -499,7 +502,7 @@ def test_interleaved_parallel_tool_fragments_are_an_error() -> None:
 
 def test_tool_fragment_after_text_resumed_is_an_error() -> None:
     wire = sse(
-        chunk(tool_delta(0, id="a", name="f", arguments='{"x"')),
+        chunk(tool_delta(0, call_id="a", name="f", arguments='{"x"')),
         chunk({"content": "interjection"}),
         chunk(tool_delta(0, arguments=": 1}")),
     )
@@ -535,7 +538,9 @@ def test_unicode_text_survives_any_split() -> None:
 def test_two_streams_interleaved_do_not_share_state() -> None:
     """DESIGN §8: stream state declared at class level corrupted concurrent streams elsewhere."""
     first = sse(
-        chunk({"content": "alpha"}), chunk(tool_delta(0, id="a", name="f", arguments="{}")), chunk({}, "tool_calls")
+        chunk({"content": "alpha"}),
+        chunk(tool_delta(0, call_id="a", name="f", arguments="{}")),
+        chunk({}, "tool_calls"),
     )
     second = sse(chunk({"reasoning_content": "hmm"}), chunk({"content": "beta"}), chunk({}, "stop"), usage_chunk(5, 2))
     alone = [run([first], message_id="msg_1"), run([second], message_id="msg_2")]
@@ -558,14 +563,14 @@ def test_two_streams_interleaved_do_not_share_state() -> None:
 
 
 def bare_tool_delta(
-    *, index: int | None = None, id: str | None = None, name: str | None = None, arguments: Any = None
+    *, index: int | None = None, call_id: str | None = None, name: str | None = None, arguments: Any = None
 ) -> dict:
     """A tool_calls fragment with only the fields given (no ``index`` unless given)."""
     call: dict[str, Any] = {"type": "function", "function": {}}
     if index is not None:
         call["index"] = index
-    if id is not None:
-        call["id"] = id
+    if call_id is not None:
+        call["id"] = call_id
     if name is not None:
         call["function"]["name"] = name
     if arguments is not None:
@@ -576,8 +581,8 @@ def bare_tool_delta(
 def test_parallel_tool_calls_without_index_keep_one_block_each() -> None:
     """Gemini's OpenAI-compatible API and mistral.rs: whole calls, each with an id, no index."""
     wire = sse(
-        chunk(bare_tool_delta(id="call_a", name="get_weather", arguments='{"city": "Oslo"}')),
-        chunk(bare_tool_delta(id="call_b", name="get_time", arguments='{"tz": "UTC"}')),
+        chunk(bare_tool_delta(call_id="call_a", name="get_weather", arguments='{"city": "Oslo"}')),
+        chunk(bare_tool_delta(call_id="call_b", name="get_time", arguments='{"tz": "UTC"}')),
         chunk({}, "tool_calls"),
     )
     stream = run_resplit(wire)
@@ -590,9 +595,9 @@ def test_parallel_tool_calls_without_index_keep_one_block_each() -> None:
 
 def test_tool_call_fragments_without_index_continue_the_open_block() -> None:
     wire = sse(
-        chunk(bare_tool_delta(id="call_a", name="f", arguments='{"x": ')),
+        chunk(bare_tool_delta(call_id="call_a", name="f", arguments='{"x": ')),
         chunk(bare_tool_delta(arguments="1}")),
-        chunk(bare_tool_delta(id="call_b", name="g", arguments='{"y": ')),
+        chunk(bare_tool_delta(call_id="call_b", name="g", arguments='{"y": ')),
         chunk(bare_tool_delta(arguments="2}")),
         chunk({}, "tool_calls"),
     )
@@ -606,8 +611,8 @@ def test_tool_call_fragments_without_index_continue_the_open_block() -> None:
 def test_parallel_tool_calls_sharing_an_index_keep_one_block_each() -> None:
     """Some Ollama and Dynamo builds send every call at index 0, each with its own id."""
     wire = sse(
-        chunk(tool_delta(0, id="call_a", name="f", arguments='{"x": 1}')),
-        chunk(tool_delta(0, id="call_b", name="g", arguments='{"y": ')),
+        chunk(tool_delta(0, call_id="call_a", name="f", arguments='{"x": 1}')),
+        chunk(tool_delta(0, call_id="call_b", name="g", arguments='{"y": ')),
         chunk(tool_delta(0, arguments="2}")),
         chunk({}, "tool_calls"),
     )
@@ -621,8 +626,8 @@ def test_parallel_tool_calls_sharing_an_index_keep_one_block_each() -> None:
 
 def test_a_repeated_id_continues_its_block() -> None:
     wire = sse(
-        chunk(tool_delta(0, id="call_a", name="f", arguments='{"x": ')),
-        chunk(tool_delta(0, id="call_a", arguments="1}")),
+        chunk(tool_delta(0, call_id="call_a", name="f", arguments='{"x": ')),
+        chunk(tool_delta(0, call_id="call_a", arguments="1}")),
         chunk({}, "tool_calls"),
     )
     stream = run_resplit(wire)
@@ -632,7 +637,7 @@ def test_a_repeated_id_continues_its_block() -> None:
 
 def test_a_fragment_without_index_or_id_after_text_is_an_error() -> None:
     wire = sse(
-        chunk(bare_tool_delta(id="call_a", name="f", arguments='{"x"')),
+        chunk(bare_tool_delta(call_id="call_a", name="f", arguments='{"x"')),
         chunk({"content": "interjection"}),
         chunk(bare_tool_delta(arguments=": 1}")),
     )
@@ -647,7 +652,7 @@ def test_empty_finish_reason_on_every_chunk_is_no_finish_reason(caplog: pytest.L
     wire = sse(
         chunk({"content": "Let me "}, ""),
         chunk({"content": "check."}, ""),
-        chunk(tool_delta(0, id="call_a", name="f", arguments='{"x": ')),
+        chunk(tool_delta(0, call_id="call_a", name="f", arguments='{"x": ')),
         chunk(tool_delta(0, arguments="1"), ""),
         chunk(tool_delta(0, arguments="}"), ""),
         chunk({}, "tool_calls"),
@@ -675,7 +680,7 @@ def test_empty_finish_reason_to_the_end_is_end_turn(caplog: pytest.LogCaptureFix
 def test_object_arguments_are_one_input_json_delta() -> None:
     """TGI and some llama.cpp builds send ``arguments`` as an object, not a JSON string."""
     wire = sse(
-        chunk(tool_delta(0, id="call_a", name="get_weather")),
+        chunk(tool_delta(0, call_id="call_a", name="get_weather")),
         chunk({"tool_calls": [{"index": 0, "function": {"arguments": {"city": "Oslo", "days": [1, 2]}}}]}),
         chunk({"tool_calls": [{"index": 1, "id": "call_b", "function": {"name": "g", "arguments": {}}}]}),
         chunk({}, "tool_calls"),

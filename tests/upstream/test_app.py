@@ -598,7 +598,7 @@ async def test_a_busy_pool_fails_fast_as_busy():
             with anyio.fail_after(GUARD):
                 await first_send.first_body.wait()
             scope = upstream_scope(body=b"{}")
-            with pytest.raises(UpstreamBusy, match="no upstream connection became free within 0.2 s"):
+            with pytest.raises(UpstreamBusy, match=r"no upstream connection became free within 0\.2 s"):
                 await run_app(app, scope, ScriptedReceive([b"{}"]))
             release.set()
         await app.transport.close()
