@@ -24,11 +24,11 @@ from dataclasses import dataclass
 import httpx
 import pytest
 
-from fakes.anthropic_server import good_message_bytes, message_start
-from fakes.hostile_provider import Answer, HostileProvider, Seen, json_answer
-from fakes.openai_chat_server import completion
-
-from .conftest import CLIENT_KEY, HF_TOKEN, REPO, GatewayProcess, clean_env, running_gateway
+from tests.e2e.harness import CLIENT_KEY, HF_TOKEN, GatewayProcess, clean_env, running_gateway
+from tests.fakes.anthropic_server import good_message_bytes, message_start
+from tests.fakes.hostile_provider import Answer, HostileProvider, Seen, json_answer
+from tests.fakes.openai_chat_server import completion
+from tests.shared_data import REPO
 
 pytestmark = pytest.mark.e2e
 
