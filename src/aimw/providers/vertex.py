@@ -47,8 +47,13 @@ def service_account_info(value: str, variable: str) -> dict[str, object]:
     if not value.lstrip().startswith("{"):
         if not os.path.isfile(value):
             raise ConfigurationError(f"aimw: {variable} is neither a service-account key's JSON nor a readable file")
-        with open(value, encoding="utf-8") as key_file:
-            text = key_file.read()
+        try:
+            with open(value, encoding="utf-8") as key_file:
+                text = key_file.read()
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ConfigurationError(
+                f"aimw: {variable} names a file that is not a service-account key's JSON ({type(exc).__name__})"
+            ) from None
     try:
         info = json.loads(text)
     except ValueError as exc:
