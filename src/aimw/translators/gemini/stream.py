@@ -11,8 +11,7 @@ from __future__ import annotations
 
 import msgspec
 
-from aimw.exchange import Usage
-from aimw.sse import EventTooLarge, SSEDecoder
+from aimw.translators.anthropic.sse_stream import SSEStreamTranslator
 from aimw.translators.anthropic.stream_writer import THINKING, AnthropicStreamWriter
 from aimw.translators.gemini.errors import gateway_error
 from aimw.translators.gemini.response import (
@@ -56,7 +55,7 @@ class _WriterBlocks:
         writer.close_block()
 
 
-class GeminiStreamTranslator:
+class GeminiStreamTranslator(SSEStreamTranslator):
     """One stream's state (a :class:`~aimw.types.StreamTranslator`): Gemini SSE bytes in,
     Anthropic SSE bytes out, written by an AnthropicStreamWriter.
 
@@ -69,64 +68,20 @@ class GeminiStreamTranslator:
     what it was.
     """
 
-    __slots__ = ("_blocks", "_decoder", "_finish_reason", "_seen", "writer")
-
-    rewrites_headers = True
+    __slots__ = ("_blocks", "_finish_reason", "_seen")
 
     def __init__(self, model: str, message_id: str | None = None) -> None:
-        self.writer = AnthropicStreamWriter(model, message_id)
+        super().__init__(model, message_id)
         self._blocks = _WriterBlocks(self.writer)
-        self._decoder = SSEDecoder()
         self._finish_reason: str | None = None
         self._seen = False  # a response came
 
-    @property
-    def usage(self) -> Usage:
-        return self.writer.usage
-
-    @property
-    def model(self) -> str | None:
-        return self.writer.model if self.writer.started else None
-
-    @property
-    def has_content(self) -> bool:
-        return self.writer.has_content
-
-    @property
-    def error(self) -> str | None:
-        return self.writer.error
-
-    @property
-    def done(self) -> bool:
-        return self.writer.done
-
-    def feed(self, chunk: bytes) -> bytes:
-        if self.writer.done:
-            return b""
-        try:
-            events = self._decoder.feed(chunk)
-        except EventTooLarge as exc:
-            self.writer.fail("api_error", f"upstream provider sent an oversized stream event: {exc}")
-            return self.writer.take()
-        for event in events:
-            self.chunk(event.data)
-        return self.writer.take()
-
-    def finish(self) -> bytes:
+    def end(self) -> None:
         writer = self.writer
-        if not writer.done:
-            for event in self._decoder.flush():
-                self.chunk(event.data)
-        if not writer.done:
-            if self._seen:
-                writer.end(stop_reason_for(self._finish_reason, writer.tool_used))
-            else:
-                writer.fail("api_error", "upstream provider's stream ended before any Gemini response")
-        return writer.take()
-
-    def fail(self, error_type: str, message: str) -> bytes:
-        self.writer.fail(error_type, message)
-        return self.writer.take()
+        if self._seen:
+            writer.end(stop_reason_for(self._finish_reason, writer.tool_used))
+        else:
+            writer.fail("api_error", "upstream provider's stream ended before any Gemini response")
 
     def chunk(self, data: bytes) -> None:
         """Translate one event's ``data``: a GenerateContentResponse, or nothing."""

@@ -7,8 +7,7 @@ import msgspec
 from msgspec import Struct
 
 from aimw.errors import error_type_for_status
-from aimw.exchange import Usage
-from aimw.sse import EventTooLarge, SSEDecoder
+from aimw.translators.anthropic.sse_stream import SSEStreamTranslator
 from aimw.translators.anthropic.stream_writer import TOOL_USE, AnthropicStreamWriter, new_tool_use_id
 from aimw.translators.openai_chat.response import ChatUsage, ChunkError, stop_reason_for, usage_to_anthropic
 
@@ -54,7 +53,7 @@ _chunk_decoder = msgspec.json.Decoder(ChatChunk)
 _NO_FUNCTION = ChunkFunction()
 
 
-class ChatStreamTranslator:
+class ChatStreamTranslator(SSEStreamTranslator):
     """One stream's state (a :class:`~aimw.types.StreamTranslator`): Chat Completions SSE
     bytes in, Anthropic SSE bytes out, written by an AnthropicStreamWriter.
 
@@ -64,59 +63,13 @@ class ChatStreamTranslator:
     ``event: error`` nothing more is emitted and ``error`` says what it was.
     """
 
-    __slots__ = ("_decoder", "_finish_reason", "_refused", "_tool_calls", "writer")
-
-    rewrites_headers = True
+    __slots__ = ("_finish_reason", "_refused", "_tool_calls")
 
     def __init__(self, model: str, message_id: str | None = None) -> None:
-        self.writer = AnthropicStreamWriter(model, message_id)
-        self._decoder = SSEDecoder()
+        super().__init__(model, message_id)
         self._tool_calls = _ToolCalls()
         self._finish_reason: str | None = None
         self._refused = False
-
-    @property
-    def usage(self) -> Usage:
-        return self.writer.usage
-
-    @property
-    def model(self) -> str | None:
-        return self.writer.model if self.writer.started else None
-
-    @property
-    def has_content(self) -> bool:
-        return self.writer.has_content
-
-    @property
-    def error(self) -> str | None:
-        return self.writer.error
-
-    @property
-    def done(self) -> bool:
-        return self.writer.done
-
-    def feed(self, chunk: bytes) -> bytes:
-        if self.writer.done:
-            return b""
-        try:
-            events = self._decoder.feed(chunk)
-        except EventTooLarge as exc:
-            self.writer.fail("api_error", f"upstream provider sent an oversized stream event: {exc}")
-            return self.writer.take()
-        for event in events:
-            self.chunk(event.data)
-        return self.writer.take()
-
-    def finish(self) -> bytes:
-        if not self.writer.done:
-            for event in self._decoder.flush():
-                self.chunk(event.data)
-            self._end()
-        return self.writer.take()
-
-    def fail(self, error_type: str, message: str) -> bytes:
-        self.writer.fail(error_type, message)
-        return self.writer.take()
 
     def chunk(self, data: bytes) -> None:
         """Translate one event's ``data``: a chunk, ``[DONE]`` or nothing."""
@@ -124,7 +77,7 @@ class ChatStreamTranslator:
         if writer.done or not data.strip():
             return
         if data == b"[DONE]":
-            self._end()
+            self.end()
             return
         try:
             chunk = _chunk_decoder.decode(data)
@@ -168,7 +121,7 @@ class ChatStreamTranslator:
             self._finish_reason = choice.finish_reason
             writer.close_block()
 
-    def _end(self) -> None:
+    def end(self) -> None:
         writer = self.writer
         if not writer.done:
             stop_reason = "refusal" if self._refused else stop_reason_for(self._finish_reason, writer.tool_used)
