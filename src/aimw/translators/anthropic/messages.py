@@ -198,6 +198,27 @@ def decode_request(body: bytes) -> MessagesRequest:
         raise GatewayError(400, f"request body is not valid JSON: {exc}") from None
 
 
+def client_tools(request: MessagesRequest) -> list[Tool]:
+    """The tools another provider is sent: client tools only, a deferred one
+    (``defer_loading``) once tool search has loaded it (a tool_reference in a tool_result names
+    it), as Anthropic does; server tools (``type`` other than custom) run only on Anthropic's
+    servers (Anthropic docs, "Tool search tool", "Server tools")."""
+    if request.tools is UNSET:
+        return []
+    loaded: set[str] = set()
+    for message in request.messages:
+        if isinstance(message.content, str):
+            continue
+        for block in message.content:
+            if isinstance(block, ToolResultBlock) and not isinstance(block.content, str):
+                loaded.update(inner.tool_name for inner in block.content if isinstance(inner, ToolReferenceBlock))
+    return [
+        tool
+        for tool in request.tools
+        if not (tool.defer_loading and tool.name not in loaded) and tool.type in (UNSET, None, "custom")
+    ]
+
+
 def system_texts(request: MessagesRequest) -> list[str]:
     """The top-level system prompt as a list of texts (empty when absent)."""
     system = request.system

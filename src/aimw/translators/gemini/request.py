@@ -127,29 +127,10 @@ def _system_texts(message: a.Message) -> list[str]:
     return [text for text in map(text_of, message.content) if text is not None]
 
 
-def _loaded_tools(request: a.MessagesRequest) -> set[str]:
-    """Names of the deferred tools that tool search loaded: the tool_reference blocks in the
-    messages' tool_results (Anthropic docs, "Tool search tool")."""
-    names: set[str] = set()
-    for message in request.messages:
-        if isinstance(message.content, str):
-            continue
-        for block in message.content:
-            if isinstance(block, a.ToolResultBlock) and not isinstance(block.content, str):
-                names.update(inner.tool_name for inner in block.content if isinstance(inner, a.ToolReferenceBlock))
-    return names
-
-
 def _declarations(request: a.MessagesRequest) -> list[FunctionDeclaration]:
-    """Client tools only: a deferred tool (``defer_loading``) once tool search has loaded it,
-    as Anthropic does; server tools (``type`` other than custom) run only on Anthropic's side."""
-    if request.tools is UNSET:
-        return []
-    loaded = _loaded_tools(request)
+    """The request's client tools (messages.client_tools) as function declarations."""
     declarations = []
-    for tool in request.tools:
-        if (tool.defer_loading and tool.name not in loaded) or tool.type not in (UNSET, None, "custom"):
-            continue
+    for tool in a.client_tools(request):
         parameters = function_parameters(tool.input_schema, tool.name)
         declarations.append(
             FunctionDeclaration(

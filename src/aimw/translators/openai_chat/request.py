@@ -250,30 +250,10 @@ def _unanswered(call_ids: list[str]) -> list[ChatMessage]:
     ]
 
 
-def _loaded_tools(request: a.MessagesRequest) -> set[str]:
-    """Names of the deferred tools that tool search loaded: the tool_reference blocks in the
-    messages' tool_results (Anthropic docs, "Tool search tool")."""
-    names: set[str] = set()
-    for message in request.messages:
-        if isinstance(message.content, str):
-            continue
-        for block in message.content:
-            if isinstance(block, a.ToolResultBlock) and not isinstance(block.content, str):
-                names.update(inner.tool_name for inner in block.content if isinstance(inner, a.ToolReferenceBlock))
-    return names
-
-
 def _tools(request: a.MessagesRequest) -> list[ChatTool]:
-    """Client tools only: a deferred tool (``defer_loading``) is shown to the model once
-    tool search has loaded it (a tool_reference names it), as Anthropic does; server
-    tools (``type`` other than custom) run only on Anthropic's servers."""
-    if request.tools is UNSET:
-        return []
-    loaded = _loaded_tools(request)
+    """The request's client tools (messages.client_tools) as Chat Completions functions."""
     tools = []
-    for tool in request.tools:
-        if (tool.defer_loading and tool.name not in loaded) or tool.type not in (UNSET, None, "custom"):
-            continue
+    for tool in a.client_tools(request):
         parameters = tool.input_schema if tool.input_schema is not UNSET else _EMPTY_SCHEMA
         tools.append(ChatTool(FunctionDefinition(name=tool.name, parameters=parameters, description=tool.description)))
     return tools
