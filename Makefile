@@ -30,6 +30,9 @@ $(CLAUDE_BIN):
 claude-code: $(CLAUDE_BIN)
 
 test: setup claude-code
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
 	AIMW_CLAUDE_BIN=$(abspath $(CLAUDE_BIN)) $(BIN)/python -m pytest
 
 bench:
