@@ -462,9 +462,11 @@ async def test_a_target_that_is_not_a_path_never_leaves_the_gateway(raw_path):
 
 async def test_client_leaving_while_the_provider_is_still_thinking_cancels_the_call():
     """A non-streaming generation (or a queued stream) is cancelled before any header arrives."""
+    request_arrived = asyncio.Event()
     connection_closed = asyncio.Event()
 
     async def thinking(request, reader, writer, connection):
+        request_arrived.set()
         await reader.read(1)  # EOF: the gateway closed the connection
         connection_closed.set()
 
@@ -475,7 +477,8 @@ async def test_client_leaving_while_the_provider_is_still_thinking_cancels_the_c
         send = RecordingSend()
         async with anyio.create_task_group() as tg:
             tg.start_soon(run_app, app, scope, receive, send)
-            await anyio.sleep(0.05)
+            with anyio.fail_after(GUARD):
+                await request_arrived.wait()  # the provider has the request and is "thinking"
             receive.release()
         with anyio.fail_after(GUARD):
             await connection_closed.wait()
