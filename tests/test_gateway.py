@@ -187,6 +187,25 @@ async def test_aimw_settings_win_over_recipe_defaults(log_settings, environ, cli
     assert (chat["max_tokens"], chat["temperature"]) == upstream
 
 
+async def test_the_translated_stack_parses_the_body_once(log_settings, monkeypatch):
+    """StripFields parses the Messages request once; Translate and the wire format reuse it."""
+    from aimw.translators.anthropic import messages as anthropic_messages
+
+    decoded: list[bytes] = []
+    real = anthropic_messages.request_decoder
+
+    class CountingDecoder:
+        def decode(self, body: bytes):
+            decoded.append(bytes(body))
+            return real.decode(body)
+
+    monkeypatch.setattr(anthropic_messages, "request_decoder", CountingDecoder())
+    body = messages(max_tokens=32000, temperature=0.3, stream=False)
+    transport, _ = await translated(HUGGINGFACE, log_settings(AIMW_MAX_TOKENS="1000"), body)
+    assert decoded == [body]
+    assert transport.json["max_tokens"] == 1000
+
+
 async def test_without_defaults_or_settings_the_clients_values_pass(log_settings):
     transport, _ = await translated(HUGGINGFACE, log_settings(), messages(max_tokens=32000, temperature=0.3))
     assert (transport.json["max_tokens"], transport.json["temperature"]) == (32000, 0.3)

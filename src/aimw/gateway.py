@@ -55,6 +55,7 @@ def translated_gateway(
         drop=("model",),
         **_field_rules(settings, default_max_tokens, default_temperature),
         max_body_size=settings.max_request_body_size,
+        parsed=True,
     )
     app = _endpoints(app, settings)
     return _observed(app, settings)

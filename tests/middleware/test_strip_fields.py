@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import msgspec
 import pytest
 
 from aimw.exchange import exchange_of
@@ -293,3 +294,47 @@ async def test_a_body_kept_by_a_layer_above_is_not_read_again():
     await middleware(inner)(scope, receive, RecordingSend())
     assert receive.calls == 0
     assert "model" not in json.loads(inner.body)
+
+
+# ---------------------------------------------------------------- rules on the parsed request
+
+
+async def test_parsed_rules_edit_the_messages_request_and_leave_the_body():
+    inner = InnerApp()
+    app = middleware(inner, set={"temperature": 0.2}, cap={"max_tokens": 4096}, parsed=True)
+    scope = http_scope(body=BODY)
+    await call(app, scope, [BODY])
+
+    request = exchange_of(scope).messages_request
+    assert request is not None
+    assert request.model is msgspec.UNSET  # dropped: the wire format picks the upstream model
+    assert (request.max_tokens, request.temperature, request.stream) == (4096, 0.2, True)
+    assert isinstance(request.max_tokens, int)
+    assert inner.body == BODY  # nothing re-encoded: the leg translates the parsed request
+    assert exchange_of(scope).request_mode == "stream"
+
+
+async def test_parsed_cap_only_lowers():
+    inner = InnerApp()
+    app = middleware(inner, cap={"max_tokens": 4096}, drop=(), parsed=True)
+    body = b'{"model": "m", "messages": [], "max_tokens": 100}'
+    scope = http_scope(body=body)
+    await call(app, scope, [body])
+    request = exchange_of(scope).messages_request
+    assert (request.max_tokens, request.model) == (100, "m")
+    assert exchange_of(scope).request_model == "m"
+
+
+async def test_parsed_rules_refuse_a_body_that_is_no_messages_request():
+    inner = InnerApp()
+    body = b'{"messages": "not a list"}'
+    response = await call(middleware(inner, parsed=True), http_scope(body=body), [body])
+    assert response.status == 400
+    assert response.json()["error"]["type"] == "invalid_request_error"
+    assert "messages" in response.json()["error"]["message"]
+    assert inner.calls == 0
+
+
+def test_parsed_rules_name_fields_of_a_messages_request():
+    with pytest.raises(ValueError, match="frequency_penalty"):
+        StripFieldsMiddleware(InnerApp(), set={"frequency_penalty": 1}, parsed=True)

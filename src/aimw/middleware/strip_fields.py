@@ -1,10 +1,16 @@
 """StripFieldsMiddleware: drop, set and cap top-level fields of JSON request bodies.
 
-The rest of the body is not parsed: top-level values are kept as ``msgspec.Raw`` and
-written back verbatim (Kong's ``pre-function`` that deletes ``model``, plus overrides), so
-a body that no rule changes goes on byte for byte, and what an Anthropic upstream needs
-(fields aimw does not translate) survives. The body is read once per exchange and the
-edited body kept at ``Exchange.request_body``, for the layers below and for every attempt.
+Two ways, chosen when the stack is built:
+
+- raw fields (the pass-through): the rest of the body is not parsed: top-level values are
+  kept as ``msgspec.Raw`` and written back verbatim (Kong's ``pre-function`` that deletes
+  ``model``, plus overrides), so a body that no rule changes goes on byte for byte, and what
+  an Anthropic upstream needs (fields aimw does not translate) survives. The edited body is
+  kept at ``Exchange.request_body``, for the layers below and for every attempt.
+- the parsed request (``parsed=True``, a translated stack): the body is parsed once as a
+  Messages request, the rules are applied to that Struct and it is kept at
+  ``Exchange.messages_request``, which the wire format translates for every attempt; the
+  body itself is not re-encoded.
 """
 
 from __future__ import annotations
@@ -17,6 +23,7 @@ import msgspec
 from aimw.asgi import ClientDisconnected, answer_error, replay_body, request_body, with_headers
 from aimw.errors import GatewayError
 from aimw.exchange import exchange_of
+from aimw.translators.anthropic.messages import MessagesRequest, decode_request
 from aimw.types import ASGIApp, Receive, Scope, Send
 
 _decoder = msgspec.json.Decoder(dict[str, msgspec.Raw])
@@ -36,11 +43,14 @@ class StripFieldsMiddleware:
             (e.g. ``{"max_tokens": 4096}``, tokens).
         path_suffixes: which requests are edited (default Anthropic's ``/v1/messages``).
         max_body_size: request body limit (bytes); larger bodies get 413 request_too_large.
+        parsed: apply the rules to the parsed Messages request (``Exchange.messages_request``)
+            rather than to the body's raw fields; every rule must then name a field of
+            MessagesRequest (ValueError otherwise, when the stack is built).
 
-    A body that is not a JSON object gets 400 invalid_request_error. The model finally
-    sent (if any) is recorded as the exchange's request_model, and ``stream`` as its
-    request_mode (Kong's stream / oneshot); content-length is fixed.
-    A body that no rule changes goes on byte for byte.
+    A body that is not a JSON object (with ``parsed``, not a Messages request) gets 400
+    invalid_request_error naming the problem. The model finally sent (if any) is recorded as
+    the exchange's request_model, and ``stream`` as its request_mode (Kong's stream /
+    oneshot); content-length is fixed. A body that no rule changes goes on byte for byte.
     """
 
     def __init__(
@@ -52,6 +62,7 @@ class StripFieldsMiddleware:
         cap: Mapping[str, float] | None = None,
         path_suffixes: tuple[str, ...] = ("/v1/messages",),
         max_body_size: int = 8 * 1024 * 1024,
+        parsed: bool = False,
     ) -> None:
         self.app = app
         self.drop = frozenset(drop)
@@ -59,13 +70,22 @@ class StripFieldsMiddleware:
         self.cap = dict(cap or {})
         self.path_suffixes = path_suffixes
         self.max_body_size = max_body_size
+        self.parsed = parsed
+        self.parsed_set = dict(set or {})
+        unknown = (self.drop | self.set.keys() | self.cap.keys()) - frozenset(MessagesRequest.__struct_fields__)
+        if parsed and unknown:
+            raise ValueError(f"not fields of a Messages request: {', '.join(sorted(unknown))}")
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["method"] != "POST" or not scope["path"].endswith(self.path_suffixes):
             await self.app(scope, receive, send)
             return
         try:
-            body = self.edit(await request_body(scope, receive, self.max_body_size), scope)
+            body = await request_body(scope, receive, self.max_body_size)
+            if self.parsed:
+                exchange_of(scope).messages_request = self.edit_request(decode_request(body), scope)
+            else:
+                body = self.edit(body, scope)
         except GatewayError as error:
             await answer_error(scope, send, error)
             return
@@ -111,3 +131,20 @@ class StripFieldsMiddleware:
                 exchange.request_model = _string_decoder.decode(model)
         exchange.request_mode = "stream" if fields.get("stream") == _TRUE else "oneshot"
         return _encoder.encode(fields) if changed else body
+
+    def edit_request(self, request: MessagesRequest, scope: Scope) -> MessagesRequest:
+        """``request`` with the rules applied (a dropped field becomes UNSET; a cap keeps the
+        field's type: an int field gets an int)."""
+        changes: dict[str, object] = dict.fromkeys(self.drop, msgspec.UNSET)
+        changes.update(self.parsed_set)
+        for name, limit in self.cap.items():
+            value = getattr(request, name)
+            if isinstance(value, (int, float)) and not isinstance(value, bool) and value > limit:
+                changes[name] = int(limit) if isinstance(value, int) else limit
+        if changes:
+            request = msgspec.structs.replace(request, **changes)
+        exchange = exchange_of(scope)
+        if isinstance(request.model, str):
+            exchange.request_model = request.model
+        exchange.request_mode = "stream" if request.stream else "oneshot"
+        return request
