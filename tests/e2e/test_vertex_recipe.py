@@ -48,6 +48,7 @@ PREFIX = f"/v1/projects/{PROJECT}/locations/{LOCATION}/publishers/google/models/
 KEY_FILE_ACCOUNT = "aimw-key-file@aimw-e2e-project.iam.gserviceaccount.com"  # the main gateway's key, a file path
 KEY_TEXT_ACCOUNT = "aimw-key-text@aimw-e2e-project.iam.gserviceaccount.com"  # the second gateway's, JSON text
 ADC_ACCOUNT = "aimw-adc@aimw-e2e-project.iam.gserviceaccount.com"  # Application Default Credentials
+FAILING_ENDPOINT_ACCOUNT = "aimw-failing@aimw-e2e-project.iam.gserviceaccount.com"  # its token endpoint fails first
 VERTEX_ENV = {"GCP_PROJECT_ID": PROJECT, "GEMINI_LOCATION_ID": LOCATION, "GEMINI_API_ENDPOINT": ENDPOINT}
 
 # The scenarios both Google recipes share, run against the Vertex AI fixtures below.
@@ -132,6 +133,18 @@ def adc_gateway(vertex_fake, oauth, tmp_path_factory) -> Iterator[GatewayProcess
         "AIMW_UPSTREAM_URL": vertex_fake.url,
     }
     with running_gateway("recipes.vertex:app", env, tmp_path_factory, "vertex-adc-gateway") as gw:
+        yield gw
+
+
+@pytest.fixture(scope="module")
+def failing_endpoint_gateway(vertex_fake, oauth, tmp_path_factory) -> Iterator[GatewayProcess]:
+    """A gateway of its own whose first request meets a failing token endpoint."""
+    env = {
+        **VERTEX_ENV,
+        "GEMINI_API_KEY": json.dumps(oauth.service_account_key(FAILING_ENDPOINT_ACCOUNT)),
+        "AIMW_UPSTREAM_URL": vertex_fake.url,
+    }
+    with running_gateway("recipes.vertex:app", env, tmp_path_factory, "vertex-failing-endpoint-gateway") as gw:
         yield gw
 
 
@@ -253,6 +266,42 @@ def test_refused_grant_is_401_then_the_next_request_succeeds(text_key_gateway, v
         log = text_key_gateway.log_text()
         for secret in (*_private_key_lines(oauth), grant.token, CLIENT_KEY):
             assert secret not in log and secret not in error.response.text
+    assert not oauth.problems, oauth.problems
+
+
+def test_failing_token_endpoint_is_502_then_the_next_request_succeeds(
+    failing_endpoint_gateway, vertex_fake, oauth, request, case
+):
+    """The token endpoint answers 500 (Google's backend failing, not a refusal): google-auth
+    tries the grant 3 times, then the client gets 502 api_error, which Claude Code retries,
+    never 401 (which would send the user to fix a key that is fine); nothing reaches Vertex
+    AI and the gateway keeps serving: once the endpoint recovers the next request gets a
+    token and succeeds."""
+    gateway = failing_endpoint_gateway
+    oauth.problems.clear()
+    with checked_fake(vertex_fake, [gateway], request):
+        client = sdk_client(gateway.url, case)
+        oauth.server_error = 500
+        try:
+            with pytest.raises(anthropic.InternalServerError) as failed:
+                client.messages.create(model=MODEL, max_tokens=16, messages=USER)
+        finally:
+            oauth.server_error = 0
+        error = failed.value
+        assert error.status_code == 502 and error.body["error"]["type"] == "api_error"
+        assert "token endpoint" in error.message and "HTTP 500" in error.message
+        assert vertex_fake.requests_for(case) == []
+        assert [grant.token for grant in oauth.grants_for(FAILING_ENDPOINT_ACCOUNT)] == [None] * 3
+        (line,) = exact_log_lines(gateway, case)
+        assert line["response"]["status"] == 502
+
+        vertex_fake.enqueue(json_reply(text_response("recovered")))
+        assert client.messages.create(model=MODEL, max_tokens=16, messages=USER).content[0].text == "recovered"
+        *failures, grant = oauth.grants_for(FAILING_ENDPOINT_ACCOUNT)
+        assert len(failures) == 3 and grant.token is not None
+        (served,) = vertex_fake.requests_for(case)
+        assert served.headers["authorization"] == f"Bearer {grant.token}"
+        assert exact_log_lines(gateway, case, 2)[1]["response"]["status"] == 200
     assert not oauth.problems, oauth.problems
 
 

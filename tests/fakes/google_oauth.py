@@ -12,8 +12,9 @@ A good grant is answered with a fresh ``ya29.`` access token (``expires_in`` 359
 Google does); :meth:`FakeGoogleOAuth.is_valid_token` says whether a token is one it issued.
 
 ``refusing`` makes it answer every grant ``400 invalid_grant`` (a revoked or deleted key),
-``delay`` (seconds) answer each grant that much later (a slow endpoint: concurrent requests
-overlap);
+``server_error`` (an HTTP status, 0 for none) answer every grant that status with Google's
+backend error (the endpoint failing, not refusing), ``delay`` (seconds) answer each grant
+that much later (a slow endpoint: concurrent requests overlap);
 every grant is recorded in ``grants`` (with its account, for per-gateway counts), every
 problem in ``problems``.
 """
@@ -38,6 +39,7 @@ GOOGLE_TOKEN_AUDIENCE = "https://oauth2.googleapis.com/token"  # the assertion's
 CLOUD_PLATFORM_SCOPE = "https://www.googleapis.com/auth/cloud-platform"  # what Vertex AI needs
 TOKEN_LIFETIME = 3599  # seconds, as Google answers
 REFUSED = {"error": "invalid_grant", "error_description": "Invalid JWT Signature."}  # Google's answer for a revoked key
+BACKEND_ERROR = {"error": "internal_failure", "error_description": "Backend Error"}  # the endpoint failing
 
 
 @dataclass(frozen=True)
@@ -46,7 +48,7 @@ class Grant:
 
     client_email: str
     scopes: tuple[str, ...]
-    token: str | None  # None: refused
+    token: str | None  # None: refused or failed
 
 
 def _key_pair() -> tuple[str, str]:
@@ -69,6 +71,7 @@ class FakeGoogleOAuth:
         self.grants: list[Grant] = []
         self.problems: list[str] = []
         self.refusing = False
+        self.server_error = 0
         self.delay = 0.0
         self._server: ThreadingHTTPServer | None = None
 
@@ -216,10 +219,10 @@ class FakeGoogleOAuth:
             for problem in problems:
                 self._problem(problem)
             return 400, {"error": "invalid_grant", "error_description": "; ".join(problems)}
-        if self.refusing:
+        if self.refusing or self.server_error:
             with self._lock:
                 self.grants.append(Grant(email, scopes, None))
-            return 400, REFUSED
+            return (self.server_error, BACKEND_ERROR) if self.server_error else (400, REFUSED)
         token = f"ya29.c.e2e{len(self.grants) + 1}" + secrets.token_urlsafe(48)
         with self._lock:
             self._tokens[token] = email
