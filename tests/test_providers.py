@@ -7,24 +7,31 @@ import asyncio
 import dataclasses
 import json
 
+import anyio
+import httpx
 import pytest
 
-from aimw.credentials import HeaderCredential
+from aimw.credentials import HeaderCredential, bearer
 from aimw.exchange import exchange_of
+from aimw.gateway import translated_gateway
 from aimw.middleware.provider_auth import ProviderAuthMiddleware
 from aimw.middleware.translate import TranslateMiddleware
 from aimw.providers import Provider
 from aimw.providers.anthropic import ANTHROPIC
 from aimw.providers.azure import CREDENTIALS, DEFAULT_API_VERSION, azure
 from aimw.providers.dashscope import DEFAULT_MAX_TOKENS, DEFAULT_TEMPERATURE, REGION_HOSTS, dashscope
+from aimw.providers.gemini import GEMINI
 from aimw.providers.openai import DEFAULT_MODEL, max_tokens_field_for, openai
+from aimw.providers.vertex import vertex
+from aimw.settings import ConfigurationError, Settings
 from aimw.translators import openai_chat as oc
 from aimw.translators.anthropic import ANTHROPIC_MESSAGES
 from aimw.translators.anthropic.messages import decode_request
 from aimw.translators.wire import AnthropicCall, UpstreamRequest
-from tests.asgi_helpers import InnerApp, anthropic_stream, call, http_scope
+from tests.asgi_helpers import InnerApp, RecordingSend, ScriptedReceive, anthropic_stream, call, http_scope
 
 SECRET = "provider-secret-1"
+pytest_anyio = pytest.mark.anyio
 CALL_BODY = b'{"messages":[{"role":"user","content":"hi"}],"max_tokens":64}'
 
 
@@ -223,10 +230,125 @@ def test_openai_max_tokens_field_override(model, override):
     assert chat_options(openai(model, max_tokens_field=override)).max_tokens_field == override
 
 
+# ---------------------------------------------------------------- Google: the Gemini API and Vertex AI
+
+VERTEX_HOST = "us-central1-aiplatform.googleapis.com"
+VERTEX_MODEL = f"https://{VERTEX_HOST}/v1/projects/p/locations/us-central1/publishers/google/models/gemini-2.5-flash"
+GEMINI_MODEL = "https://generativelanguage.googleapis.com/v1beta/models/gemini-2.5-flash"
+GENERATED = json.dumps(
+    {
+        "candidates": [{"content": {"role": "model", "parts": [{"text": "2"}]}, "finishReason": "STOP"}],
+        "usageMetadata": {"promptTokenCount": 8, "candidatesTokenCount": 1, "totalTokenCount": 9},
+        "modelVersion": "gemini-2.5-flash",
+    }
+).encode()
+
+
+async def sent_urls(provider: Provider, tmp_path, *, stream: bool, credential) -> list[str]:
+    """The URLs translated_gateway sends a client's ``POST /v1/messages?beta=true`` to for
+    ``provider``, with no AIMW_UPSTREAM_URL: the real service's (an httpx transport records
+    them instead of the network)."""
+    settings = Settings.from_env({"AIMW_LOG_PATH": str(tmp_path / "aimw.log")})
+    assert settings.upstream_url is None
+    urls: list[str] = []
+
+    def google(request: httpx.Request) -> httpx.Response:
+        urls.append(str(request.url))
+        if stream:
+            return httpx.Response(
+                200,
+                headers={"content-type": "text/event-stream"},
+                stream=httpx.ByteStream(b"data: " + GENERATED + b"\r\n\r\n"),
+            )
+        return httpx.Response(200, headers={"content-type": "application/json"}, stream=httpx.ByteStream(GENERATED))
+
+    app = translated_gateway(provider, settings, credential=credential, transport=httpx.MockTransport(google))
+    body = json.dumps(
+        {"model": "claude-x", "max_tokens": 64, "stream": stream, "messages": [{"role": "user", "content": "1 + 1?"}]}
+    ).encode()
+    receive = ScriptedReceive([body])
+    send = RecordingSend()
+    with anyio.fail_after(10):
+        await app(
+            http_scope(query=b"beta=true", headers=[(b"content-type", b"application/json")], body=body), receive, send
+        )
+    assert send.status == 200, send.body
+    return urls
+
+
+def test_google_base_urls():
+    assert GEMINI.base_url == "https://generativelanguage.googleapis.com"
+    assert vertex("p", "us-central1", VERTEX_HOST).base_url == f"https://{VERTEX_HOST}"
+
+
+@pytest_anyio
+@pytest.mark.parametrize(
+    "stream, url",
+    [(False, f"{VERTEX_MODEL}:generateContent"), (True, f"{VERTEX_MODEL}:streamGenerateContent?alt=sse")],
+)
+async def test_vertex_ai_real_url(tmp_path, stream, url):
+    """Vertex AI REST reference, "projects.locations.publishers.models.generateContent"."""
+    provider = vertex("p", "us-central1", VERTEX_HOST)
+    assert await sent_urls(provider, tmp_path, stream=stream, credential=bearer("ya29.token")) == [url]
+
+
+@pytest_anyio
+@pytest.mark.parametrize(
+    "stream, url",
+    [(False, f"{GEMINI_MODEL}:generateContent"), (True, f"{GEMINI_MODEL}:streamGenerateContent?alt=sse")],
+)
+async def test_gemini_api_real_url(tmp_path, stream, url):
+    """Gemini API reference, "Generating content" (the key in x-goog-api-key, never in the URL)."""
+    credential = GEMINI.credential_for("AIzaSyTestKey0123456789")
+    assert await sent_urls(GEMINI, tmp_path, stream=stream, credential=credential) == [url]
+
+
+@pytest.mark.parametrize(
+    "endpoint, base_url",
+    [
+        (VERTEX_HOST, f"https://{VERTEX_HOST}"),
+        (f"https://{VERTEX_HOST}", f"https://{VERTEX_HOST}"),
+        (f"https://{VERTEX_HOST}/", f"https://{VERTEX_HOST}"),
+        (f" HTTPS://{VERTEX_HOST}/ ", f"https://{VERTEX_HOST}"),
+        (f"{VERTEX_HOST}:443", f"https://{VERTEX_HOST}:443"),
+        ("https://vertex.internal.example:8443", "https://vertex.internal.example:8443"),
+    ],
+)
+def test_vertex_endpoint_forms(endpoint, base_url):
+    """GEMINI_API_ENDPOINT: a host, or https:// and the host, a port, a trailing slash."""
+    assert vertex("p", "us-central1", endpoint).base_url == base_url
+
+
+@pytest.mark.parametrize(
+    "endpoint, words",
+    [
+        ("http://localhost:8080", "https://host"),  # never turned into https silently: AIMW_UPSTREAM_URL is for that
+        ("http://us-central1-aiplatform.googleapis.com", "https://host"),
+        ("ftp://aiplatform.googleapis.com", "https://host"),
+        ("aiplatform.googleapis.com/v1", "no path"),  # would be /v1/v1/projects/...
+        ("https://aiplatform.googleapis.com/v1/", "no path"),
+        ("https://aiplatform.googleapis.com/v1/projects/p/locations/l", "no path"),
+        ("aiplatform.googleapis.com?alt=sse", "no path"),
+        ("aiplatform.googleapis.com:99999", "host[:port]"),
+        ("aiplatform.googleapis.com:https", "host[:port]"),
+        ("https://", "host[:port]"),
+        ("", "host[:port]"),
+    ],
+)
+def test_vertex_endpoint_with_a_path_or_another_scheme_is_refused(endpoint, words):
+    with pytest.raises(ConfigurationError) as refused:
+        vertex("p", "us-central1", endpoint)
+    message = str(refused.value)
+    assert message.startswith("aimw: GEMINI_API_ENDPOINT ") and words in message
+
+
+def test_vertex_endpoint_with_a_password_is_refused_without_showing_it():
+    with pytest.raises(ConfigurationError) as refused:
+        vertex("p", "us-central1", "http://user:pa55word@aiplatform.googleapis.com")
+    assert "GEMINI_API_ENDPOINT" in str(refused.value) and "pa55word" not in str(refused.value)
+
+
 # ---------------------------------------------------------------- what TranslateMiddleware sends each one
-
-pytest_anyio = pytest.mark.anyio
-
 
 COMPLETION = json.dumps(
     {

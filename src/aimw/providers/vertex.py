@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+from urllib.parse import urlsplit
 
 import google.auth.exceptions
 
@@ -25,16 +26,57 @@ SERVICE_ACCOUNT_FIELDS = ("type", "client_email", "private_key", "token_uri")
 
 
 def vertex(project: str, location: str, endpoint: str) -> Provider:
-    """The Provider for Vertex AI in ``project`` / ``location`` at ``endpoint`` (a host such as
-    ``us-central1-aiplatform.googleapis.com``, with or without ``https://``). Its credential is
-    not a static secret: the recipe gives it a GoogleAccessToken (aimw.google_token)."""
-    host = endpoint.strip().removeprefix("https://").removeprefix("http://").rstrip("/")
+    """The Provider for Vertex AI in ``project`` / ``location`` at ``endpoint``
+    (GEMINI_API_ENDPOINT's value). Its credential is not a static secret: the recipe gives it a
+    GoogleAccessToken (aimw.google_token).
+
+    Raises:
+        ConfigurationError: naming GEMINI_API_ENDPOINT when ``endpoint`` is not as
+            :func:`endpoint_base_url` takes it.
+    """
     return Provider(
         name="gemini",
-        base_url=f"https://{host}",
+        base_url=endpoint_base_url(endpoint),
         wire_format=Gemini(GeminiOptions.vertex(project, location)),
         default_model=DEFAULT_MODEL,
     )
+
+
+def endpoint_base_url(endpoint: str) -> str:
+    """``https://host[:port]`` from GEMINI_API_ENDPOINT: a host such as
+    ``us-central1-aiplatform.googleapis.com`` (Vertex AI's regional service endpoint), or
+    ``https://`` and the host, with an optional port and trailing ``/``.
+
+    The API version and resource path are the wire format's (``/v1/projects/...``), so a path
+    is refused rather than doubled; so is any scheme but https (the access token must not
+    travel in clear): AIMW_UPSTREAM_URL is the way to reach a local server over http.
+
+    Raises:
+        ConfigurationError: naming GEMINI_API_ENDPOINT and what is wrong.
+    """
+    value = endpoint.strip()
+    if "@" in value:  # not echoed: it may hold a password
+        raise ConfigurationError("aimw: GEMINI_API_ENDPOINT must not hold a user name or password before its host")
+    scheme, separator, rest = value.partition("://")
+    if not separator:
+        scheme, rest = "https", value
+    if scheme.lower() != "https":
+        raise ConfigurationError(
+            f"aimw: GEMINI_API_ENDPOINT must be a host or https://host, got {value!r}"
+            " (AIMW_UPSTREAM_URL points the gateway at a local http server)"
+        )
+    netloc = rest.removesuffix("/")
+    parts = urlsplit(f"https://{netloc}")
+    try:
+        port_ok = parts.port is None or parts.port > 0
+    except ValueError:
+        port_ok = False
+    if not parts.hostname or not port_ok or netloc != parts.netloc or any(c.isspace() for c in netloc):
+        raise ConfigurationError(
+            f"aimw: GEMINI_API_ENDPOINT must be a host[:port] with no path, got {value!r}"
+            " (e.g. us-central1-aiplatform.googleapis.com; the /v1/projects/... path is added)"
+        )
+    return f"https://{netloc}"
 
 
 def service_account_info(value: str, variable: str) -> dict[str, object]:
