@@ -217,12 +217,16 @@ def assert_valid_gemini_request(out: dict) -> None:
         for key, value in config.items():
             assert isinstance(value, GENERATION_TYPES[key]) and not isinstance(value, bool), (key, value)
         assert config.get("maxOutputTokens", 1) > 0
-        assert all(isinstance(s, str) and s for s in config.get("stopSequences", ()))
+        stops = config.get("stopSequences", ())
+        assert len(stops) <= 5 and all(isinstance(s, str) and s for s in stops), "at most 5 stop sequences"
         thinking = config.get("thinkingConfig", {})
         assert set(thinking) <= {"thinkingBudget", "includeThoughts"}
         assert isinstance(thinking.get("thinkingBudget", 0), int) and isinstance(
             thinking.get("includeThoughts", True), bool
         )
+        if "thinkingBudget" in thinking:  # Gemini API docs, "Thinking": 2.5 Flash takes 0 to 24576
+            assert 0 <= thinking["thinkingBudget"] <= 24576, thinking
+            assert thinking["thinkingBudget"] < config.get("maxOutputTokens", 24577), "no room left for the answer"
     leaked = [(path, key) for path, key in walk_keys(out) if key in ANTHROPIC_ONLY_KEYS]
     assert not leaked, leaked
 
@@ -379,6 +383,18 @@ def test_corpus_shows_what_the_checks_need() -> None:
             ],
         },
         {"contents": [{"role": "user", "parts": [{"text": "a"}]}], "generationConfig": {"maxOutputTokens": "10"}},
+        {
+            "contents": [{"role": "user", "parts": [{"text": "a"}]}],
+            "generationConfig": {"stopSequences": list("abcdef")},
+        },
+        {
+            "contents": [{"role": "user", "parts": [{"text": "a"}]}],
+            "generationConfig": {"thinkingConfig": {"thinkingBudget": 31999}},
+        },
+        {
+            "contents": [{"role": "user", "parts": [{"text": "a"}]}],
+            "generationConfig": {"maxOutputTokens": 8192, "thinkingConfig": {"thinkingBudget": 8192}},
+        },
     ],
     ids=[
         "no-parts",
@@ -389,6 +405,9 @@ def test_corpus_shows_what_the_checks_need() -> None:
         "empty-system",
         "pattern",
         "untyped-config",
+        "six-stop-sequences",
+        "budget-above-24576",
+        "budget-not-below-max-output",
     ],
 )
 def test_the_strict_check_refuses_what_gemini_refuses(broken: dict) -> None:
@@ -679,6 +698,58 @@ def test_generation_config_and_thinking() -> None:
     }
 
 
+@pytest.mark.parametrize(
+    "max_tokens, budget, sent",
+    [
+        (2048, 1024, 1024),
+        (32000, 16000, 16000),
+        (32000, 31999, 24576),  # Gemini 2.5 Flash's largest budget
+        (8192, 31999, 8191),  # max_tokens capped by the gateway (AIMW_MAX_TOKENS, Kong's 8192): room for the answer
+        (8192, 8192, 8191),
+        (1024, 1024, 1023),
+        (1, 1024, 0),
+    ],
+)
+def test_thinking_budget_stays_within_what_gemini_takes(max_tokens: int, budget: int, sent: int) -> None:
+    out = translate(
+        body(
+            [{"role": "user", "content": "hi"}],
+            max_tokens=max_tokens,
+            thinking={"type": "enabled", "budget_tokens": budget},
+        )
+    )
+    assert out["generationConfig"] == {
+        "maxOutputTokens": max_tokens,
+        "thinkingConfig": {"includeThoughts": True, "thinkingBudget": sent},
+    }
+
+
+def test_thinking_budget_without_max_tokens_is_capped_at_24576() -> None:
+    request = a.MessagesRequest(
+        messages=[a.Message(role="user", content="hi")], thinking=a.Thinking(type="enabled", budget_tokens=40000)
+    )
+    out = json.loads(gemini.request_from_anthropic(request))
+    assert out["generationConfig"] == {"thinkingConfig": {"includeThoughts": True, "thinkingBudget": 24576}}
+
+
+def test_more_than_five_stop_sequences_sends_the_first_five_and_warns(caplog: pytest.LogCaptureFixture) -> None:
+    """Google's API reference, "GenerationConfig": at most 5 stopSequences."""
+    stops = ["one", "two", "three", "four", "five", "six", "seven"]
+    with caplog.at_level("WARNING", logger="aimw.translators.gemini"):
+        out = translate(body([{"role": "user", "content": "hi"}], stop_sequences=stops))
+    assert out["generationConfig"]["stopSequences"] == stops[:5]
+    (record,) = caplog.records
+    assert record.levelname == "WARNING" and record.getMessage() == "Gemini takes at most 5 stop_sequences: 2 dropped"
+
+
+def test_five_stop_sequences_go_as_they_are(caplog: pytest.LogCaptureFixture) -> None:
+    stops = ["one", "two", "three", "four", "five"]
+    with caplog.at_level("WARNING", logger="aimw.translators.gemini"):
+        out = translate(body([{"role": "user", "content": "hi"}], stop_sequences=stops))
+    assert out["generationConfig"]["stopSequences"] == stops
+    assert caplog.records == []
+
+
 @pytest.mark.parametrize("thinking", [{"type": "adaptive", "display": "omitted"}, {"type": "disabled"}])
 def test_other_thinking_leaves_the_model_default(thinking: dict) -> None:
     out = translate(body([{"role": "user", "content": "hi"}], thinking=thinking))
@@ -705,6 +776,41 @@ def test_kongs_expected_request_shape() -> None:
         )
     )
     assert out == expected
+
+
+NATIVE_REQUESTS = KONG / "gemini" / "native" / "request"
+
+
+def json_names(node: Any) -> Any:
+    """``node`` with every key as its lowerCamelCase JSON name: Google's proto3 JSON parsers
+    take a field's proto name (``inline_data``) or its JSON name (``inlineData``), and we send
+    the JSON names (protobuf docs, "JSON Mapping")."""
+    if isinstance(node, dict):
+        return {
+            re.sub(r"_([a-z])", lambda m: m.group(1).upper(), key): json_names(value) for key, value in node.items()
+        }
+    if isinstance(node, list):
+        return [json_names(item) for item in node]
+    return node
+
+
+def test_kongs_native_basic_chat_is_what_the_same_question_gives() -> None:
+    """Kong's native Gemini request (what a Gemini client sends) for one user question."""
+    native = json_names(json.loads((NATIVE_REQUESTS / "basic-chat.json").read_text()))
+    assert_valid_gemini_request(native)
+    assert translate(body([{"role": "user", "content": "What is 1 + 1?"}], max_tokens=256)) == native
+
+
+def test_kongs_native_multimodal_request_is_what_the_same_image_question_gives() -> None:
+    """Kong's native request with an inline base64 image: the same parts, in the same order."""
+    native = json_names(json.loads((NATIVE_REQUESTS / "basic-multimodal.json").read_text()))
+    assert_valid_gemini_request(native)
+    image = native["contents"][0]["parts"][1]["inlineData"]
+    content = [
+        {"type": "text", "text": "Tell me about this animal?"},
+        {"type": "image", "source": {"type": "base64", "media_type": image["mimeType"], "data": image["data"]}},
+    ]
+    assert translate(body([{"role": "user", "content": content}], max_tokens=256)) == native
 
 
 # ---------------------------------------------------------------- thought signatures going back

@@ -7,10 +7,15 @@ Shape sent: ``{"contents": [{"role": "user"|"model", "parts": [Part ...]} ...],
 "toolConfig": {"functionCallingConfig": {"mode", "allowedFunctionNames"}},
 "generationConfig": {"maxOutputTokens", "temperature", "topP", "topK", "stopSequences",
 "thinkingConfig": {"thinkingBudget", "includeThoughts"}}}``; the model is in the path.
+
+Limits (Google's API reference, "GenerationConfig": at most 5 ``stopSequences``; the Gemini
+API docs, "Thinking": ``thinkingBudget`` 0 to 24576 on Gemini 2.5 Flash, 128 to 32768 on 2.5
+Pro, and thinking tokens are output tokens, spent from ``maxOutputTokens``).
 """
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import msgspec
@@ -20,6 +25,11 @@ from aimw.errors import GatewayError
 from aimw.translators.anthropic import messages as a
 from aimw.translators.gemini.contents import Conversation, Part, text_of
 from aimw.translators.gemini.schema import function_parameters
+
+logger = logging.getLogger("aimw.translators.gemini")
+
+MAX_STOP_SEQUENCES = 5  # Gemini's limit on generationConfig.stopSequences
+MAX_THINKING_BUDGET = 24576  # tokens: the largest thinkingBudget Gemini 2.5 Flash takes (2.5 Pro: 32768)
 
 
 class FunctionDeclaration(Struct, rename="camel", omit_defaults=True):
@@ -88,9 +98,13 @@ def request_from_anthropic(request: a.MessagesRequest) -> bytes:
     - ``tool_choice`` auto / any / tool / none -> ``functionCallingConfig`` AUTO / ANY /
       ANY + ``allowedFunctionNames`` / NONE (``disable_parallel_tool_use`` has no Gemini form).
     - ``max_tokens``, ``temperature``, ``top_p``, ``top_k``, ``stop_sequences`` ->
-      ``generationConfig``; thinking ``enabled`` -> ``thinkingConfig`` {``thinkingBudget``:
-      budget_tokens, ``includeThoughts``: true}; ``adaptive`` and ``disabled`` leave the
-      model's default (a Gemini 2.5 Pro cannot turn thinking off).
+      ``generationConfig``; Gemini takes at most 5 stop sequences: the first 5 are sent and
+      the number dropped is logged (a warning), so the request is still served.
+    - thinking ``enabled`` -> ``thinkingConfig`` {``thinkingBudget``: budget_tokens, at most
+      ``maxOutputTokens`` - 1 (the thoughts are spent from it: room is left for the answer,
+      which matters once the gateway capped max_tokens) and 24576 (Gemini 2.5 Flash's
+      largest), ``includeThoughts``: true}; ``adaptive`` and ``disabled`` leave the model's
+      default (a Gemini 2.5 Pro cannot turn thinking off).
     - Anthropic-only fields (cache_control, metadata, context_management, output_config ...)
       are not sent.
 
@@ -162,14 +176,28 @@ def _tool_config(choice: a.ToolChoice, declarations: list[FunctionDeclaration]) 
 
 
 def _generation_config(request: a.MessagesRequest) -> GenerationConfig | UnsetType:
+    stops = request.stop_sequences or []
+    if len(stops) > MAX_STOP_SEQUENCES:
+        logger.warning(
+            "Gemini takes at most %d stop_sequences: %d dropped", MAX_STOP_SEQUENCES, len(stops) - MAX_STOP_SEQUENCES
+        )
     config = GenerationConfig(
         max_output_tokens=request.max_tokens,
         temperature=request.temperature,
         top_p=request.top_p,
         top_k=request.top_k,
-        stop_sequences=request.stop_sequences if request.stop_sequences else UNSET,
+        stop_sequences=stops[:MAX_STOP_SEQUENCES] if stops else UNSET,
     )
     thinking = request.thinking
     if thinking is not UNSET and thinking.type == "enabled":
-        config.thinking_config = ThinkingConfig(include_thoughts=True, thinking_budget=thinking.budget_tokens)
+        budget = _thinking_budget(thinking.budget_tokens, request.max_tokens)
+        config.thinking_config = ThinkingConfig(include_thoughts=True, thinking_budget=budget)
     return UNSET if config == GenerationConfig() else config
+
+
+def _thinking_budget(budget: int | UnsetType, max_tokens: int | UnsetType) -> int | UnsetType:
+    """``budget`` (tokens) within 0 .. MAX_THINKING_BUDGET and below ``max_tokens``."""
+    if budget is UNSET:
+        return UNSET
+    limit = MAX_THINKING_BUDGET if max_tokens is UNSET else min(MAX_THINKING_BUDGET, max_tokens - 1)
+    return max(0, min(budget, limit))
