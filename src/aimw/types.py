@@ -29,7 +29,10 @@ class StreamTranslator(Protocol):
     provider broke off (``b""`` when the answer was already complete). What the stream said
     is readable as it goes: ``usage`` (cumulative, tokens), ``model`` (the provider's, once
     named), ``has_content`` (a content block was emitted), ``error`` (an in-stream error, for
-    the log). ``rewrites_headers`` is False for a stream passed through byte for byte.
+    the log). ``cut`` turns True once the translator itself ended the stream with ``event:
+    error`` before the provider's body ended (an oversized or unreadable event, a translated
+    provider's in-stream error): it writes nothing more, so the rest of the body need not be
+    read. ``rewrites_headers`` is False for a stream passed through byte for byte.
     """
 
     rewrites_headers: bool
@@ -45,6 +48,9 @@ class StreamTranslator(Protocol):
 
     @property
     def error(self) -> str | None: ...
+
+    @property
+    def cut(self) -> bool: ...
 
     def feed(self, chunk: bytes) -> bytes: ...
 

@@ -15,7 +15,8 @@ security tests need an upstream to misbehave.
   request's body (or head, for an early answer), else ``default``.
 
 Requests are recorded when their head arrives (``Seen.complete`` once the body was read), so
-"nothing reached the provider" means not even the headers; ``connections`` counts accepted
+"nothing reached the provider" means not even the headers; ``Seen.hung_up`` says the gateway
+closed the connection before the whole answer was written; ``connections`` counts accepted
 TCP connections. Every socket has a timeout, so no test can hang on this server.
 """
 
@@ -69,6 +70,7 @@ class Seen:
     framing: str = "none"  # content-length | chunked | none
     complete: bool = False  # the body was read to the end of its framing
     problems: list[str] = field(default_factory=list)
+    hung_up: bool = False  # the gateway closed the connection before the whole answer was written
 
     def values(self, name: str) -> list[str]:
         return [value for key, value in self.headers if key.lower() == name.lower()]
@@ -214,12 +216,12 @@ class HostileProvider:
                     self.requests.append(seen)
                 if self.early:
                     answer = self._answer_for(seen)
-                    self._write(sock, answer)
+                    self._write(sock, answer, seen)
                     _read_body(reader, seen)
                 else:
                     _read_body(reader, seen)
                     answer = self._answer_for(seen)
-                    self._write(sock, answer)
+                    self._write(sock, answer, seen)
                 if answer.close or not seen.complete:
                     return
         except (OSError, ValueError):
@@ -227,7 +229,14 @@ class HostileProvider:
         finally:
             _quietly_close(sock)
 
-    def _write(self, sock: socket.socket, answer: Answer) -> None:
+    def _write(self, sock: socket.socket, answer: Answer, seen: Seen) -> None:
+        try:
+            self._send_answer(sock, answer)
+        except ConnectionError:  # reset or broken pipe: the peer closed its end
+            seen.hung_up = True
+            raise
+
+    def _send_answer(self, sock: socket.socket, answer: Answer) -> None:
         lines = [f"HTTP/1.1 {answer.status} Hostile"] + [f"{name}: {value}" for name, value in answer.headers]
         if answer.parts is None:
             lines.append(f"Content-Length: {len(answer.body)}")

@@ -9,6 +9,7 @@ import pytest
 
 from aimw.exchange import Usage, exchange_of
 from aimw.middleware.sse_rewrite import SSERewriteMiddleware
+from aimw.sse import DEFAULT_MAX_EVENT_SIZE
 from aimw.translators.anthropic import ANTHROPIC_MESSAGES
 from aimw.translators.openai_chat import OpenAIChat
 from aimw.upstream import UpstreamBrokeOff
@@ -24,6 +25,8 @@ from tests.asgi_helpers import (
 from tests.shared_data import KONG
 
 pytestmark = pytest.mark.anyio
+
+GUARD = 10  # seconds: a hang guard only, never an assertion about speed
 
 CHAT_SSE = (KONG / "openai" / "stream-captures" / "chat-good.sse").read_bytes()
 CHAT_TEXT = "".join(
@@ -350,3 +353,47 @@ async def test_a_gateway_failure_mid_stream_ends_with_an_error_event():
     assert names[0] == "message_start" and names[-1] == "error"
     assert send.complete
     assert exchange_of(scope).error == "internal gateway error (KeyError)"
+
+
+START_ANTHROPIC = PROVIDER_ERROR_ANTHROPIC.split(b"\n\n")[0] + b"\n\n"
+OVERSIZED_EVENT = b"event: content_block_delta\ndata: " + b"x" * (DEFAULT_MAX_EVENT_SIZE + 1)
+
+
+@pytest.mark.parametrize(
+    "wire_format, pieces",
+    [
+        (OpenAIChat(), [chunk("Hi"), b"data: {not json\n\n"]),
+        (OpenAIChat(), [chunk("Hi"), b"data: " + b"x" * (DEFAULT_MAX_EVENT_SIZE + 1)]),
+        (ANTHROPIC_MESSAGES, [START_ANTHROPIC, OVERSIZED_EVENT]),
+    ],
+    ids=["chat-unreadable", "chat-oversized", "anthropic-oversized"],
+)
+async def test_a_cut_stream_ends_at_once_and_stops_the_provider(wire_format, pieces):
+    """Finding 7: once the translator cut the stream, the app below is stopped at the send of
+    that read (UpstreamApp then closes the provider's response) and the client's response ends
+    with the error event, although the provider would go on sending and never end."""
+    sent: list[bytes] = []
+    stopped: list[BaseException] = []
+
+    async def endless_provider(scope, receive, send):
+        await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"text/event-stream")]})
+        try:
+            for piece in [*pieces, *[chunk("after the cut")] * 3]:
+                sent.append(piece)
+                await send({"type": "http.response.body", "body": piece, "more_body": True})
+            await anyio.sleep_forever()
+        except Exception as exc:
+            stopped.append(exc)
+            raise
+
+    scope, send = http_scope(body=b"{}"), RecordingSend()
+    with anyio.fail_after(GUARD):
+        await SSERewriteMiddleware(endless_provider, wire_format=wire_format)(
+            scope, ScriptedReceive([b"{}"], disconnect_now=True), send
+        )
+
+    assert sent == pieces  # nothing after the read that cut the stream was asked for
+    assert len(stopped) == 1
+    assert send.complete
+    assert [name for name, _ in sse_events(send.body)][-1] == "error"
+    assert exchange_of(scope).error.startswith("api_error: ")

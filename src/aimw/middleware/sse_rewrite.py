@@ -4,7 +4,10 @@ and records what the stream said (usage, model, first token, in-stream errors).
 Each upstream read becomes at most one ASGI ``send`` of the Anthropic events it completed;
 nothing is buffered beyond a partial event. A failure after the stream began (the upstream's,
 or the gateway's own) ends the client's stream with an Anthropic ``event: error``. For Anthropic's own format the
-bytes and headers pass unchanged, cut only at event boundaries.
+bytes and headers pass unchanged, cut only at event boundaries. A stream its translator cut
+(an oversized or unreadable event, a provider's in-stream error) is read no further: the app
+below is stopped, which closes the upstream response and frees its connection, then the
+client's response ends with the error event, however long the provider would have gone on.
 """
 
 from __future__ import annotations
@@ -24,6 +27,16 @@ _DROPPED_HEADERS = frozenset(
     (b"content-length", b"content-type", b"content-encoding", b"transfer-encoding", b"cache-control")
 )
 _STREAM_HEADERS = ((b"content-type", b"text/event-stream; charset=utf-8"), (b"cache-control", b"no-cache"))
+
+
+class _Cut(Exception):
+    """Raised from ``send`` through the app below once the translator cut the stream: the
+    upstream app closes its response whatever ends its relay. ``tail``: the last bytes for
+    the client (whole events, then the error event)."""
+
+    def __init__(self, tail: bytes) -> None:
+        super().__init__("the stream translator cut the stream")
+        self.tail = tail
 
 
 class SSERewriteMiddleware:
@@ -69,6 +82,8 @@ class SSERewriteMiddleware:
             if not exchange.first_token_ns and stream.has_content:
                 exchange.first_token_ns = time.monotonic_ns()
             more_body = message.get("more_body", False)
+            if more_body and stream.cut:
+                raise _Cut(body)
             if not more_body:
                 body += stream.finish()
                 finished = True
@@ -77,6 +92,8 @@ class SSERewriteMiddleware:
 
         try:
             await self.app(scope, receive, rewriting_send)
+        except _Cut as cut:
+            await send({"type": "http.response.body", "body": cut.tail, "more_body": False})
         except Exception as exc:
             if stream is None or finished:
                 raise

@@ -106,9 +106,9 @@ class AnthropicEventStream:
     """An Anthropic event stream passed on (a :class:`~aimw.types.StreamTranslator` that
     rewrites nothing). After ``message_stop`` or the provider's own ``event: error`` a failure
     adds no error event. Each byte is scanned once; an event past ``max_event_size`` bytes
-    ends the stream with ``event: error``."""
+    ends the stream with ``event: error`` (``cut``: nothing more is passed)."""
 
-    __slots__ = ("_cut", "_decoder", "_held", "_held_size", "_max", "done", "error", "has_content", "model", "usage")
+    __slots__ = ("_decoder", "_held", "_held_size", "_max", "cut", "done", "error", "has_content", "model", "usage")
 
     rewrites_headers = False
 
@@ -116,7 +116,7 @@ class AnthropicEventStream:
         self._held: list[bytes] = []  # bytes after the last whole event, as they came
         self._held_size = 0
         self._max = max_event_size
-        self._cut = False  # ended here: an event was too large
+        self.cut = False  # ended here: an event was too large
         self.done = False
         self.usage = Usage()
         self.model: str | None = None
@@ -125,7 +125,7 @@ class AnthropicEventStream:
         self._decoder = SSEDecoder(max_event_size)
 
     def feed(self, chunk: bytes) -> bytes:
-        if not chunk or self._cut:
+        if not chunk or self.cut:
             return b""
         held = self._held
         before = held[-1][-3:] if held else b""  # a blank line may straddle two reads
@@ -142,7 +142,7 @@ class AnthropicEventStream:
         return released + self._read(released)
 
     def finish(self) -> bytes:
-        if self._cut:
+        if self.cut:
             return b""
         tail = b"".join(self._held)
         self._held, self._held_size = [], 0
@@ -167,7 +167,7 @@ class AnthropicEventStream:
     def _too_large(self) -> bytes:
         message = f"upstream provider sent a stream event larger than {self._max} bytes"
         out = self.fail("api_error", message)
-        self.error, self.done, self._cut = f"api_error: {message}", True, True
+        self.error, self.done, self.cut = f"api_error: {message}", True, True
         self._held, self._held_size = [], 0
         return out
 

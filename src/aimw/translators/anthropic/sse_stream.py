@@ -46,6 +46,11 @@ class SSEStreamTranslator:
     def done(self) -> bool:
         return self.writer.done
 
+    @property
+    def cut(self) -> bool:
+        """True once an ``event: error`` ended the stream (too large, unreadable, the provider's)."""
+        return self.writer.error is not None
+
     def feed(self, chunk: bytes) -> bytes:
         if self.writer.done:
             return b""
