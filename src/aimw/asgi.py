@@ -83,6 +83,14 @@ def with_headers(
     return kept
 
 
+def connection_options(headers: Iterable[tuple[bytes, bytes]]) -> frozenset[bytes]:
+    """The field names the ``Connection`` header lists (lower-case; empty without one): they
+    are hop-by-hop, for this connection only, and never go on (RFC 9110 §7.6.1)."""
+    return frozenset(
+        token.strip().lower() for name, value in headers if name == b"connection" for token in value.split(b",")
+    )
+
+
 def header_value(headers: Iterable[tuple[bytes, bytes]], name: bytes) -> bytes | None:
     """The first value of header ``name`` (lower-case) or None."""
     for key, value in headers:

@@ -110,6 +110,26 @@ async def test_request_becomes_a_chat_completions_request(path, query):
     assert exchange.messages_request is not None and exchange.messages_request.stream is True
 
 
+async def test_headers_named_in_connection_stay_with_the_client():
+    """On the allowlist (user-agent) or added to it (x-trace), a header the client's
+    ``Connection`` names is hop-by-hop (RFC 9110 §7.6.1): it does not go on."""
+    inner = InnerApp(body=good_completion())
+    body = messages_body()
+    headers = [
+        *CLIENT_HEADERS,
+        (b"connection", b"keep-alive, User-Agent , x-trace"),
+        (b"x-trace", b"t1"),
+        (b"x-request-id", b"r1"),
+    ]
+    await call(translate(inner, extra_forwarded_headers=[b"x-trace"]), http_scope(headers=headers, body=body), [body])
+
+    assert inner.calls == 1
+    assert inner.header_values(b"user-agent") == []
+    assert inner.header_values(b"x-trace") == []
+    assert inner.header_values(b"connection") == []
+    assert inner.header_values(b"x-request-id") == [b"r1"]
+
+
 async def test_model_falls_back_to_the_clients_then_the_providers_default():
     inner = InnerApp(body=good_completion())
     app = translate(inner, model=None)

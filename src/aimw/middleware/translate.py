@@ -24,7 +24,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable
 
-from aimw.asgi import ClientDisconnected, answer_error, replay_body, request_body
+from aimw.asgi import ClientDisconnected, answer_error, connection_options, replay_body, request_body
 from aimw.errors import GatewayError, where_it_failed
 from aimw.exchange import exchange_of
 from aimw.middleware.translate_answer import TranslatedAnswer, anthropic_error_for
@@ -170,6 +170,12 @@ class TranslateMiddleware:
         await self.app(upstream_scope, replay_body(upstream.body, receive), answer.send)
 
     def _forwarded(self, headers: Headers) -> Headers:
-        """The client's headers on the allowlist (names, then name prefixes)."""
+        """The client's headers on the allowlist (names, then name prefixes), but for those its
+        ``Connection`` header names (hop-by-hop: the client's connection's own)."""
         names, prefixes = self.forwarded_headers, self.forwarded_prefixes
-        return [(name, value) for name, value in headers if name in names or (prefixes and name.startswith(prefixes))]
+        hop_by_hop = connection_options(headers)
+        return [
+            (name, value)
+            for name, value in headers
+            if (name in names or (prefixes and name.startswith(prefixes))) and name not in hop_by_hop
+        ]

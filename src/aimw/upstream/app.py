@@ -10,7 +10,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from aimw.asgi import ClientDisconnected, read_body
+from aimw.asgi import ClientDisconnected, connection_options, read_body
 from aimw.errors import GatewayError
 from aimw.exchange import Attempt, Exchange, exchange_of
 from aimw.types import Headers, Receive, Scope, Send
@@ -177,10 +177,8 @@ def forwarded_headers(headers: Headers) -> Headers:
     """The request headers that go upstream: without hop-by-hop fields, framing, and the
     fields the client's ``Connection`` names (RFC 9110 §7.6.1), plus ``Accept-Encoding:
     identity`` so the answer's bytes pass unchanged."""
-    dropped: frozenset[bytes] | set[bytes] = _NOT_FORWARDED
-    for name, value in headers:
-        if name == b"connection":
-            dropped = {*dropped, *(token.strip().lower() for token in value.split(b","))}
+    named = connection_options(headers)
+    dropped = _NOT_FORWARDED | named if named else _NOT_FORWARDED
     kept = [(name, value) for name, value in headers if name not in dropped]
     kept.append((b"accept-encoding", b"identity"))
     return kept
