@@ -13,6 +13,7 @@ from collections.abc import Callable
 
 import pytest
 
+from aimw.errors import register_secret
 from aimw.exchange import Attempt, Usage, exchange_of
 from aimw.middleware.observe import ObserveMiddleware
 from aimw.middleware.sse_rewrite import SSERewriteMiddleware
@@ -340,6 +341,16 @@ async def test_credentials_in_the_query_are_redacted(tmp_path):
     assert line["request"]["uri"] == "/v1beta/models?key=REDACTED&alt=sse&access_token=REDACTED"
 
 
+async def test_query_credentials_are_redacted_whatever_their_case(tmp_path):
+    log = tmp_path / "aimw.log"
+    app = observed(gateway([b""], b"text/plain", mode=None), log)
+    await call(app, http_scope("GET", "/v1/models", query=b"API_KEY=QS3cretOne&Password=QS3cretTwo&Alt=sse"))
+    text = log.read_text()
+    assert "QS3cretOne" not in text and "QS3cretTwo" not in text
+    [line] = read_lines(log)
+    assert line["request"]["querystring"] == {"API_KEY": "REDACTED", "Password": "REDACTED", "Alt": "sse"}
+
+
 def failed_over(scope: Scope) -> None:
     """Two attempts: the first timed out, the second (another host, a query credential) answered."""
     translating()(scope)
@@ -388,6 +399,22 @@ async def test_tried_targets_and_upstream_uri_after_a_failover(tmp_path):
         "upstream_uri": "/v1beta/models/gemini-2.5-flash:streamGenerateContent",
         "route_type": "llm/v1/chat",
     }
+
+
+async def test_a_credential_quoted_in_a_failure_is_redacted(tmp_path):
+    """A provider's error message (the failure of its attempt) may echo the configured key."""
+    key = "4d1f9c0b7e2a4c6d8f0b1a3c5e7d9f2b"  # 32 hex digits: no shape a pattern knows
+    register_secret(key)  # as aimw.credentials does for every configured credential
+
+    def echoed(scope: Scope) -> None:
+        translating("oneshot")(scope)
+        exchange_of(scope).attempts[-1].failure = f"invalid_key: the key {key} is not valid"
+
+    log = tmp_path / "aimw.log"
+    await call(observed(gateway([JSON_MESSAGE], b"application/json", fill=echoed), log), scope_for(), [REQUEST_BODY])
+    assert key not in log.read_text()
+    [tried] = read_lines(log)[0]["ai"]["proxy"]["tried_targets"]
+    assert tried["failure"] == "invalid_key: the key [REDACTED] is not valid"
 
 
 async def test_log_meta_fields_join_the_meta(tmp_path):
@@ -444,6 +471,25 @@ async def test_an_unexpected_failure_still_writes_a_line(tmp_path):
     assert line["response"]["status"] == 500
     assert line["ai"]["proxy"]["meta"]["error"] == "RuntimeError in the gateway"
     assert line["request"]["size"] == len(REQUEST_BODY)
+
+
+async def test_a_line_that_cannot_be_encoded_leaves_a_minimal_one(tmp_path, caplog):
+    def unencodable(scope: Scope) -> None:
+        translating("oneshot")(scope)
+        exchange_of(scope).log_meta["azure_instance_id"] = 2**64  # orjson refuses integers past 64 bits
+
+    log = tmp_path / "aimw.log"
+    app = observed(gateway([JSON_MESSAGE], b"application/json", fill=unencodable), log)
+    response = await call(app, scope_for(), [REQUEST_BODY])
+    assert response.status == 200 and response.body == JSON_MESSAGE
+    [line] = read_lines(log)  # one line, valid JSON
+    assert line["request"] == {"method": "POST", "uri": "/v1/messages"}
+    assert line["response"] == {"status": 200}
+    assert isinstance(line["started_at"], int)
+    meta = line["ai"]["proxy"]["meta"]
+    assert meta["error"].startswith("the log line could not be encoded: ")
+    assert meta["plugin_id"] == KongFileLog(str(log)).plugin_id
+    assert "aimw log line not encodable" in caplog.text
 
 
 async def test_an_unwritable_log_never_breaks_the_gateway(tmp_path, caplog):

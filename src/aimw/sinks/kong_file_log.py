@@ -21,7 +21,7 @@ A line (sources: Kong docs, "File Log" plugin log format, and "AI Gateway" analy
 
 ``prompt_tokens`` counts every input token (input + cache read + cache creation), as
 OpenAI and Kong do. Credentials in headers and in the query (``key``, ``api_key``,
-``access_token`` …) are replaced by ``REDACTED``.
+``access_token`` …, names in any case) are replaced by ``REDACTED``.
 """
 
 from __future__ import annotations
@@ -157,7 +157,8 @@ class KongFileLog:
 
 
 def _tried_target(attempt: Attempt) -> dict[str, Any]:
-    """Kong's tried_targets entry, plus ``failure`` on a failed attempt."""
+    """Kong's tried_targets entry, plus ``failure`` on a failed attempt (redacted: it may
+    quote a provider's error message, which may echo a credential)."""
     target: dict[str, Any] = {
         "provider": attempt.provider,
         "model": attempt.model,
@@ -169,7 +170,7 @@ def _tried_target(attempt: Attempt) -> dict[str, Any]:
         "route_type": attempt.route_type,
     }
     if attempt.failure is not None:
-        target["failure"] = attempt.failure
+        target["failure"] = redact(attempt.failure)
     return target
 
 
@@ -188,10 +189,12 @@ def _upstream_uri(attempt: Attempt) -> str:
 
 
 def _querystring(query: str) -> dict[str, list[str]]:
-    """The parsed query with credential parameters (Google's ``key`` …) replaced by REDACTED."""
+    """The parsed query with credential parameters (Google's ``key`` …, in any case:
+    ``API_KEY``, ``Password``) replaced by REDACTED."""
     parsed = parse_qs(query, keep_blank_values=True)
-    for name in parsed.keys() & REDACTED_QUERY_PARAMETERS:
-        parsed[name] = ["REDACTED"] * len(parsed[name])
+    for name, values in parsed.items():
+        if name.lower() in REDACTED_QUERY_PARAMETERS:
+            parsed[name] = ["REDACTED"] * len(values)
     return parsed
 
 
