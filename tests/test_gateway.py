@@ -332,6 +332,25 @@ async def test_no_credential_sends_none(log_settings):
     assert_no_client_credentials_or_anthropic_headers(transport.request)
 
 
+async def test_a_recipes_forward_headers_join_the_allowlist(log_settings):
+    """Finding 8, settable per recipe: the recipe's names and AIMW_FORWARD_HEADERS' both go
+    on, in any case; any other client header still does not."""
+    transport = RecordingTransport()
+    settings = log_settings(AIMW_FORWARD_HEADERS="X-Operator")
+    app = translated_gateway(
+        HUGGINGFACE, settings, secret="provider-secret-key", transport=transport, forward_headers=("X-Recipe",)
+    )
+    headers = [*CLIENT_HEADERS, (b"x-recipe", b"r1"), (b"x-operator", b"o1"), (b"x-other", b"x1")]
+    response = await post(app, body=messages(max_tokens=5), headers=headers)
+    await upstream_of(app).transport.close()
+
+    assert response.status == 200, response.body
+    assert header_values(transport.request, "x-recipe") == ["r1"]
+    assert header_values(transport.request, "x-operator") == ["o1"]
+    assert header_values(transport.request, "x-other") == []
+    assert_no_client_credentials_or_anthropic_headers(transport.request)
+
+
 # ================================================================ passthrough_gateway
 
 TEXT_SSE = (KONG / "anthropic" / "stream-captures" / "messages-stream-text.sse").read_bytes()

@@ -124,6 +124,30 @@ def test_malformed_values_are_refused_naming_the_variable(name, value):
     assert isinstance(caught.value, SystemExit)  # stops the process at start
 
 
+@pytest.mark.parametrize(
+    ("value", "entry"),
+    [
+        ("gw.example:8000", "gw.example:8000"),
+        ("gw.internal, gw.example:8000", "gw.example:8000"),
+        ("[::1]:8000", "[::1]:8000"),
+        ("fd00::7", "fd00::7"),
+    ],
+)
+def test_an_allowed_host_with_a_port_is_refused(value, entry):
+    """A Host's port is not compared: an entry with one would silently never match."""
+    with pytest.raises(ConfigurationError) as caught:
+        Settings.from_env({"AIMW_ALLOWED_HOSTS": value})
+    message = str(caught.value)
+    assert "AIMW_ALLOWED_HOSTS" in message
+    assert "without a port" in message
+    assert repr(entry) in message
+
+
+def test_allowed_hosts_without_ports_are_kept():
+    settings = Settings.from_env({"AIMW_ALLOWED_HOSTS": "gw.example, [fd00::7], 10.0.0.7, *"})
+    assert settings.allowed_hosts == ("gw.example", "[fd00::7]", "10.0.0.7", "*")
+
+
 @pytest.mark.parametrize("url", ["http://user:pass@127.0.0.1:1", "https://token@api.example.com"])
 def test_an_upstream_url_with_userinfo_is_refused_without_echoing_it(url):
     """Issue 8, finding 12: user:pass@ broke every request and reached the log."""

@@ -7,6 +7,7 @@ the same way.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import TypedDict
 
 import httpx
@@ -39,6 +40,7 @@ def translated_gateway(
     transport: httpx.AsyncBaseTransport | None = None,
     default_max_tokens: int | None = None,
     default_temperature: float | None = None,
+    forward_headers: Iterable[str] = (),
 ) -> ASGIApp:
     """Observe > ClientGuard > AnthropicEndpoints > StripFields > Translate > SSERewrite >
     ProviderAuth > Upstream for ``provider``.
@@ -48,8 +50,11 @@ def translated_gateway(
     max_tokens; AIMW_TEMPERATURE (else ``default_temperature``) overrides temperature.
     ``secret`` is the provider's key, sent as its kind of credential; ``credential`` a
     Credential object instead (a token source: aimw.google_token); with neither, none is sent.
+    ``forward_headers``: the recipe's own client header names (any case) sent on besides
+    the allowlist, as AIMW_FORWARD_HEADERS adds the operator's.
     """
-    app: ASGIApp = _leg(provider, settings, credential or provider.credential_for(secret), transport=transport)
+    credential = credential or provider.credential_for(secret)
+    app: ASGIApp = _leg(provider, settings, credential, transport=transport, forward_headers=forward_headers)
     app = StripFieldsMiddleware(
         app,
         drop=("model",),
@@ -91,9 +96,11 @@ def _leg(
     credential: Credential | None,
     *,
     transport: httpx.AsyncBaseTransport | None = None,
+    forward_headers: Iterable[str] = (),
 ) -> ASGIApp:
     """Translate > SSERewrite > ProviderAuth > Upstream: one target's leg. A pass-through
-    leg without a credential lets the client's own credentials pass."""
+    leg without a credential lets the client's own credentials pass. The client headers
+    named in AIMW_FORWARD_HEADERS and ``forward_headers`` join the allowlist."""
     app: ASGIApp = UpstreamApp(
         settings.base_url(provider.base_url),
         provider_name=provider.name,
@@ -111,7 +118,9 @@ def _leg(
         default_model=provider.default_model,
         model=settings.model,
         log_meta=dict(provider.log_meta),
-        extra_forwarded_headers=[name.encode("latin-1") for name in settings.forward_headers],
+        extra_forwarded_headers=[
+            name.lower().encode("latin-1") for name in (*settings.forward_headers, *forward_headers)
+        ],
     )
 
 

@@ -43,8 +43,8 @@ class Settings:
     client_body_timeout: ``AIMW_CLIENT_BODY_TIMEOUT`` (seconds) for a client to send its body.
     pool_timeout: ``AIMW_POOL_TIMEOUT`` (seconds) to wait for a free upstream connection.
     upstream_max_connections: ``AIMW_UPSTREAM_MAX_CONNECTIONS``, the upstream pool's size.
-    allowed_hosts: ``AIMW_ALLOWED_HOSTS`` (comma-separated), Host values accepted besides
-        localhost, 127.0.0.1 and [::1]; ``*`` accepts any.
+    allowed_hosts: ``AIMW_ALLOWED_HOSTS`` (comma-separated), Host names accepted besides
+        localhost, 127.0.0.1 and [::1], without a port (any port is accepted); ``*`` accepts any.
     allowed_origins: ``AIMW_ALLOWED_ORIGINS`` (comma-separated), browser Origins accepted.
     forward_paths: ``AIMW_FORWARD_PATHS`` (comma-separated ``METHOD /path``), routes the
         pass-through forwards besides the Messages API's.
@@ -86,7 +86,7 @@ class Settings:
             upstream_max_connections=max(
                 _number("AIMW_UPSTREAM_MAX_CONNECTIONS", int, environ, DEFAULT_UPSTREAM_MAX_CONNECTIONS), 1
             ),
-            allowed_hosts=_list("AIMW_ALLOWED_HOSTS", environ),
+            allowed_hosts=_hosts("AIMW_ALLOWED_HOSTS", environ),
             allowed_origins=_list("AIMW_ALLOWED_ORIGINS", environ),
             forward_paths=_routes("AIMW_FORWARD_PATHS", environ),
             forward_headers=tuple(name.lower() for name in _list("AIMW_FORWARD_HEADERS", environ)),
@@ -155,6 +155,20 @@ def _upstream_url(environ: Mapping[str, str]) -> str | None:
 def _list(name: str, environ: Mapping[str, str]) -> tuple[str, ...]:
     value = optional_env(name, environ) or ""
     return tuple(item.strip() for item in value.split(",") if item.strip())
+
+
+def _hosts(name: str, environ: Mapping[str, str]) -> tuple[str, ...]:
+    """Host names without a port: a Host header's port is not compared, so an entry with one
+    would never match (an IPv6 address goes in brackets, ``[::1]``)."""
+    hosts = _list(name, environ)
+    for host in hosts:
+        name_part = host[host.find("]") + 1 :] if host.startswith("[") else host
+        if ":" in name_part:
+            raise ConfigurationError(
+                f"aimw: {name} takes host names without a port (any port is accepted; an IPv6 address "
+                f"goes in brackets), got {host!r}"
+            )
+    return hosts
 
 
 def _routes(name: str, environ: Mapping[str, str]) -> tuple[tuple[str, str], ...]:
