@@ -453,6 +453,26 @@ def test_1_headers_named_in_connection_are_hop_by_hop(smuggle, case):
     assert "connection" not in seen.names() or seen.header("connection").lower() in ("keep-alive", "close")
 
 
+def test_1_allowlisted_headers_named_in_connection_are_hop_by_hop_too(passthrough, case):
+    """The pass-through's allowlist has ``anthropic-beta`` and ``x-stainless-*``; named in
+    ``Connection`` they are the client connection's own, and stop at the gateway."""
+    body = body_of(case)
+    headers = [
+        *raw_headers(case),
+        ("Connection", "keep-alive, Anthropic-Beta, x-stainless-hop"),
+        ("Anthropic-Beta", "hop-only-2025-01-01"),
+        ("X-Stainless-Hop", "1"),
+        ("X-Stainless-Lang", "python"),
+    ]
+    data = request_bytes("POST", "/v1/messages", passthrough.port, body=body, headers=headers)
+
+    assert_message(answered(raw_request(passthrough.port, data)))
+    (seen,) = wait_for(passthrough.fake.seen, RAW_TIMEOUT, "the forwarded request")
+    assert not seen.names() & {"anthropic-beta", "x-stainless-hop"}, seen.headers
+    assert seen.header("x-stainless-lang") == "python"  # on the allowlist and not named: it goes on
+    assert seen.header("anthropic-version") == "2023-06-01"
+
+
 def test_1_two_clients_after_an_early_answer_stay_two_requests(smuggle, case):
     """Client A's chunked upload (sent in two parts) is answered early; client B's request
     then reaches the provider as its own request, never as the tail of A's body."""
@@ -753,11 +773,12 @@ def endless_line(first: bytes, gate: threading.Event) -> Answer:
     return Answer(200, SSE_HEADERS, parts=tuple(parts))
 
 
-def read_until_error_event(response: httpx.Response, budget: float) -> dict:
-    """The data of the first ``event: error`` of the stream (bounded by ``budget`` seconds)."""
+def read_until_error_event(chunks: Iterator[bytes], budget: float) -> dict:
+    """The data of the first ``event: error`` of a stream's ``chunks`` (bounded by ``budget``
+    seconds); the chunks after the one holding it are left unread."""
     deadline = time.monotonic() + budget
     buffer = bytearray()
-    for chunk in response.iter_raw():
+    for chunk in chunks:
         buffer += chunk
         start = buffer.find(b"event: error\n")
         if start >= 0:
@@ -769,6 +790,15 @@ def read_until_error_event(response: httpx.Response, budget: float) -> dict:
     raise AssertionError(f"the stream ended without event: error: {bytes(buffer[-300:])!r}")
 
 
+def read_to_the_end(chunks: Iterator[bytes]) -> bytes:
+    """The rest of a stream's ``chunks``; fails when the stream stays open past the client's
+    read timeout (a hang guard)."""
+    try:
+        return b"".join(chunks)
+    except httpx.ReadTimeout:
+        raise AssertionError("the stream stayed open after its event: error") from None
+
+
 CHAT_FIRST_CHUNK = (
     b'data: {"id":"c1","object":"chat.completion.chunk","created":1,"model":"m",'
     b'"choices":[{"index":0,"delta":{"role":"assistant","content":"Hi"},"finish_reason":null}]}\n\n'
@@ -777,6 +807,8 @@ CHAT_FIRST_CHUNK = (
 
 @pytest.mark.parametrize("served", ["translated", "passthrough"], indirect=True)
 def test_7_an_oversized_event_ends_the_stream_in_time(served, case):
+    """The error event ends the client's response while the provider still holds its stream
+    open, and the gateway closes the provider's connection (no pool slot stays held)."""
     gate = served.fake.gate()
     first = (
         CHAT_FIRST_CHUNK
@@ -795,13 +827,19 @@ def test_7_an_oversized_event_ends_the_stream_in_time(served, case):
         ) as streamed,
     ):
         assert streamed.status_code == 200
-        error = read_until_error_event(streamed, 20.0)
-        assert not gate.is_set()  # the provider is still held: the error came well before its end
+        chunks = streamed.iter_raw()
+        error = read_until_error_event(chunks, 20.0)
+        rest = read_to_the_end(chunks)
+        assert not gate.is_set()  # the provider is still held: the stream ended well before its answer did
         second = post(served, "/v1/messages", body_of(case + "-second"), case + "-second", timeout=RAW_TIMEOUT)
         gate.set()
+        (big,) = served.fake.seen_with(case + "-big")
+        # while the client still holds its connection (its departure would close the provider's too)
+        wait_for(lambda: big.hung_up, RAW_TIMEOUT, "the provider to find its connection closed by the gateway")
 
     assert error["type"] == "error"
     assert "large" in error["error"]["message"].lower(), error
+    assert rest.strip() == b"", rest[:300]  # nothing after the error event
     assert_message(second)
 
 
@@ -860,6 +898,19 @@ def test_9_an_echoed_azure_key_is_redacted(azure, case):
 
     assert_http_error(response, 401, "authentication_error")
     assert_key_hidden(AZURE_KEY, response.content, list(response.headers.items()), azure.gateway, case)
+
+
+def test_9_a_key_echoed_in_a_2xx_error_body_is_redacted_in_tried_targets(azure, case):
+    """A 200 answer that is only an error object: its message becomes the attempt's failure."""
+    echo = {"error": {"code": "invalid_key", "message": f"the key {AZURE_KEY} is not valid for this resource"}}
+    azure.fake.on(case, json_answer(json.dumps(echo).encode()))
+
+    response = post(azure, "/v1/messages", body_of(case), case)
+
+    assert_http_error(response, 502, "api_error")
+    assert_key_hidden(AZURE_KEY, response.content, list(response.headers.items()), azure.gateway, case)
+    (tried,) = log_line(azure.gateway, case)["ai"]["proxy"]["tried_targets"]
+    assert "[REDACTED]" in tried["failure"], tried
 
 
 def test_9_an_echoed_gateway_key_is_redacted_in_the_passthrough(passthrough, case):

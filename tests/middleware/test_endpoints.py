@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import pytest
 
+from aimw.errors import GatewayError
 from aimw.exchange import exchange_of
-from aimw.middleware.endpoints import AnthropicEndpoints
+from aimw.middleware.endpoints import AnthropicEndpoints, canonical_path
 from tests.asgi_helpers import InnerApp, RecordingSend, ScriptedReceive, call, http_scope, split_at
 from tests.shared_data import CORPUS
 
@@ -106,6 +107,48 @@ async def test_other_endpoints_are_404(method, path):
     assert path in message
     assert inner.calls == 0
     assert exchange_of(scope).error == f"not_found_error: {message}"
+
+
+@pytest.mark.parametrize(
+    "raw", [b"/v1/messages", b"/anything/v1/messages", b"/v1/messages/count_tokens", b"/v1/files/file%2Dx", b"/"]
+)
+def test_canonical_path_keeps_what_it_accepts(raw):
+    assert canonical_path({"path": "/ignored", "raw_path": raw}) == raw.decode()
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b"/v1/%2e%2e/admin",
+        b"/v1/%2E/messages",
+        b"/v1%2fmessages",
+        b"/v1%2Fmessages",
+        b"/v1/%5cmessages",
+        b"/v1/messages%3bx",
+        b"/v1/messages%23x",
+        b"/v1\\messages",
+        b"/v1/messages;x",
+        b"/v1/messages#x",
+        b"/v1/./messages",
+        b"/v1/x/../messages",
+        b"/v1/messages/.",
+        b"/v1/messages/..",
+        b"/v1//messages",
+        b"v1/messages",
+        b"*",
+    ],
+)
+def test_canonical_path_refuses_other_spellings(raw):
+    """Finding 4: a spelling the provider would normalise to another path than the one matched."""
+    with pytest.raises(GatewayError) as caught:
+        canonical_path({"path": "/v1/messages", "raw_path": raw})
+    assert (caught.value.status, caught.value.error_type) == (400, "invalid_request_error")
+
+
+def test_canonical_path_without_raw_path_checks_path():
+    assert canonical_path({"path": "/v1/messages"}) == "/v1/messages"
+    with pytest.raises(GatewayError):
+        canonical_path({"path": "/v1/x/../messages", "raw_path": None})
 
 
 async def test_count_tokens_with_a_bad_body_is_400():
