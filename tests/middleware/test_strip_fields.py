@@ -338,3 +338,12 @@ async def test_parsed_rules_refuse_a_body_that_is_no_messages_request():
 def test_parsed_rules_name_fields_of_a_messages_request():
     with pytest.raises(ValueError, match="frequency_penalty"):
         StripFieldsMiddleware(InnerApp(), set={"frequency_penalty": 1}, parsed=True)
+
+
+async def test_parsed_rules_say_a_deeply_nested_body_is_nested_too_deeply():
+    inner = InnerApp()
+    body = b'{"model": "m", "messages": ' + b"[" * 10_000 + b"]" * 10_000 + b"}"
+    response = await call(middleware(inner, parsed=True), http_scope(body=body), [body])
+    assert response.status == 400
+    assert response.json()["error"]["message"] == "request body is nested too deeply"
+    assert inner.calls == 0

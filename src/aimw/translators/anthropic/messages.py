@@ -193,9 +193,22 @@ def decode_request(body: bytes) -> MessagesRequest:
     except RecursionError:
         raise GatewayError(400, "request body is nested too deeply") from None
     except msgspec.ValidationError as exc:
+        if _too_deep(body):  # the typed decode stopped at the first wrong type, before the depth limit
+            raise GatewayError(400, "request body is nested too deeply") from None
         raise GatewayError(400, f"invalid Messages request: {exc}") from None
     except msgspec.DecodeError as exc:
         raise GatewayError(400, f"request body is not valid JSON: {exc}") from None
+
+
+def _too_deep(body: bytes) -> bool:
+    """Whether ``body`` nests past msgspec's depth limit (checked on the error path only)."""
+    try:
+        msgspec.json.decode(body)
+    except RecursionError:
+        return True
+    except msgspec.DecodeError:
+        return False
+    return False
 
 
 def client_tools(request: MessagesRequest) -> list[Tool]:
