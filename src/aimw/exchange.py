@@ -55,6 +55,8 @@ class Attempt:
     status: the provider's HTTP status, None when it never answered.
     failure: why the attempt failed (an UpstreamFailure's reason, or the provider's status),
         None for a good answer.
+    failure_kind: the UpstreamFailure's ``kind`` (``unreachable``, ``timeout``, ``busy``,
+        ``broke_off``) when the upstream app raised one, else None.
     """
 
     provider: str
@@ -71,6 +73,7 @@ class Attempt:
     last_byte_ns: int = 0
     status: int | None = None
     failure: str | None = None
+    failure_kind: str | None = None
 
 
 @dataclass(slots=True)

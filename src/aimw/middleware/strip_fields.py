@@ -8,9 +8,10 @@ Two ways, chosen when the stack is built:
   an Anthropic upstream needs (fields aimw does not translate) survives. The edited body is
   kept at ``Exchange.request_body``, for the layers below and for every attempt.
 - the parsed request (``parsed=True``, a translated stack): the body is parsed once as a
-  Messages request, the rules are applied to that Struct and it is kept at
-  ``Exchange.messages_request``, which the wire format translates for every attempt; the
-  body itself is not re-encoded.
+  Messages request (or the one a layer above parsed is taken), the rules are applied to that
+  Struct and it is kept at ``Exchange.messages_request``, which the wire format translates;
+  the body itself is not re-encoded. Per-target rules (a leg's own StripFields under
+  FailoverMiddleware) edit the request as the layers above left it, on every try.
 """
 
 from __future__ import annotations
@@ -83,7 +84,9 @@ class StripFieldsMiddleware:
         try:
             body = await request_body(scope, receive, self.max_body_size)
             if self.parsed:
-                exchange_of(scope).messages_request = self.edit_request(decode_request(body), scope)
+                exchange = exchange_of(scope)
+                parsed = exchange.messages_request or decode_request(body)  # a layer above may have parsed it
+                exchange.messages_request = self.edit_request(parsed, scope)
             else:
                 body = self.edit(body, scope)
         except GatewayError as error:

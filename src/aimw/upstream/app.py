@@ -135,7 +135,7 @@ class UpstreamApp:
                     attempt.sent_ns = time.monotonic_ns()
                     await self._call(request, send, attempt, model_header)
             except UpstreamFailure as failure:
-                attempt.failure = failure.reason
+                attempt.failure, attempt.failure_kind = failure.reason, failure.kind
                 raise
         if departure.cancelled_us:
             attempt.failure = "client disconnected"

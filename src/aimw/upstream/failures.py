@@ -26,7 +26,10 @@ from aimw.asgi import ClientDisconnected
 
 
 class UpstreamFailure(Exception):
-    """An upstream attempt that gave no usable answer; ``reason`` names why (for the log)."""
+    """An upstream attempt that gave no usable answer; ``reason`` names why (for the log),
+    ``kind`` which branch of the tree it is (kept on the attempt, for failover)."""
+
+    kind = "failure"
 
     def __init__(self, reason: str) -> None:
         super().__init__(reason)
@@ -36,21 +39,31 @@ class UpstreamFailure(Exception):
 class UpstreamUnreachable(UpstreamFailure):
     """The provider could not be asked: connection refused, DNS, TLS or proxy failure."""
 
+    kind = "unreachable"
+
 
 class UpstreamTimeout(UpstreamFailure):
     """The provider sent nothing within the timeout (connecting, or between two reads)."""
+
+    kind = "timeout"
 
 
 class UpstreamBusy(UpstreamFailure):
     """Every pooled connection to the provider stayed busy past the pool timeout."""
 
+    kind = "busy"
+
 
 class UpstreamBrokeOff(UpstreamFailure):
     """The provider's answer began and stopped before its end (connection reset, cut body)."""
 
+    kind = "broke_off"
+
 
 class UpstreamStatusError(UpstreamFailure):
     """The provider answered ``status`` >= 400 with ``body`` (bytes, its own error shape)."""
+
+    kind = "status"
 
     def __init__(self, status: int, body: bytes) -> None:
         super().__init__(f"provider answered HTTP {status}")
