@@ -3,7 +3,7 @@
 from aimw.credentials import HeaderCredential, QueryCredential, bearer
 from aimw.errors import GatewayError
 from aimw.exchange import Attempt, Exchange, Figures, ObservedExchange, Usage, exchange_of
-from aimw.gateway import passthrough_gateway, translated_gateway
+from aimw.gateway import config_gateway, passthrough_gateway, translated_gateway
 from aimw.middleware.endpoints import AnthropicEndpoints
 from aimw.middleware.observe import ObserveMiddleware
 from aimw.middleware.provider_auth import ProviderAuthMiddleware
@@ -54,6 +54,7 @@ __all__ = [
     "WireFormat",
     "bearer",
     "choice_env",
+    "config_gateway",
     "exchange_of",
     "optional_env",
     "passthrough_gateway",

@@ -1,5 +1,6 @@
 """The standard stacks (DESIGN.md §1): :func:`translated_gateway` for a provider that
-speaks another wire format, :func:`passthrough_gateway` for Anthropic itself.
+speaks another wire format, :func:`passthrough_gateway` for Anthropic itself,
+:func:`config_gateway` for many targets from a Kong-schema configuration.
 
 Recipes call them; apps that want a different stack compose the middlewares themselves
 the same way.
@@ -7,13 +8,16 @@ the same way.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterable
-from typing import TypedDict
+from typing import TYPE_CHECKING, TypedDict
 
 import httpx
 
+from aimw.balancer import Balancer
 from aimw.middleware.client_guard import ClientGuard
 from aimw.middleware.endpoints import AnthropicEndpoints
+from aimw.middleware.failover import FailoverMiddleware, Leg
 from aimw.middleware.observe import ObserveMiddleware
 from aimw.middleware.provider_auth import ProviderAuthMiddleware
 from aimw.middleware.sse_rewrite import SSERewriteMiddleware
@@ -24,6 +28,9 @@ from aimw.settings import Settings
 from aimw.sinks import KongFileLog
 from aimw.types import ASGIApp, Credential
 from aimw.upstream import UpstreamApp
+
+if TYPE_CHECKING:
+    from aimw.config import GatewayConfig, TargetSpec
 
 
 class _FieldRules(TypedDict):
@@ -88,6 +95,109 @@ def passthrough_gateway(provider: Provider, settings: Settings, *, secret: str |
     app = StripFieldsMiddleware(app, **rules, max_body_size=settings.max_request_body_size)
     app = _endpoints(app, settings, forward_count_tokens=True, forward=settings.forward_paths)
     return _observed(app, settings)
+
+
+def config_gateway(
+    config: GatewayConfig,
+    settings: Settings,
+    *,
+    targets: list[TargetSpec] | None = None,
+    transport: httpx.AsyncBaseTransport | None = None,
+) -> ASGIApp:
+    """Observe > ClientGuard > AnthropicEndpoints > StripFields > Failover > one leg per
+    target (StripFields of the target's options > Translate > SSERewrite > ProviderAuth >
+    Upstream): Kong's ai-proxy-advanced ``config`` (aimw.config) served.
+
+    The request is parsed once; each try re-translates it for its target. Per target: the
+    model (``model.name``; without it the client's), ``options.max_tokens`` as a cap,
+    temperature / top_p / top_k set, its credential, its URL. The balancer's timeouts are ms:
+    ``read_timeout`` is the wait between two reads of the provider. ``max_request_body_size``
+    0 (Kong's "unlimited") keeps AIMW_MAX_REQUEST_BODY_SIZE. ``response_streaming``: ``always``
+    makes every request a stream, ``deny`` refuses streams with 400. The log goes to
+    ``log.path`` (else AIMW_LOG_PATH); payloads are logged when AIMW_LOG_PAYLOADS or any
+    target's ``logging.log_payloads`` says so. ``targets``: the configuration's TargetSpecs,
+    when already built (aimw.config.build_targets).
+    """
+    from aimw.config import build_targets
+
+    specs = targets if targets is not None else build_targets(config)
+    balancer_config = config.balancer
+    legs = [
+        Leg(
+            _target_leg(spec, settings, config, transport=transport),
+            f"targets[{spec.index}] ({spec.provider.name}/{spec.model or 'client model'})",
+            spec.aliases,
+            config.targets[spec.index].model.options.input_cost or 0.0,
+            config.targets[spec.index].model.options.output_cost or 0.0,
+        )
+        for spec in specs
+    ]
+    balancer = Balancer(
+        [spec.weight for spec in specs],
+        balancer_config.algorithm,
+        hash_on_header=balancer_config.hash_on_header,
+        latency_strategy=balancer_config.latency_strategy,
+        tokens_count_strategy=balancer_config.tokens_count_strategy,
+        max_fails=balancer_config.max_fails,
+        fail_timeout_ms=balancer_config.fail_timeout,
+    )
+    app: ASGIApp = FailoverMiddleware(
+        legs, balancer, retries=balancer_config.retries, failover_criteria=balancer_config.failover_criteria
+    )
+    body_limit = config.max_request_body_size or settings.max_request_body_size
+    app = StripFieldsMiddleware(
+        app,
+        drop=("model",) if config.strip_model else (),
+        set={"stream": True} if config.response_streaming == "always" else {},
+        deny_stream=config.response_streaming == "deny",
+        max_body_size=body_limit,
+        parsed=True,
+    )
+    settings = dataclasses.replace(
+        settings,
+        max_request_body_size=body_limit,
+        log_path=config.log.path if config.log is not None else settings.log_path,
+        log_payloads=settings.log_payloads or any(spec.log_payloads for spec in specs),
+    )
+    return _observed(_endpoints(app, settings), settings)
+
+
+def _target_leg(
+    spec: TargetSpec, settings: Settings, config: GatewayConfig, *, transport: httpx.AsyncBaseTransport | None
+) -> ASGIApp:
+    """One target's leg with its own field rules (passthrough: on the raw body, the model
+    set there; translated: on the parsed request, the model given to Translate)."""
+    provider = spec.provider
+    app: ASGIApp = UpstreamApp(
+        provider.base_url,
+        provider_name=provider.name,
+        timeout=config.balancer.read_timeout / 1000,
+        transport=transport,
+        max_connections=settings.upstream_max_connections,
+        pool_timeout=settings.pool_timeout,
+        route_type=spec.route_type,
+        model_header=config.model_name_header,
+    )
+    if spec.credential is not None or not provider.wire_format.passthrough:
+        app = ProviderAuthMiddleware(app, credential=spec.credential)
+    app = SSERewriteMiddleware(app, wire_format=provider.wire_format)
+    app = TranslateMiddleware(
+        app,
+        wire_format=provider.wire_format,
+        default_model=spec.model or provider.default_model,
+        model=spec.model,
+        log_meta=dict(spec.log_meta),
+        extra_forwarded_headers=[name.encode("latin-1") for name in settings.forward_headers],
+    )
+    passthrough = provider.wire_format.passthrough
+    model: dict[str, object] = {"model": spec.model} if passthrough and spec.model else {}
+    return StripFieldsMiddleware(
+        app,
+        set={**spec.set_fields, **model},
+        cap=spec.cap_fields,
+        max_body_size=settings.max_request_body_size,
+        parsed=not passthrough,
+    )
 
 
 def _leg(

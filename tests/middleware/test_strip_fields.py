@@ -347,3 +347,15 @@ async def test_parsed_rules_say_a_deeply_nested_body_is_nested_too_deeply():
     assert response.status == 400
     assert response.json()["error"]["message"] == "request body is nested too deeply"
     assert inner.calls == 0
+
+
+async def test_deny_stream_refuses_streams_only():
+    inner = InnerApp()
+    app = middleware(inner, parsed=True, deny_stream=True)
+    response = await call(app, http_scope(body=BODY), [BODY])
+    assert response.status == 400
+    assert "stream" in response.json()["error"]["message"]
+    body = BODY.replace(b'"stream": true', b'"stream": false')
+    response = await call(app, http_scope(body=body), [body])
+    assert response.status == 200
+    assert inner.calls == 1

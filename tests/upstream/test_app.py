@@ -487,6 +487,18 @@ async def test_client_leaving_while_the_provider_is_still_thinking_cancels_the_c
     assert exchange_of(scope).error == "client disconnected"
 
 
+async def test_model_header_off_sends_no_model_header():
+    """Kong's model_name_header: false."""
+    async with LoopbackServer(echo) as server:
+        app = UpstreamApp(server.url, provider_name="huggingface", model_header=False)
+        scope = upstream_scope(body=b"{}")
+        exchange_of(scope).request_model = "m"
+        send = await run_app(app, scope, ScriptedReceive([b"{}"]))
+        await app.transport.close()
+    assert send.status == 201
+    assert send.header(b"x-aimw-llm-model") is None
+
+
 async def test_a_json_answer_that_breaks_off_raises_broke_off():
     """A cut JSON answer is no answer: the layer above (which buffers it) answers 502."""
 

@@ -47,6 +47,8 @@ class StripFieldsMiddleware:
         parsed: apply the rules to the parsed Messages request (``Exchange.messages_request``)
             rather than to the body's raw fields; every rule must then name a field of
             MessagesRequest (ValueError otherwise, when the stack is built).
+        deny_stream: with ``parsed``, a request asking for a stream is refused (400; Kong's
+            ``response_streaming: deny``).
 
     A body that is not a JSON object (with ``parsed``, not a Messages request) gets 400
     invalid_request_error naming the problem. The model finally sent (if any) is recorded as
@@ -64,6 +66,7 @@ class StripFieldsMiddleware:
         path_suffixes: tuple[str, ...] = ("/v1/messages",),
         max_body_size: int = 8 * 1024 * 1024,
         parsed: bool = False,
+        deny_stream: bool = False,
     ) -> None:
         self.app = app
         self.drop = frozenset(drop)
@@ -72,6 +75,7 @@ class StripFieldsMiddleware:
         self.path_suffixes = path_suffixes
         self.max_body_size = max_body_size
         self.parsed = parsed
+        self.deny_stream = deny_stream
         self.parsed_set = dict(set or {})
         unknown = (self.drop | self.set.keys() | self.cap.keys()) - frozenset(MessagesRequest.__struct_fields__)
         if parsed and unknown:
@@ -117,14 +121,7 @@ class StripFieldsMiddleware:
             changed |= fields.get(name) != raw
             fields[name] = raw
         for name, limit in self.cap.items():
-            capped = fields.get(name)
-            if capped is None:
-                continue
-            try:
-                value = msgspec.json.decode(capped)
-            except msgspec.DecodeError:
-                continue
-            if isinstance(value, (int, float)) and not isinstance(value, bool) and value > limit:
+            if _above(fields.get(name), limit):
                 fields[name] = msgspec.Raw(_encoder.encode(limit))
                 changed = True
         exchange = exchange_of(scope)
@@ -146,8 +143,21 @@ class StripFieldsMiddleware:
                 changes[name] = int(limit) if isinstance(value, int) else limit
         if changes:
             request = msgspec.structs.replace(request, **changes)
+        if self.deny_stream and request.stream:
+            raise GatewayError(400, "this gateway answers without streaming: send stream false")
         exchange = exchange_of(scope)
         if isinstance(request.model, str):
             exchange.request_model = request.model
         exchange.request_mode = "stream" if request.stream else "oneshot"
         return request
+
+
+def _above(raw: msgspec.Raw | None, limit: float) -> bool:
+    """Whether ``raw`` is a JSON number above ``limit``."""
+    if raw is None:
+        return False
+    try:
+        value = msgspec.json.decode(raw)
+    except msgspec.DecodeError:
+        return False
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and value > limit

@@ -58,6 +58,7 @@ class UpstreamApp:
         pool_timeout: seconds to wait for a free pool connection (then UpstreamBusy).
         max_body_size: request body limit (bytes); the layers above already bounded the
             client's, so this only guards the app used alone.
+        model_header: send ``x-aimw-llm-model`` (Kong's ``model_name_header``).
 
     The body streams out and the answer streams back, asking for ``Accept-Encoding:
     identity`` so bytes pass unchanged; when the client leaves (after sending its body) the
@@ -81,19 +82,16 @@ class UpstreamApp:
         route_type: str = "llm/v1/chat",
         pool_timeout: float = DEFAULT_POOL_TIMEOUT,
         max_body_size: int = DEFAULT_MAX_BODY_SIZE,
+        model_header: bool = True,
     ) -> None:
         self.base_url = base_url.rstrip("/")
+        self.model_header = model_header
         self.max_body_size = max_body_size
         self._slots = PoolSlots(max_connections, pool_timeout)
         self.provider_name = provider_name
         self.route_type = route_type
         self.transport = UpstreamTransport(self.base_url, max_connections=max_connections, transport=transport)
-        self._timeouts = {
-            "connect": min(timeout, MAX_CONNECT_TIMEOUT),
-            "read": timeout,
-            "write": timeout,
-            "pool": timeout,
-        }
+        self._timeouts = _timeouts(timeout)
         parts = urlsplit(self.base_url)
         self._scheme = parts.scheme
         self._host = parts.hostname or ""
@@ -128,7 +126,8 @@ class UpstreamApp:
             content=body,
             extensions={"timeout": self._timeouts},
         )
-        model_header = f"{self.provider_name}/{exchange.request_model}" if exchange.request_model else None
+        model = exchange.request_model if self.model_header else None
+        model_header = f"{self.provider_name}/{model}" if model else None
         async with ClientDeparture(receive, attempt) as departure:
             try:
                 async with self._slots.one():
@@ -164,6 +163,11 @@ class UpstreamApp:
         )
         exchange.attempts.append(attempt)
         return attempt
+
+
+def _timeouts(timeout: float) -> dict[str, float]:
+    """httpx's timeout extension (seconds): ``timeout`` between reads, at most 30 s to connect."""
+    return {"connect": min(timeout, MAX_CONNECT_TIMEOUT), "read": timeout, "write": timeout, "pool": timeout}
 
 
 def _forwarded_path(scope: Scope) -> str:
