@@ -21,6 +21,7 @@ COLOURS = {
     "aimw": "#2e7d32",
     "aimw-gemini": "#1a73e8",
     "aimw-vertex": "#00897b",
+    "aimw-config": "#1b5e20",
     "litellm": "#ef6c00",
 }
 BASELINE_COLOUR = "#81c784"  # aimw@<commit>: aimw's green, lighter

@@ -1,7 +1,8 @@
 """The Markdown report of a run: one table per scenario, the ratios between targets (and,
 with ``--baseline``, between aimw and its baseline revision; with the Gemini targets, between
-them and aimw on OpenAI, and what the Vertex AI token cost), aimw's tuning goals against
-what was measured, and how the run was made.
+them and aimw on OpenAI, and what the Vertex AI token cost; with aimw-config, what its
+balancer and failover layer cost against aimw), aimw's tuning goals against what was
+measured, and how the run was made.
 
 ``render(results)`` is a pure function of the results dict the runner writes
 (``raw/<run id>/results.json``); ``python -m bench.report results.json`` prints it.
@@ -205,6 +206,8 @@ def _token_fetches(record: dict) -> str:
 
 
 GEMINI_TARGETS = ("aimw-gemini", "aimw-vertex")
+CONFIG_TARGET = "aimw-config"
+CONFIG_WITHIN = 0.05  # aimw-config's stream events/s at C=32 within 5 % of aimw's
 
 
 def gemini_table(chosen: dict, scenarios: list[str]) -> list[str]:
@@ -245,6 +248,44 @@ def _gemini_section(chosen: dict, scenarios: list[str], targets: list[str]) -> l
         "worker shows as one fetch per worker and a Vertex AI CPU per request close to the Gemini API's.",
         "",
         *gemini_table(chosen, scenarios),
+    ]
+
+
+def config_table(chosen: dict, scenarios: list[str]) -> list[str]:
+    """aimw-config (recipes.config:app, two round-robin targets at the same fake) against aimw
+    (recipes.huggingface:app, the same provider and upstream), per scenario: what the balancer
+    and failover layer costs."""
+    lines = [
+        "| scenario | aimw-config req/s | aimw-config events/s | req/s aimw-config / aimw "
+        "| CPU per req aimw-config / aimw | p50 aimw-config − aimw ms | first byte aimw-config − aimw ms |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for scenario in scenarios:
+        of = partial(_get, chosen, scenario)
+        events = of(CONFIG_TARGET, _events_per_s) if SCENARIOS[scenario].stream else None
+        lines.append(
+            f"| {scenario} | {_number(of(CONFIG_TARGET, _req_per_s), 1)} | {_number(events)} "
+            f"| {_ratio(of(CONFIG_TARGET, _req_per_s), of('aimw', _req_per_s))} "
+            f"| {_ratio(of(CONFIG_TARGET, _cpu_per_request), of('aimw', _cpu_per_request))} "
+            f"| {_difference(of(CONFIG_TARGET, _p50), of('aimw', _p50))} "
+            f"| {_difference(of(CONFIG_TARGET, _first_byte), of('aimw', _first_byte))} |"
+        )
+    return [*lines, ""]
+
+
+def _config_section(chosen: dict, scenarios: list[str], targets: list[str]) -> list[str]:
+    if CONFIG_TARGET not in targets:
+        return []
+    return [
+        "## aimw from a config file",
+        "",
+        "`aimw-config` serves `recipes.config:app` with a file in Kong's ai-proxy-advanced schema: two "
+        "huggingface targets, round-robin with equal weights, both at the one fake upstream the run has. "
+        "Every request passes the balancer and the failover layer and is translated as `aimw`'s is, so "
+        "against `aimw` the ratios are what that layer costs (about 1× when it costs little; CPU above 1× "
+        "costs more).",
+        "",
+        *config_table(chosen, scenarios),
     ]
 
 
@@ -312,6 +353,14 @@ def goal_rows(chosen: dict) -> list[tuple[str, str, bool | None]]:
         lambda v: f"{v:,.0f} events/s", lambda v: v >= 100_000)  # fmt: skip
     add("Gemini stream ≥ 100,000 translated events/s at C=32", _get(chosen, "stream-c32", "aimw-gemini", _events_per_s),
         lambda v: f"{v:,.0f} events/s", lambda v: v >= 100_000)  # fmt: skip
+    config_events = _get(chosen, "stream-c32", CONFIG_TARGET, _events_per_s)
+    aimw_events = aimw("stream-c32", _events_per_s)
+    add(
+        f"config (two targets, round-robin) stream events/s within {CONFIG_WITHIN * 100:g} % of aimw's at C=32",
+        config_events / aimw_events if config_events and aimw_events else None,
+        lambda v: f"{config_events:,.0f} events/s, {v:.2f}× aimw's",
+        lambda v: v >= 1 - CONFIG_WITHIN,
+    )
     add(
         "non-stream ≥ 1,500 req/s at C=32",
         aimw("nonstream-c32", _req_per_s),
@@ -396,6 +445,7 @@ def render(results: dict) -> str:
         "",
         *ratio_table(chosen, scenarios),
         *_gemini_section(chosen, scenarios, targets),
+        *_config_section(chosen, scenarios, targets),
         "## aimw's tuning goals",
         "",
         "| goal | measured | met |",

@@ -10,13 +10,17 @@
   service-account key whose ``token_uri`` is the fake's token endpoint (google-auth's
   JWT-bearer grant; the runner counts the grants per measurement: one per worker when the
   token is cached).
+- aimw-config: Hypercorn + ``recipes.config:app`` serving a config file in Kong's
+  ai-proxy-advanced schema (:func:`gateway_config`, written under raw/ per measurement): two
+  huggingface targets, round-robin, equal weights, both at the one fake upstream, so that
+  against aimw it measures what the balancer and failover layer costs a request.
 - litellm: LiteLLM's proxy (its own virtualenv) with the fake as an ``openai/`` model,
   answering Anthropic's ``/v1/messages``.
 - aimw@<commit> (``--baseline REF``, not in TARGETS): aimw as it was at a git revision,
   from :func:`baseline_target`.
 
 direct and passthrough speak OpenAI Chat Completions to the load generator; aimw, its
-baseline, aimw-gemini, aimw-vertex and litellm speak Anthropic Messages.
+baseline, aimw-gemini, aimw-vertex, aimw-config and litellm speak Anthropic Messages.
 """
 
 from __future__ import annotations
@@ -34,6 +38,9 @@ from bench.baseline import Baseline, baseline_env
 from bench.servers import ServerSpec
 
 REPO = Path(__file__).resolve().parent.parent
+HF_TOKEN = "hf_bench"  # what aimw's targets send the fake as Hugging Face's token (the fake ignores it)
+CONFIG_TOKEN_VARIABLE = "HF_BENCH_TOKEN"  # aimw-config's file names it: ${HF_BENCH_TOKEN}
+CONFIG_TARGETS = 2
 LITELLM_BIN = REPO / "bench" / ".venv-litellm" / "bin" / "litellm"
 
 # LiteLLM offline: the bundled model-cost map instead of fetching it, no telemetry, quiet
@@ -140,7 +147,7 @@ def _recipe(
 
 
 def _aimw(context: RunContext, port: int, workers: int, label: str) -> ServerSpec:
-    return _recipe("aimw", "huggingface", {"HUGGINGFACE_API_TOKEN": "hf_bench"}, context, port, workers, label)
+    return _recipe("aimw", "huggingface", {"HUGGINGFACE_API_TOKEN": HF_TOKEN}, context, port, workers, label)
 
 
 def _aimw_gemini(context: RunContext, port: int, workers: int, label: str) -> ServerSpec:
@@ -169,6 +176,42 @@ def _aimw_vertex(context: RunContext, port: int, workers: int, label: str) -> Se
         "NO_PROXY": "127.0.0.1,localhost",  # google-auth's requests transport would honour an HTTP(S)_PROXY
     }
     return _recipe("aimw-vertex", "vertex", env, context, port, workers, label)
+
+
+def gateway_config(upstream_url: str, log_path: Path) -> str:
+    """The config recipe's file (Kong's ai-proxy-advanced ``config``, YAML): CONFIG_TARGETS
+    huggingface targets with the bench's model, each with the whole URL of the fake's Chat
+    Completions and ``Authorization: Bearer ${HF_BENCH_TOKEN}``, balanced round-robin with
+    equal weights; the JSON-lines log at ``log_path``. Strings are written as JSON, which YAML
+    reads as they are."""
+    url = json.dumps(upstream_url + "/v1/chat/completions")
+    target = (
+        "  - weight: 100\n"
+        "    auth:\n"
+        "      header_name: Authorization\n"
+        f'      header_value: "Bearer ${{{CONFIG_TOKEN_VARIABLE}}}"\n'
+        "    model:\n"
+        "      provider: huggingface\n"
+        f"      name: {json.dumps(MODEL)}\n"
+        "      options:\n"
+        f"        upstream_url: {url}\n"
+    )
+    head = "llm_format: anthropic\nbalancer:\n  algorithm: round-robin\ntargets:\n"
+    return head + target * CONFIG_TARGETS + f"log:\n  path: {json.dumps(str(log_path))}\n"
+
+
+def _aimw_config(context: RunContext, port: int, workers: int, label: str) -> ServerSpec:
+    config = context.raw_dir / f"{label}.gateway.yaml"
+    config.parent.mkdir(parents=True, exist_ok=True)
+    config.write_text(gateway_config(context.upstream_url, context.raw_dir / f"{label}.aimw.log"))
+    return ServerSpec(
+        "aimw-config",
+        _hypercorn(context, "recipes.config:app", port, workers),
+        port,
+        context.raw_dir / f"{label}.log",
+        env={"AIMW_CONFIG": str(config), CONFIG_TOKEN_VARIABLE: HF_TOKEN},
+        cwd=REPO,
+    )
 
 
 def baseline_target(baseline: Baseline, source: Path) -> Target:
@@ -226,6 +269,15 @@ TARGETS: dict[str, Target] = {
             True,
             _aimw_vertex,
             fetches_tokens=True,
+        ),
+        Target(
+            "aimw-config",
+            "anthropic",
+            "Hypercorn + recipes.config:app (a config file: two huggingface targets round-robin, "
+            "both at the one fake upstream: the balancer and failover layer's cost)",
+            True,
+            True,
+            _aimw_config,
         ),
         Target("litellm", "anthropic", "LiteLLM proxy /v1/messages (uvicorn)", False, True, _litellm),
     )

@@ -124,3 +124,29 @@ def test_a_token_fetched_per_request_fails_the_goal_and_no_gemini_target_no_sect
     assert "## aimw on Gemini" not in render(
         results([measurement("stream-c32", "aimw", 400)], ["stream-c32"], ["aimw"])
     )
+
+
+def test_aimw_config_is_compared_with_aimw_and_gets_its_goal():
+    data = results(
+        [measurement("stream-c32", "aimw", 500, events_per_s=100_000.0),
+         measurement("stream-c32", "aimw-config", 480, events_per_s=96_000.0),
+         measurement("nonstream-c32", "aimw", 1000), measurement("nonstream-c32", "aimw-config", 800)],
+        ["stream-c32", "nonstream-c32"], ["aimw", "aimw-config"],
+    )  # fmt: skip
+    rows = {goal: (value, met) for goal, value, met in goal_rows(pick(data))}
+    goal = "config (two targets, round-robin) stream events/s within 5 % of aimw's at C=32"
+    assert rows[goal] == ("96,000 events/s, 0.96× aimw's", True)
+    report = render(data)
+    assert "## aimw from a config file" in report and "| aimw-config | 480.0 |" in report
+    # 480 / 500 req/s, CPU per request 1000/480 ms against 2 ms; p50 2.083 − 2 ms, first byte 1.042 − 1 ms
+    assert "| stream-c32 | 480.0 | 96,000 | 0.96× | 1.04× | +0.08 | +0.04 |" in report
+    assert "| nonstream-c32 | 800.0 | – | 0.80× | 1.25× | +0.25 | +0.12 |" in report
+    slower = results(
+        [measurement("stream-c32", "aimw", 500, events_per_s=100_000.0),
+         measurement("stream-c32", "aimw-config", 400, events_per_s=80_000.0)],
+        ["stream-c32"], ["aimw", "aimw-config"],
+    )  # fmt: skip
+    assert {g: m for g, _, m in goal_rows(pick(slower))}[goal] is False
+    alone = results([measurement("stream-c32", "aimw", 500)], ["stream-c32"], ["aimw"])
+    assert "## aimw from a config file" not in render(alone)
+    assert {g: v for g, v, _ in goal_rows(pick(alone))}[goal] == "not measured"

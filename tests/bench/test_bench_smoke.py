@@ -1,5 +1,5 @@
 """A smoke run of the whole benchmark, as CI runs it: real servers on loopback (the fake
-upstream, the pass-through, aimw with one and two workers), a fraction of a second per
+upstream, the pass-through, aimw and aimw-config with one and two workers), a fraction of a second per
 measurement, a few chunks per answer. Numbers are not judged; the run must finish, every
 answer must validate, and the report must be written. Needs only aimw's .venv."""
 
@@ -12,7 +12,7 @@ import sys
 from tests.shared_data import REPO
 
 SCENARIOS = ["nonstream-c1", "stream-c32", "nonstream-c32-w2"]
-TARGETS = ["direct", "passthrough", "aimw"]
+TARGETS = ["direct", "passthrough", "aimw", "aimw-config"]
 
 
 def test_a_quick_run_measures_and_validates_every_target(tmp_path):

@@ -1,4 +1,5 @@
-"""How the Gemini targets are started: their recipes, credentials and the throwaway service account."""
+"""How the Gemini and config targets are started: their recipes, credentials, the throwaway
+service account and the config file."""
 
 from __future__ import annotations
 
@@ -6,9 +7,11 @@ import importlib.util
 import json
 import stat
 
+from aimw.config import build_targets, load_config
 from bench import gemini
+from bench.answer import MODEL
 from bench.cli import options_from, parser
-from bench.targets import TARGETS, RunContext, service_account_file
+from bench.targets import CONFIG_TOKEN_VARIABLE, HF_TOKEN, TARGETS, RunContext, service_account_file
 
 
 def context(tmp_path, upstream_url: str = "http://127.0.0.1:4321") -> RunContext:
@@ -57,3 +60,31 @@ def test_aimw_vertex_says_what_is_missing_without_google_auth_s_transport(tmp_pa
 def test_the_default_run_measures_the_gemini_targets_next_to_aimw(tmp_path):
     options = options_from(parser().parse_args(["--output", str(tmp_path)]))
     assert options.targets[options.targets.index("aimw") + 1 :][:2] == ["aimw-gemini", "aimw-vertex"]
+
+
+def test_aimw_config_serves_two_round_robin_targets_at_the_fake_from_a_file_under_raw(tmp_path):
+    target = TARGETS["aimw-config"]
+    spec = target.build(context(tmp_path), 8003, 2, "stream-c32-w2.aimw-config")
+    assert "recipes.config:app" in spec.argv and spec.argv[spec.argv.index("--workers") + 1] == "2"
+    assert spec.name == "aimw-config" and target.api == "anthropic"
+    assert target.multiworker and target.proxies_upstream and not target.fetches_tokens
+    config_path = tmp_path / "stream-c32-w2.aimw-config.gateway.yaml"
+    assert spec.env["AIMW_CONFIG"] == str(config_path)
+    assert "AIMW_UPSTREAM_URL" not in spec.env and "AIMW_LOG_PATH" not in spec.env  # the file says both
+    assert f"${{{CONFIG_TOKEN_VARIABLE}}}" in config_path.read_text()  # the token stays in the environment
+    config = load_config(str(config_path), spec.env)  # as recipes.config loads it, in the server's environment
+    assert config.balancer.algorithm == "round-robin" and len(config.targets) == 2
+    assert config.log is not None and config.log.path == str(tmp_path / "stream-c32-w2.aimw-config.aimw.log")
+    for entry in config.targets:
+        assert (entry.model.provider, entry.model.name) == ("huggingface", MODEL)
+        assert entry.model.options.upstream_url == "http://127.0.0.1:4321/v1/chat/completions"
+        assert (entry.auth.header_name, entry.auth.header_value) == ("Authorization", f"Bearer {HF_TOKEN}")
+    assert len({entry.weight for entry in config.targets}) == 1
+    for built in build_targets(config, environ=spec.env):
+        assert built.provider.base_url == "http://127.0.0.1:4321"
+        assert built.provider.wire_format.options.path == "/v1/chat/completions"
+
+
+def test_the_default_run_measures_aimw_config_too(tmp_path):
+    options = options_from(parser().parse_args(["--output", str(tmp_path)]))
+    assert "aimw-config" in options.targets
