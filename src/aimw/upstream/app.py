@@ -42,6 +42,8 @@ _NOT_FORWARDED = frozenset(
     )
 )
 _DEFAULT_PORTS = {"https": 443, "http": 80}
+_MAX_CACHED_URLS = 256  # distinct upstream paths and queries kept parsed (then the cache restarts)
+_BEFORE_ANSWER = mapped_transport_errors(answer_started=False)
 
 
 class UpstreamApp:
@@ -97,6 +99,7 @@ class UpstreamApp:
         self._host = parts.hostname or ""
         self._port = parts.port or _DEFAULT_PORTS.get(parts.scheme, 0)
         self._ip = _ip_literal(self._host)
+        self._requests = _Requests(self.base_url, self._timeouts)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
@@ -112,20 +115,13 @@ class UpstreamApp:
         query: bytes = scope.get("query_string", b"")
         # RFC 9112 §6.3: a body only with content-length or transfer-encoding. It is read whole
         # before a connection is taken (a slow upload holds none), and sent with its own length.
-        has_body = any(name in (b"content-length", b"transfer-encoding") for name, _ in scope["headers"])
         try:
-            body = await read_body(receive, self.max_body_size) if has_body else None
+            body = await read_body(receive, self.max_body_size) if _has_body(scope["headers"]) else None
         except ClientDisconnected:
             exchange.fail("client disconnected")
             return
         attempt = self._attempt(exchange, path, query)
-        request = httpx.Request(
-            scope["method"],
-            self.base_url + path + ("?" + query.decode("latin-1") if query else ""),
-            headers=forwarded_headers(scope["headers"]),
-            content=body,
-            extensions={"timeout": self._timeouts},
-        )
+        request = self._requests.build(scope, path + ("?" + attempt.upstream_query if query else ""), body)
         model = exchange.request_model if self.model_header else None
         model_header = f"{self.provider_name}/{model}" if model else None
         async with ClientDeparture(receive, attempt) as departure:
@@ -141,7 +137,7 @@ class UpstreamApp:
             exchange.fail("client disconnected")
 
     async def _call(self, request: httpx.Request, send: Send, attempt: Attempt, model_header: str | None) -> None:
-        with mapped_transport_errors(answer_started=False):
+        with _BEFORE_ANSWER:
             response = await self.transport.get().handle_async_request(request)
         try:
             await relay(response, send, attempt, model_header)
@@ -165,6 +161,44 @@ class UpstreamApp:
         return attempt
 
 
+class _Requests:
+    """Builds the upstream requests of one base URL as ``httpx.Request(method, url,
+    headers=…, content=body)`` would (the same headers in the same order: ``Host`` first,
+    ``Content-Length`` last), without httpx re-parsing the URL and re-scanning the headers
+    each time."""
+
+    __slots__ = ("base_url", "host_header", "timeouts", "urls")
+
+    def __init__(self, base_url: str, timeouts: dict[str, float]) -> None:
+        self.base_url = base_url
+        self.timeouts = timeouts
+        url = httpx.URL(base_url)
+        self.host_header = (b"Host", url.netloc) if url.host else None  # as httpx would set it
+        self.urls: dict[str, httpx.URL] = {}  # path and query -> parsed URL (bounded)
+
+    def build(self, scope: Scope, target: str, body: bytes | None) -> httpx.Request:
+        """The request for ``target`` (path and query) with the scope's forwarded headers."""
+        url = self.urls.get(target)
+        if url is None:
+            if len(self.urls) >= _MAX_CACHED_URLS:
+                self.urls.clear()
+            url = self.urls[target] = httpx.URL(self.base_url + target)
+        headers = forwarded_headers(scope["headers"])
+        method: str = scope["method"]
+        auto = [self.host_header] if self.host_header is not None else []
+        if body:
+            headers.append((b"Content-Length", b"%d" % len(body)))
+        elif method.upper() in ("POST", "PUT", "PATCH"):
+            auto.append((b"Content-Length", b"0"))
+        if auto:
+            headers[:0] = auto
+        request = httpx.Request(
+            method, url, headers=headers, stream=httpx.ByteStream(body or b""), extensions={"timeout": self.timeouts}
+        )
+        request.read()  # sets .content, as content= would: the transport sends it with its length
+        return request
+
+
 def _timeouts(timeout: float) -> dict[str, float]:
     """httpx's timeout extension (seconds): ``timeout`` between reads, at most 30 s to connect."""
     return {"connect": min(timeout, MAX_CONNECT_TIMEOUT), "read": timeout, "write": timeout, "pool": timeout}
@@ -186,6 +220,16 @@ def forwarded_headers(headers: Headers) -> Headers:
     kept = [(name, value) for name, value in headers if name not in dropped]
     kept.append((b"accept-encoding", b"identity"))
     return kept
+
+
+def _has_body(headers: Headers) -> bool:
+    """RFC 9112 §6.3: whether a body comes (a plain loop: ``any()`` of a generator costs more)."""
+    for name, _ in headers:
+        if name == b"content-length" or name == b"transfer-encoding":
+            break
+    else:
+        return False
+    return True
 
 
 def _ip_literal(host: str) -> str | None:
