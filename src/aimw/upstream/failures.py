@@ -16,9 +16,6 @@ The upstream app raises the first three; the layer that speaks Anthropic shapes 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
-
 import aiohttp
 import httpx
 
@@ -71,8 +68,7 @@ class UpstreamStatusError(UpstreamFailure):
         self.body = body
 
 
-@contextmanager
-def mapped_transport_errors(*, answer_started: bool) -> Iterator[None]:
+class mapped_transport_errors:
     """Map httpx / aiohttp errors raised inside to the tree, ``raise ... from exc``.
 
     Before the answer started, a timeout is :class:`UpstreamTimeout` and anything else
@@ -80,23 +76,36 @@ def mapped_transport_errors(*, answer_started: bool) -> Iterator[None]:
     chain decides, not the outer type: httpx-aiohttp re-raises aiohttp's errors as httpx
     ones, not always the closest kind (a refused connection arrives as ConnectTimeout).
     A request whose client left while its body was being sent re-raises ClientDisconnected.
+    (A plain class, not ``@contextmanager``: it wraps every upstream call.)
     """
-    try:
-        yield
-    except (httpx.HTTPError, aiohttp.ClientError) as exc:
-        causes = _causes(exc)
-        for cause in causes:
-            if isinstance(cause, ClientDisconnected):
-                raise cause from None
-        if answer_started:
-            raise UpstreamBrokeOff(f"the upstream provider's answer broke off ({type(exc).__name__})") from exc
-        name = type(causes[-1]).__name__
-        timed_out = any(isinstance(cause, TimeoutError) for cause in causes) or (
-            isinstance(exc, httpx.TimeoutException) and not any(isinstance(c, aiohttp.ClientError) for c in causes)
-        )
-        if timed_out:
-            raise UpstreamTimeout("the upstream provider did not answer in time") from exc
-        raise UpstreamUnreachable(f"the upstream provider is unreachable ({name})") from exc
+
+    __slots__ = ("answer_started",)
+
+    def __init__(self, *, answer_started: bool) -> None:
+        self.answer_started = answer_started
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: object) -> None:
+        if exc is not None and isinstance(exc, (httpx.HTTPError, aiohttp.ClientError)):
+            _raise_mapped(exc, self.answer_started)
+
+
+def _raise_mapped(exc: BaseException, answer_started: bool) -> None:
+    causes = _causes(exc)
+    for cause in causes:
+        if isinstance(cause, ClientDisconnected):
+            raise cause from None
+    if answer_started:
+        raise UpstreamBrokeOff(f"the upstream provider's answer broke off ({type(exc).__name__})") from exc
+    name = type(causes[-1]).__name__
+    timed_out = any(isinstance(cause, TimeoutError) for cause in causes) or (
+        isinstance(exc, httpx.TimeoutException) and not any(isinstance(c, aiohttp.ClientError) for c in causes)
+    )
+    if timed_out:
+        raise UpstreamTimeout("the upstream provider did not answer in time") from exc
+    raise UpstreamUnreachable(f"the upstream provider is unreachable ({name})") from exc
 
 
 def _causes(exc: BaseException) -> list[BaseException]:

@@ -8,14 +8,12 @@ UpstreamBusy (529 overloaded_error above), so a client can back off (issue 8).
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 
 from aimw.upstream.failures import UpstreamBusy
 
 
 class PoolSlots:
-    """``size`` slots (the pool's connections); :meth:`one` holds one for a call."""
+    """``size`` slots (the pool's connections); ``async with slots.one():`` holds one for a call."""
 
     __slots__ = ("_slots", "timeout")
 
@@ -23,13 +21,16 @@ class PoolSlots:
         self._slots = asyncio.Semaphore(size)
         self.timeout = timeout  # seconds
 
-    @asynccontextmanager
-    async def one(self) -> AsyncIterator[None]:
-        """Hold a slot, waited for at most ``timeout`` seconds.
+    def one(self) -> PoolSlots:
+        """Hold a slot for the ``async with`` block, waited for at most ``timeout`` seconds
+        (the slots themselves are the context manager: no per-call object).
 
         Raises:
             UpstreamBusy: none became free in time.
         """
+        return self
+
+    async def __aenter__(self) -> None:
         slots = self._slots
         if slots.locked():
             try:
@@ -39,7 +40,6 @@ class PoolSlots:
                 raise UpstreamBusy(f"no upstream connection became free within {self.timeout:g} s") from None
         else:
             await slots.acquire()
-        try:
-            yield
-        finally:
-            slots.release()
+
+    async def __aexit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: object) -> None:
+        self._slots.release()

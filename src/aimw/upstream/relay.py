@@ -26,6 +26,7 @@ NOT_RELAYED_RESPONSE_HEADERS = frozenset(
         b"set-cookie",
     )
 )
+_AFTER_ANSWER_STARTED = mapped_transport_errors(answer_started=True)
 
 
 def response_headers(response: httpx.Response, model_header: str | None) -> Headers:
@@ -53,7 +54,7 @@ async def relay(response: httpx.Response, send: Send, attempt: Attempt, model_he
     headers = response_headers(response, model_header)
     await send({"type": "http.response.start", "status": response.status_code, "headers": headers})
     try:
-        with mapped_transport_errors(answer_started=True):
+        with _AFTER_ANSWER_STARTED:
             async for chunk in response.aiter_raw():
                 await send({"type": "http.response.body", "body": chunk, "more_body": True})
     finally:
