@@ -14,6 +14,7 @@ from aimw.exchange import exchange_of
 from aimw.types import Headers, Message, Receive, Scope, Send
 
 JSON_HEADERS = ((b"content-type", b"application/json"),)
+_NO_OPTIONS: frozenset[bytes] = frozenset()
 
 
 async def read_body(receive: Receive, limit: int) -> bytes:
@@ -86,6 +87,11 @@ def with_headers(
 def connection_options(headers: Iterable[tuple[bytes, bytes]]) -> frozenset[bytes]:
     """The field names the ``Connection`` header lists (lower-case; empty without one): they
     are hop-by-hop, for this connection only, and never go on (RFC 9110 §7.6.1)."""
+    for name, _ in headers:
+        if name == b"connection":
+            break
+    else:
+        return _NO_OPTIONS  # the common case, without building a set
     return frozenset(
         token.strip().lower() for name, value in headers if name == b"connection" for token in value.split(b",")
     )

@@ -94,7 +94,7 @@ class KongFileLog:
         """The log line (JSON bytes ending in a newline) of one finished exchange."""
         scope, exchange, figures = observed.scope, observed.exchange, observed.figures
         querystring = _querystring(scope.get("query_string", b"").decode("latin-1"))
-        query = urlencode(querystring, doseq=True)
+        query = urlencode(querystring, doseq=True) if querystring else ""
         uri = _client_path(scope) + ("?" + query if query else "")
         host = header_value(scope["headers"], b"host") or b"localhost"
         line: dict[str, Any] = {
@@ -184,6 +184,8 @@ def _client_path(scope: Scope) -> str:
 
 def _upstream_uri(attempt: Attempt) -> str:
     """Kong's top-level upstream_uri: the last attempt's path and (redacted) query."""
+    if not attempt.upstream_query:
+        return attempt.upstream_uri
     query = urlencode(_querystring(attempt.upstream_query), doseq=True)
     return attempt.upstream_uri + ("?" + query if query else "")
 
@@ -191,6 +193,8 @@ def _upstream_uri(attempt: Attempt) -> str:
 def _querystring(query: str) -> dict[str, list[str]]:
     """The parsed query with credential parameters (Google's ``key`` …, in any case:
     ``API_KEY``, ``Password``) replaced by REDACTED."""
+    if not query:
+        return {}
     parsed = parse_qs(query, keep_blank_values=True)
     for name, values in parsed.items():
         if name.lower() in REDACTED_QUERY_PARAMETERS:
