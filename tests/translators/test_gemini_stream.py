@@ -81,6 +81,8 @@ def run_resplit(responses: list[dict], *, seed: int = 7, splits: int = 40) -> An
         assert placeholders(run(pieces)) == placeholders(whole)
     assert placeholders(run([wire[i : i + 1] for i in range(len(wire))])) == placeholders(whole)
     assert placeholders(run([sse(*responses, crlf=True)])) == placeholders(whole)
+    for crlf in (False, True):  # one whole event per read: the translator's fast path
+        assert placeholders(run([sse(response, crlf=crlf) for response in responses])) == placeholders(whole)
     return validate(whole)
 
 

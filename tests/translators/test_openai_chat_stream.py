@@ -51,6 +51,9 @@ def run_resplit(wire: bytes, *, seed: int = 7, splits: int = 40, model: str = MO
     rng = random.Random(seed)
     for _ in range(splits):
         assert run(random_pieces(wire, rng), model) == whole
+    events = [event + b"\n\n" for event in wire.split(b"\n\n") if event]
+    assert run(events, model) == whole  # one whole event per read: the translator's fast path
+    assert run([event.replace(b"\n", b"\r\n") for event in events], model) == whole
     return validate(whole)
 
 

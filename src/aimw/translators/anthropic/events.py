@@ -60,29 +60,39 @@ def tool_use_block_start(index: int, tool_use_id: str, name: str) -> bytes:
     )
 
 
-def _block_delta(index: int, delta_head: bytes, value: str) -> bytes:
-    return (
-        b'event: content_block_delta\ndata: {"type":"content_block_delta","index":%d,"delta":' % index
-        + delta_head
-        + _encode(value)
-        + b"}}\n\n"
-    )
+_DELTA_HEAD = b'event: content_block_delta\ndata: {"type":"content_block_delta","index":%d,"delta":'
+TEXT_DELTA = b'{"type":"text_delta","text":'
+THINKING_DELTA = b'{"type":"thinking_delta","thinking":'
+SIGNATURE_DELTA = b'{"type":"signature_delta","signature":'
+INPUT_JSON_DELTA = b'{"type":"input_json_delta","partial_json":'
+DELTA_END = b"}}\n\n"
+
+
+def delta_head(index: int, delta_type: bytes) -> bytes:
+    """A content_block_delta up to its value (``delta_type``: TEXT_DELTA, THINKING_DELTA,
+    SIGNATURE_DELTA or INPUT_JSON_DELTA); the event is ``head + JSON string + DELTA_END``.
+    A block's deltas share theirs: the stream writer makes it once per block."""
+    return _DELTA_HEAD % index + delta_type
+
+
+def _block_delta(index: int, delta_type: bytes, value: str) -> bytes:
+    return delta_head(index, delta_type) + _encode(value) + DELTA_END
 
 
 def text_delta(index: int, text: str) -> bytes:
-    return _block_delta(index, b'{"type":"text_delta","text":', text)
+    return _block_delta(index, TEXT_DELTA, text)
 
 
 def thinking_delta(index: int, thinking: str) -> bytes:
-    return _block_delta(index, b'{"type":"thinking_delta","thinking":', thinking)
+    return _block_delta(index, THINKING_DELTA, thinking)
 
 
 def signature_delta(index: int, signature: str) -> bytes:
-    return _block_delta(index, b'{"type":"signature_delta","signature":', signature)
+    return _block_delta(index, SIGNATURE_DELTA, signature)
 
 
 def input_json_delta(index: int, partial_json: str) -> bytes:
-    return _block_delta(index, b'{"type":"input_json_delta","partial_json":', partial_json)
+    return _block_delta(index, INPUT_JSON_DELTA, partial_json)
 
 
 def content_block_stop(index: int) -> bytes:

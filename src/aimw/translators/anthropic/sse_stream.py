@@ -9,7 +9,7 @@ It decodes the provider's bytes (aimw.sse, any split, one event capped), hands e
 from __future__ import annotations
 
 from aimw.exchange import Usage
-from aimw.sse import EventTooLarge, SSEDecoder
+from aimw.sse import DEFAULT_MAX_EVENT_SIZE, EventTooLarge, SSEDecoder
 from aimw.translators.anthropic.stream_writer import AnthropicStreamWriter
 
 
@@ -18,13 +18,14 @@ class SSEStreamTranslator:
     event's data, written through ``self.writer``) and :meth:`end` (the body ended and the
     stream is not done yet)."""
 
-    __slots__ = ("_decoder", "writer")
+    __slots__ = ("_between_events", "_decoder", "writer")
 
     rewrites_headers = True
 
     def __init__(self, model: str, message_id: str | None = None) -> None:
         self.writer = AnthropicStreamWriter(model, message_id)
-        self._decoder = SSEDecoder()
+        self._decoder = SSEDecoder()  # max_event_size: DEFAULT_MAX_EVENT_SIZE, as feed's fast path assumes
+        self._between_events = True  # the decoder holds nothing of an unfinished event
 
     @property
     def usage(self) -> Usage:
@@ -52,16 +53,30 @@ class SSEStreamTranslator:
         return self.writer.error is not None
 
     def feed(self, chunk: bytes) -> bytes:
-        if self.writer.done:
+        writer = self.writer
+        if writer.done:
             return b""
+        # The common read is one whole ``data: …`` event ended by a blank line (LF or CRLF,
+        # no other line break) while the decoder is between events: its data goes straight
+        # to chunk(), as the decoder would have given it.
+        if self._between_events and chunk.startswith(b"data: ") and len(chunk) <= DEFAULT_MAX_EVENT_SIZE:
+            if chunk.endswith(b"\r\n\r\n"):
+                if chunk.count(b"\n") == 2 and chunk.count(b"\r") == 2:
+                    self.chunk(chunk[6:-4])
+                    return writer.take()
+            elif chunk.endswith(b"\n\n") and chunk.count(b"\n") == 2 and b"\r" not in chunk:
+                self.chunk(chunk[6:-2])
+                return writer.take()
+        if chunk:  # a read ending in a blank line leaves the decoder between events
+            self._between_events = chunk.endswith((b"\n\n", b"\r\n\r\n"))
         try:
             events = self._decoder.feed(chunk)
         except EventTooLarge as exc:
-            self.writer.fail("api_error", f"upstream provider sent an oversized stream event: {exc}")
-            return self.writer.take()
+            writer.fail("api_error", f"upstream provider sent an oversized stream event: {exc}")
+            return writer.take()
         for event in events:
             self.chunk(event.data)
-        return self.writer.take()
+        return writer.take()
 
     def finish(self) -> bytes:
         if not self.writer.done:

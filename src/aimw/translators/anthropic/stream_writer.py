@@ -11,9 +11,14 @@ from __future__ import annotations
 
 import os
 
+import msgspec
+
 from aimw.errors import redact
 from aimw.exchange import Usage
 from aimw.translators.anthropic import events
+from aimw.translators.anthropic.events import DELTA_END
+
+_encode = msgspec.json.encode
 
 TEXT, THINKING, TOOL_USE = 1, 2, 3  # kinds of content block
 
@@ -38,6 +43,7 @@ class AnthropicStreamWriter:
     """
 
     __slots__ = (
+        "_head",
         "_index",
         "_kind",
         "_next",
@@ -63,12 +69,10 @@ class AnthropicStreamWriter:
         self._next = 0  # index of the next content block
         self._kind = 0  # kind of the open block, 0 when none is open
         self._index = -1  # index of the open block
+        self._head = b""  # the open block's deltas up to their value (events.delta_head)
 
     def take(self) -> bytes:
-        out = self._out
-        if not out:
-            return b""
-        self._out = []
+        out, self._out = self._out, []
         return out[0] if len(out) == 1 else b"".join(out)
 
     @property
@@ -89,14 +93,14 @@ class AnthropicStreamWriter:
     def text(self, text: str) -> None:
         if not self.done:
             if self._kind != TEXT:
-                self._open(TEXT, events.text_block_start(self._next))
-            self._out.append(events.text_delta(self._index, text))
+                self._open(TEXT, events.text_block_start(self._next), events.TEXT_DELTA)
+            self._out.append(self._head + _encode(text) + DELTA_END)
 
     def thinking(self, thinking: str) -> None:
         if not self.done:
             if self._kind != THINKING:
-                self._open(THINKING, events.thinking_block_start(self._next))
-            self._out.append(events.thinking_delta(self._index, thinking))
+                self._open(THINKING, events.thinking_block_start(self._next), events.THINKING_DELTA)
+            self._out.append(self._head + _encode(thinking) + DELTA_END)
 
     def signature(self, signature: str) -> None:
         """A signature_delta for the open thinking block (ignored when none is open)."""
@@ -108,13 +112,13 @@ class AnthropicStreamWriter:
         if self.done:
             return -1
         self.tool_used = True
-        self._open(TOOL_USE, events.tool_use_block_start(self._next, tool_use_id, name))
+        self._open(TOOL_USE, events.tool_use_block_start(self._next, tool_use_id, name), events.INPUT_JSON_DELTA)
         return self._index
 
     def input_json(self, partial_json: str) -> None:
         """A piece of the open tool_use block's input (JSON text, as it arrives)."""
         if self._kind == TOOL_USE and partial_json:
-            self._out.append(events.input_json_delta(self._index, partial_json))
+            self._out.append(self._head + _encode(partial_json) + DELTA_END)
 
     def close_block(self) -> None:
         if self._kind:
@@ -127,8 +131,7 @@ class AnthropicStreamWriter:
             return
         self.start()
         self.close_block()
-        self._out.append(events.message_delta(stop_reason, self.usage))
-        self._out.append(events.MESSAGE_STOP)
+        self._out += (events.message_delta(stop_reason, self.usage), events.MESSAGE_STOP)
         self.done = True
 
     def fail(self, error_type: str, message: str) -> None:
@@ -141,10 +144,11 @@ class AnthropicStreamWriter:
         self.error = redact(f"{error_type}: {message}")
         self._out.append(events.error_event(error_type, message))
 
-    def _open(self, kind: int, block_start: bytes) -> None:
+    def _open(self, kind: int, block_start: bytes, delta_type: bytes) -> None:
         self.start()
         self.close_block()
         self._kind = kind
-        self._index = self._next
+        self._index = index = self._next
         self._next += 1
+        self._head = events.delta_head(index, delta_type)
         self._out.append(block_start)

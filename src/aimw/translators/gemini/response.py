@@ -30,43 +30,44 @@ from aimw.translators.wire import AnthropicAnswer
 logger = logging.getLogger("aimw.translators.gemini")
 
 # ---------------------------------------------------------------- views
+# gc=False: decoded, read and dropped, never in a reference cycle; untracked, they decode faster.
 
 
-class FunctionCallView(Struct):
+class FunctionCallView(Struct, gc=False):
     name: str | None = None
     args: Raw | UnsetType = UNSET  # msgspec takes Raw only alone or with UNSET
 
 
-class PartView(Struct, rename="camel"):
+class PartView(Struct, rename="camel", gc=False):
     text: str | None = None
     thought: bool = False
     thought_signature: str | None = None
     function_call: FunctionCallView | None = None
 
 
-class ContentView(Struct):
+class ContentView(Struct, gc=False):
     parts: list[PartView] | None = None
 
 
-class Candidate(Struct, rename="camel"):
+class Candidate(Struct, rename="camel", gc=False):
     content: ContentView | None = None
     finish_reason: str | None = None
     finish_message: str | None = None
 
 
-class PromptFeedback(Struct, rename="camel"):
+class PromptFeedback(Struct, rename="camel", gc=False):
     block_reason: str | None = None
     block_reason_message: str | None = None
 
 
-class UsageMetadata(Struct, rename="camel"):
+class UsageMetadata(Struct, rename="camel", gc=False):
     prompt_token_count: int | None = None
     cached_content_token_count: int | None = None
     candidates_token_count: int | None = None
     thoughts_token_count: int | None = None
 
 
-class GenerateContentResponse(Struct, rename="camel"):
+class GenerateContentResponse(Struct, rename="camel", gc=False):
     """A generateContent answer, or one event of streamGenerateContent (a whole response
     each), or an error object inside a 200 stream."""
 

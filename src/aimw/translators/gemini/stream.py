@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import msgspec
 
+from aimw.exchange import Usage
 from aimw.translators.anthropic.sse_stream import SSEStreamTranslator
 from aimw.translators.anthropic.stream_writer import THINKING, AnthropicStreamWriter
 from aimw.translators.gemini.errors import gateway_error
 from aimw.translators.gemini.response import (
+    UsageMetadata,
     blocked_prompt,
-    candidate_parts,
     emit_parts,
     failed_call,
     response_decoder,
@@ -68,16 +69,31 @@ class GeminiStreamTranslator(SSEStreamTranslator):
     what it was.
     """
 
-    __slots__ = ("_blocks", "_finish_reason", "_seen")
+    __slots__ = ("_blocks", "_finish_reason", "_seen", "_usage_metadata")
 
     def __init__(self, model: str, message_id: str | None = None) -> None:
         super().__init__(model, message_id)
         self._blocks = _WriterBlocks(self.writer)
         self._finish_reason: str | None = None
         self._seen = False  # a response came
+        self._usage_metadata: UsageMetadata | None = None  # the latest, not yet the writer's usage
+
+    @property
+    def usage(self) -> Usage:
+        self._settle_usage()
+        return self.writer.usage
+
+    def _settle_usage(self) -> None:
+        """Each chunk's usageMetadata replaces the last (cumulative); only the latest is ever
+        read, so it becomes the writer's usage when read (here, and in message_delta)."""
+        metadata = self._usage_metadata
+        if metadata is not None:
+            self._usage_metadata = None
+            self.writer.usage = usage_to_anthropic(metadata)
 
     def end(self) -> None:
         writer = self.writer
+        self._settle_usage()
         if self._seen:
             writer.end(stop_reason_for(self._finish_reason, writer.tool_used))
         else:
@@ -86,12 +102,13 @@ class GeminiStreamTranslator(SSEStreamTranslator):
     def chunk(self, data: bytes) -> None:
         """Translate one event's ``data``: a GenerateContentResponse, or nothing."""
         writer = self.writer
-        if writer.done or not data.strip():
+        if writer.done:
             return
         try:
             response = response_decoder.decode(data)
         except (msgspec.DecodeError, msgspec.ValidationError) as exc:
-            writer.fail("api_error", f"upstream provider sent an invalid stream chunk: {exc}")
+            if data.strip():  # blank data is nothing (checked only here: never on the hot path)
+                writer.fail("api_error", f"upstream provider sent an invalid stream chunk: {exc}")
             return
         self._seen = True
         if not writer.started:
@@ -102,18 +119,35 @@ class GeminiStreamTranslator(SSEStreamTranslator):
             error = gateway_error(response.error, 200)
             writer.fail(error.error_type, error.message)
             return
-        blocked = blocked_prompt(response.prompt_feedback)
-        if blocked is not None:
-            writer.fail(blocked.error_type, blocked.message)
-            return
+        if response.prompt_feedback is not None:
+            blocked = blocked_prompt(response.prompt_feedback)
+            if blocked is not None:
+                writer.fail(blocked.error_type, blocked.message)
+                return
         if response.usage_metadata is not None:
-            writer.usage = usage_to_anthropic(response.usage_metadata)
-        if not response.candidates:
+            self._usage_metadata = response.usage_metadata
+        candidates = response.candidates
+        if not candidates:
             return
-        candidate = response.candidates[0]  # Anthropic has one answer
-        emit_parts(candidate_parts(candidate), self._blocks)
-        failure = failed_call(candidate)
-        if failure is not None:
-            writer.fail("api_error", failure)
-        elif candidate.finish_reason:
-            self._finish_reason = candidate.finish_reason
+        candidate = candidates[0]  # Anthropic has one answer
+        content = candidate.content
+        parts = content.parts if content is not None else None
+        if parts:
+            part = parts[0]
+            if (  # the common chunk, one plain text part: straight to the writer
+                len(parts) == 1
+                and part.text
+                and part.function_call is None
+                and not part.thought
+                and not part.thought_signature
+            ):
+                writer.text(part.text)
+            else:
+                emit_parts(parts, self._blocks)
+        finish_reason = candidate.finish_reason
+        if finish_reason:  # usually on the last chunk only
+            failure = failed_call(candidate)
+            if failure is not None:
+                writer.fail("api_error", failure)
+            else:
+                self._finish_reason = finish_reason
