@@ -18,24 +18,12 @@ from typing import Annotated, ClassVar, Literal
 import msgspec
 
 from aimw.config.endpoint import endpoint
+from aimw.middleware.failover import FailoverCriterion
 from aimw.settings import DEFAULT_MAX_REQUEST_BODY_SIZE
 
 Milliseconds = Annotated[int, msgspec.Meta(ge=0, le=2**31 - 2)]  # Kong's timeout typedef
 Algorithm = Literal[
     "round-robin", "consistent-hashing", "lowest-latency", "lowest-usage", "priority", "least-connections"
-]
-FailoverCriterion = Literal[
-    "error",
-    "timeout",
-    "invalid_header",
-    "http_500",
-    "http_502",
-    "http_503",
-    "http_504",
-    "http_403",
-    "http_404",
-    "http_429",
-    "non_idempotent",
 ]
 ProviderName = Literal["anthropic", "azure", "dashscope", "gemini", "huggingface", "openai"]
 

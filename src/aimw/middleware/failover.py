@@ -36,6 +36,7 @@ import asyncio
 import fnmatch
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import Literal, get_args
 
 from aimw.asgi import answer_error, header_value, replay_body
 from aimw.balancer import AttemptFigures, Balancer
@@ -43,21 +44,21 @@ from aimw.errors import GatewayError, redact
 from aimw.exchange import Attempt, Exchange, Usage, exchange_of
 from aimw.types import ASGIApp, Message, Receive, Scope, Send
 
-FAILOVER_CRITERIA = frozenset(
-    (
-        "error",
-        "timeout",
-        "invalid_header",
-        "http_500",
-        "http_502",
-        "http_503",
-        "http_504",
-        "http_403",
-        "http_404",
-        "http_429",
-        "non_idempotent",
-    )
-)
+FailoverCriterion = Literal[
+    "error",
+    "timeout",
+    "invalid_header",
+    "http_500",
+    "http_502",
+    "http_503",
+    "http_504",
+    "http_403",
+    "http_404",
+    "http_429",
+    "non_idempotent",
+]
+"""Kong's failover_criteria (nginx's proxy_next_upstream names)."""
+FAILOVER_CRITERIA = frozenset(get_args(FailoverCriterion))
 DEFAULT_RETRIES = 5
 MAX_HELD_ERROR_SIZE = 1024 * 1024  # bytes: an error answer held back is an Anthropic error JSON
 _KIND_CRITERION = {"unreachable": "error", "busy": "error", "broke_off": "error", "timeout": "timeout"}
