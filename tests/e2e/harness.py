@@ -249,3 +249,26 @@ def run_claude(
     except ValueError:
         output = None
     return completed, output
+
+
+def run_bash_session(
+    claude: str, base_url: str, command: str, workdir: Path, case: str, model: str
+) -> tuple[subprocess.CompletedProcess, dict]:
+    """The CLI asked to run ``command`` with the Bash tool allowed (:func:`run_claude`, the
+    case header on every request); asserts it ended well after two turns (the tool call, then
+    the answer) and returns the process and its JSON output."""
+    completed, output = run_claude(
+        claude,
+        base_url,
+        f"Run `{command}` and tell me what it printed.",
+        workdir,
+        "--allowedTools",
+        "Bash",
+        model=model,
+        headers={"x-e2e-case": case},
+    )
+    diagnostics = f"exit {completed.returncode}\nstdout: {completed.stdout[-2000:]}\nstderr: {completed.stderr[-2000:]}"
+    assert completed.returncode == 0, diagnostics
+    assert output is not None and output["is_error"] is False, diagnostics
+    assert output["num_turns"] == 2, diagnostics
+    return completed, output

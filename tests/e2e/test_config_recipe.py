@@ -50,7 +50,7 @@ from tests.e2e.harness import (
     assert_log_usage,
     checked_fake,
     exact_log_lines,
-    run_claude,
+    run_bash_session,
     sdk_client,
 )
 from tests.e2e.recipes import AZURE_DEPLOYMENT, AZURE_INSTANCE, AZURE_KEY, DASHSCOPE_KEY, OPENAI_KEY
@@ -751,22 +751,8 @@ def test_claude_code_two_turn_bash_session_first_target_down(claude_bin, fakes, 
         azure_text_stream((final_text[:12], final_text[12:]), usage=CLI_USAGES[1]),
     )
 
-    completed, output = run_claude(
-        claude_bin,
-        down_first_gateway.url,
-        f"Run `{command}` and tell me what it printed.",
-        tmp_path,
-        "--allowedTools",
-        "Bash",
-        model=CLI_MODEL,
-        headers={"x-e2e-case": case},
-    )
-
-    diagnostics = f"exit {completed.returncode}\nstdout: {completed.stdout[-2000:]}\nstderr: {completed.stderr[-2000:]}"
-    assert completed.returncode == 0, diagnostics
-    assert output is not None and output["is_error"] is False, diagnostics
+    completed, output = run_bash_session(claude_bin, down_first_gateway.url, command, tmp_path, case, CLI_MODEL)
     assert output["result"] == final_text
-    assert output["num_turns"] == 2
     assert output["usage"]["output_tokens"] == sum(usage[1] for usage in CLI_USAGES)
 
     requests = fakes.azure.requests_for(case)

@@ -27,7 +27,7 @@ from tests.e2e.harness import (
     assert_log_usage,
     checked_fake,
     exact_log_lines,
-    run_claude,
+    run_bash_session,
     sdk_client,
 )
 from tests.e2e.recipes import (
@@ -484,22 +484,8 @@ def test_two_turn_bash_session(recipe, claude_bin, fake, gateway, case, tmp_path
         recipe.text_stream((final_text[:12], final_text[12:]), usages[1]),
     )
 
-    completed, output = run_claude(
-        claude_bin,
-        gateway.url,
-        f"Run `{command}` and tell me what it printed.",
-        tmp_path,
-        "--allowedTools",
-        "Bash",
-        model=CLI_MODEL,
-        headers={"x-e2e-case": case},
-    )
-
-    diagnostics = f"exit {completed.returncode}\nstdout: {completed.stdout[-2000:]}\nstderr: {completed.stderr[-2000:]}"
-    assert completed.returncode == 0, diagnostics
-    assert output is not None and output["is_error"] is False, diagnostics
+    _, output = run_bash_session(claude_bin, gateway.url, command, tmp_path, case, CLI_MODEL)
     assert output["result"] == final_text
-    assert output["num_turns"] == 2
     # The CLI adds up the usage it was given, turn by turn.
     assert output["usage"]["input_tokens"] == sum(usage.input for usage in usages)
     assert output["usage"]["output_tokens"] == sum(usage.output for usage in usages)
