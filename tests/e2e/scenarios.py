@@ -6,6 +6,7 @@ in their own tests.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 
 import anthropic
@@ -162,3 +163,24 @@ def assert_count_tokens_is_local(
     assert tokens.input_tokens > 0
     assert fake.requests_for(case) == []
     assert exact_log_lines(gateway, case)[0]["response"]["status"] == 200
+
+
+def assert_chat_tool_round_trip(
+    first: dict, second: dict, command: str, printed: str, tool_id: str, first_text: str
+) -> dict:
+    """The two Chat Completions bodies of the CLI's Bash session: turn 1 asks to run
+    ``command``; turn 2 carries the one assistant tool call (``tool_id``, Bash, that command,
+    after ``first_text``) and right after it the role "tool" message holding what the command
+    ``printed``. Returns that tool message."""
+    assert any(m["role"] == "user" and command in json.dumps(m["content"]) for m in first["messages"])
+    calls = [(i, m) for i, m in enumerate(second["messages"]) if m["role"] == "assistant" and m.get("tool_calls")]
+    assert len(calls) == 1
+    index, assistant = calls[0]
+    assert assistant["content"] == first_text
+    (call,) = assistant["tool_calls"]
+    assert (call["id"], call["function"]["name"]) == (tool_id, "Bash")
+    assert json.loads(call["function"]["arguments"])["command"] == command
+    tool = second["messages"][index + 1]
+    assert tool["role"] == "tool" and tool["tool_call_id"] == tool_id
+    assert printed in tool["content"]
+    return tool

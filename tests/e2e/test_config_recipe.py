@@ -54,6 +54,7 @@ from tests.e2e.harness import (
     sdk_client,
 )
 from tests.e2e.recipes import AZURE_DEPLOYMENT, AZURE_INSTANCE, AZURE_KEY, DASHSCOPE_KEY, OPENAI_KEY
+from tests.e2e.scenarios import assert_chat_tool_round_trip
 from tests.fakes import gemini_server
 from tests.fakes.anthropic_server import FakeAnthropicServer, message_reply
 from tests.fakes.gemini_server import FakeGeminiServer, gemini_api, google_error_reply, text_response, vertex_ai
@@ -764,17 +765,7 @@ def test_claude_code_two_turn_bash_session_first_target_down(claude_bin, fakes, 
         assert sent.body["model"] == AZURE_NAME and sent.body["stream"] is True
         assert "Bash" in {tool["function"]["name"] for tool in sent.body["tools"]}
     first, second = (sent.body for sent in requests)
-    assert any(m["role"] == "user" and command in json.dumps(m["content"]) for m in first["messages"])
-    calls = [(i, m) for i, m in enumerate(second["messages"]) if m["role"] == "assistant" and m.get("tool_calls")]
-    assert len(calls) == 1
-    index, assistant = calls[0]
-    assert assistant["content"] == "".join(FIRST_TEXT)
-    (sent_call,) = assistant["tool_calls"]
-    assert (sent_call["id"], sent_call["function"]["name"]) == (TOOL_ID, "Bash")
-    assert json.loads(sent_call["function"]["arguments"])["command"] == command
-    tool_message = second["messages"][index + 1]
-    assert tool_message["role"] == "tool" and tool_message["tool_call_id"] == TOOL_ID
-    assert printed in tool_message["content"]
+    assert_chat_tool_round_trip(first, second, command, printed, TOOL_ID, "".join(FIRST_TEXT))
 
     lines = exact_log_lines(down_first_gateway, case, 2)
     for line, usage in zip(lines, CLI_USAGES, strict=True):

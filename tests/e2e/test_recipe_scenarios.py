@@ -46,6 +46,7 @@ from tests.e2e.scenarios import (
     USER,
     WEATHER_TOOL,
     answer_tool_use,
+    assert_chat_tool_round_trip,
     assert_count_tokens_is_local,
     assert_error,
     assert_still_serving,
@@ -557,15 +558,6 @@ def assert_chat_turns(recipe: TranslatedRecipe, requests, command: str, printed:
         assert fields(request.body, recipe.cli_body) == recipe.cli_body
         assert "enable_thinking" not in request.body  # the CLI's adaptive thinking is not sent
     first, second = (request.body for request in requests)
-    assert any(m["role"] == "user" and command in json.dumps(m["content"]) for m in first["messages"])
     assert not any(m["role"] in ("assistant", "tool") for m in first["messages"])
-    calls = [(i, m) for i, m in enumerate(second["messages"]) if m["role"] == "assistant" and m.get("tool_calls")]
-    assert len(calls) == 1
-    index, assistant = calls[0]
-    assert assistant["content"] == "".join(FIRST_TEXT)
-    (call,) = assistant["tool_calls"]
-    assert (call["id"], call["function"]["name"]) == (TOOL_ID, "Bash")
-    assert json.loads(call["function"]["arguments"])["command"] == command
-    tool = second["messages"][index + 1]
-    assert tool["role"] == "tool" and tool["tool_call_id"] == TOOL_ID
-    assert printed in tool["content"] and not tool["content"].startswith("Error")
+    tool = assert_chat_tool_round_trip(first, second, command, printed, TOOL_ID, "".join(FIRST_TEXT))
+    assert not tool["content"].startswith("Error")
