@@ -69,7 +69,8 @@ def _wait(condition: Callable[[], object], timeout: float, what: str):
 
 
 class GatewayProcess:
-    """``hypercorn <app> --bind 127.0.0.1:<free port>`` run from the repository."""
+    """``hypercorn --config recipes/hypercorn.toml <app> --bind 127.0.0.1:<free port>`` run from
+    the repository (the settings aimw ships)."""
 
     def __init__(self, app: str, env: dict[str, str], workdir: Path) -> None:
         self.app = app
@@ -84,7 +85,7 @@ class GatewayProcess:
     def start(self) -> GatewayProcess:
         hypercorn = Path(sys.executable).parent / "hypercorn"
         command = [str(hypercorn)] if hypercorn.exists() else [sys.executable, "-m", "hypercorn"]
-        command += [self.app, "--bind", f"127.0.0.1:{self.port}"]
+        command += ["--config", "recipes/hypercorn.toml", self.app, "--bind", f"127.0.0.1:{self.port}"]
         with open(self.output_path, "wb") as output:
             self.process = subprocess.Popen(command, cwd=REPO, env=self.env, stdout=output, stderr=subprocess.STDOUT)
         _wait(self._ready, START_TIMEOUT, f"{self.app} to accept connections on port {self.port}")
