@@ -1,0 +1,99 @@
+"""MemoryReleaseMiddleware: hands the C allocator's free memory back to the operating system
+once the gateway has gone idle.
+
+Why: glibc's malloc keeps the pages of freed blocks. After 1,000 concurrent streams of 50 KB
+request bodies a worker's RSS stayed at ~300 MB with nothing in flight (49 MB idle before);
+``malloc_trim(0)`` brought it to ~90 MB (README, "Reliability"). Trimming a 300 MB heap takes
+~15 ms, so it runs in a worker thread (ctypes releases the GIL), only after ``idle_delay``
+seconds with no HTTP exchange in flight. Under steady load the memory is in use and reused;
+nothing is trimmed. Where the C library has no ``malloc_trim`` (musl, macOS) the layer is
+the app itself: nothing is added.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ctypes
+import ctypes.util
+import logging
+from collections.abc import Callable
+
+from aimw.types import ASGIApp, Receive, Scope, Send
+
+logger = logging.getLogger("aimw.memory")
+
+DEFAULT_IDLE_DELAY = 2.0  # seconds with nothing in flight before the allocator is trimmed
+
+
+def glibc_malloc_trim() -> Callable[[], object] | None:
+    """glibc's ``malloc_trim(0)`` (returns the free pages of every malloc arena to the OS;
+    glibc manual, "Memory Allocation Tunables" / malloc_trim(3)), or None without glibc."""
+    name = ctypes.util.find_library("c")
+    if name is None:
+        return None
+    try:
+        trim = ctypes.CDLL(name).malloc_trim
+    except (OSError, AttributeError):
+        return None
+    trim.argtypes = [ctypes.c_size_t]
+    trim.restype = ctypes.c_int
+    return lambda: trim(0)
+
+
+class MemoryReleaseMiddleware:
+    """Count HTTP exchanges in flight; ``idle_delay`` seconds (s) after the last one ended,
+    with none started since, call ``release`` in a worker thread.
+
+    Args:
+        app: the gateway below.
+        idle_delay: seconds of idleness before releasing.
+        release: what to call (glibc's ``malloc_trim(0)`` by default; see :func:`build`).
+    """
+
+    __slots__ = ("_idle_since", "_timer", "active", "app", "idle_delay", "release", "releases")
+
+    def __init__(self, app: ASGIApp, *, release: Callable[[], object], idle_delay: float = DEFAULT_IDLE_DELAY) -> None:
+        self.app = app
+        self.release = release
+        self.idle_delay = idle_delay
+        self.active = 0  # HTTP exchanges in flight
+        self.releases = 0  # how many times ``release`` ran
+        self._idle_since = 0.0  # loop time the last exchange ended
+        self._timer: asyncio.TimerHandle | None = None
+
+    @classmethod
+    def build(cls, app: ASGIApp, idle_delay: float = DEFAULT_IDLE_DELAY) -> ASGIApp:
+        """``app`` wrapped when the C library can trim (glibc), else ``app`` unchanged."""
+        trim = glibc_malloc_trim()
+        return app if trim is None else cls(app, release=trim, idle_delay=idle_delay)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        self.active += 1
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            self.active -= 1
+            if not self.active:
+                loop = asyncio.get_running_loop()
+                self._idle_since = loop.time()
+                if self._timer is None:
+                    self._timer = loop.call_later(self.idle_delay, self._when_idle, loop)
+
+    def _when_idle(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._timer = None
+        if self.active:
+            return  # the exchange that ends last schedules the next check
+        remaining = self._idle_since + self.idle_delay - loop.time()
+        if remaining > 0:  # an exchange came and went meanwhile
+            self._timer = loop.call_later(remaining, self._when_idle, loop)
+            return
+        self.releases += 1
+        loop.run_in_executor(None, self.release).add_done_callback(_report_failure)
+
+
+def _report_failure(done: asyncio.Future[object]) -> None:
+    if not done.cancelled() and done.exception() is not None:
+        logger.warning("aimw: releasing free memory failed: %s", done.exception())
