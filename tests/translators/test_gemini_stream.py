@@ -231,6 +231,30 @@ def test_parallel_calls_in_one_chunk_keep_one_block_each() -> None:
     assert stream.blocks[0]["id"] != stream.blocks[1]["id"]
 
 
+@pytest.mark.parametrize("one_chunk", [False, True])
+def test_text_after_a_function_call_is_written_where_it_came(one_chunk: bool) -> None:
+    """Gemini sends each functionCall whole, so nothing is held (unlike interleaved Chat
+    Completions calls, openai_chat.tool_calls): text after a call is its own block, in order,
+    as in the JSON answer; the message still stops for tool_use."""
+    parts = [
+        {"functionCall": {"name": "Read", "args": {"path": "a"}}},
+        {"text": "Reading both."},
+        {"functionCall": {"name": "Read", "args": {"path": "b"}}},
+        {"text": " Then I compare them."},
+    ]
+    responses = [chunk(parts, "STOP")] if one_chunk else [chunk([part]) for part in parts] + [chunk([], "STOP")]
+    stream = run_resplit(responses)
+    assert [(b["type"], b.get("input") or b.get("text")) for b in stream.blocks] == [
+        ("tool_use", {"path": "a"}),
+        ("text", "Reading both."),
+        ("tool_use", {"path": "b"}),
+        ("text", " Then I compare them."),
+    ]
+    assert stream.stop_reason == "tool_use"
+    message = json.loads(gemini.response_to_anthropic(json.dumps(chunk(parts, "STOP")).encode(), MODEL).body)
+    assert [b["type"] for b in message["content"]] == [b["type"] for b in stream.blocks]
+
+
 def test_usage_is_cumulative_and_the_last_counts() -> None:
     stream = run_resplit(
         [

@@ -4,7 +4,8 @@ Streams are driven the way SSERewriteMiddleware drives them (every network chunk
 provider's SSE bytes to feed(), then finish() at the end of the body) and re-split at random
 byte offsets. Every emitted stream goes through ``validate`` (tests/translators/stream_checks.py):
 the shared Anthropic stream validator (DESIGN §6) and the Anthropic Python SDK's own stream
-accumulator. The validator's own tests are in tests/bench/test_bench_validate.py.
+accumulator. The validator's own tests are in tests/bench/test_bench_validate.py; parallel
+tool calls whose fragments interleave, and text among them, are in test_tool_call_reassembly.py.
 """
 
 from __future__ import annotations
@@ -488,30 +489,6 @@ def test_refusal_delta() -> None:
     assert stream.stop_reason == "refusal"
 
 
-def test_interleaved_parallel_tool_fragments_are_an_error() -> None:
-    wire = sse(
-        chunk(tool_delta(0, call_id="a", name="f", arguments='{"x"')),
-        chunk(tool_delta(1, call_id="b", name="g", arguments='{"y"')),
-        chunk(tool_delta(0, arguments=": 1}")),
-        chunk(tool_delta(1, arguments=": 2}")),
-        chunk({}, "tool_calls"),
-    )
-    stream = run_resplit(wire)
-    assert stream.names[-1] == "error"
-    assert stream.error["type"] == "api_error"
-    # what came before the error was well formed: two blocks started, the first one closed
-    assert [b["id"] for b in stream.blocks] == ["a", "b"]
-
-
-def test_tool_fragment_after_text_resumed_is_an_error() -> None:
-    wire = sse(
-        chunk(tool_delta(0, call_id="a", name="f", arguments='{"x"')),
-        chunk({"content": "interjection"}),
-        chunk(tool_delta(0, arguments=": 1}")),
-    )
-    assert run_resplit(wire).names[-1] == "error"
-
-
 def test_model_comes_from_the_first_chunk_or_the_request() -> None:
     stream = validate(run([sse(chunk({"content": "x"}, model="served/name"))], model="asked/name"))
     assert stream.message["model"] == "served/name"
@@ -636,15 +613,6 @@ def test_a_repeated_id_continues_its_block() -> None:
     stream = run_resplit(wire)
     assert [(b["id"], b["input"]) for b in stream.blocks] == [("call_a", {"x": 1})]
     assert stream.json_fragments[0] == ['{"x": ', "1}"]
-
-
-def test_a_fragment_without_index_or_id_after_text_is_an_error() -> None:
-    wire = sse(
-        chunk(bare_tool_delta(call_id="call_a", name="f", arguments='{"x"')),
-        chunk({"content": "interjection"}),
-        chunk(bare_tool_delta(arguments=": 1}")),
-    )
-    assert run_resplit(wire).names[-1] == "error"
 
 
 # ---------------------------------------------------------------- finish_reason "" on every chunk

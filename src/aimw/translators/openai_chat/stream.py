@@ -8,21 +8,9 @@ from msgspec import Struct
 
 from aimw.errors import error_type_for_status
 from aimw.translators.anthropic.sse_stream import SSEStreamTranslator
-from aimw.translators.anthropic.stream_writer import TOOL_USE, AnthropicStreamWriter, new_tool_use_id
+from aimw.translators.anthropic.stream_writer import TEXT, THINKING
 from aimw.translators.openai_chat.response import ChatUsage, ChunkError, stop_reason_for, usage_to_anthropic
-
-
-class ChunkFunction(Struct):
-    """``arguments`` is a piece of a JSON string, or a whole JSON object (TGI, some llama.cpp builds)."""
-
-    name: str | None = None
-    arguments: str | dict[str, object] | None = None
-
-
-class ChunkToolCall(Struct):
-    index: int | None = None
-    id: str | None = None
-    function: ChunkFunction | None = None
+from aimw.translators.openai_chat.tool_calls import ChunkToolCall, ToolCalls
 
 
 class Delta(Struct):
@@ -50,7 +38,6 @@ class ChatChunk(Struct):
 
 
 _chunk_decoder = msgspec.json.Decoder(ChatChunk)
-_NO_FUNCTION = ChunkFunction()
 
 
 class ChatStreamTranslator(SSEStreamTranslator):
@@ -59,15 +46,17 @@ class ChatStreamTranslator(SSEStreamTranslator):
 
     Each event's ``data`` is one chunk (empty data is ignored); the stream ends at
     ``[DONE]`` or at the end of the body, with or without a finish_reason. Tool calls are
-    one tool_use block each, their arguments streamed as input_json_delta. After an
-    ``event: error`` nothing more is emitted and ``error`` says what it was.
+    one tool_use block each, their arguments streamed as input_json_delta; calls whose
+    fragments interleave, and text that comes while a call is unfinished, are reassembled
+    (openai_chat.tool_calls). After an ``event: error`` nothing more is emitted and
+    ``error`` says what it was.
     """
 
     __slots__ = ("_finish_reason", "_refused", "_tool_calls")
 
     def __init__(self, model: str, message_id: str | None = None) -> None:
         super().__init__(model, message_id)
-        self._tool_calls = _ToolCalls()
+        self._tool_calls = ToolCalls()
         self._finish_reason: str | None = None
         self._refused = False
 
@@ -105,58 +94,36 @@ class ChatStreamTranslator(SSEStreamTranslator):
         writer = self.writer
         delta = choice.delta
         if delta is not None:
+            tools = self._tool_calls  # while a tool_use block is open (open != -1) text goes through it
             reasoning = delta.reasoning_content or delta.reasoning
             if reasoning:
-                writer.thinking(reasoning)
+                if tools.open == -1:
+                    writer.thinking(reasoning)
+                else:
+                    tools.text(THINKING, reasoning, writer)
             if delta.content:
-                writer.text(delta.content)
+                if tools.open == -1:
+                    writer.text(delta.content)
+                else:
+                    tools.text(TEXT, delta.content, writer)
             if delta.refusal:
                 self._refused = True
-                writer.text(delta.refusal)
+                if tools.open == -1:
+                    writer.text(delta.refusal)
+                else:
+                    tools.text(TEXT, delta.refusal, writer)
             for call in delta.tool_calls or ():
-                self._tool_calls.fragment(call, writer)
+                tools.fragment(call, writer)
                 if writer.done:
                     return
         if choice.finish_reason:  # "" on every chunk (SGLang 0.4.x, older Ollama) means none yet
             self._finish_reason = choice.finish_reason
+            self._tool_calls.close(writer)
             writer.close_block()
 
     def end(self) -> None:
         writer = self.writer
         if not writer.done:
+            self._tool_calls.close(writer)
             stop_reason = "refusal" if self._refused else stop_reason_for(self._finish_reason, writer.tool_used)
             writer.end(stop_reason)
-
-
-class _ToolCalls:
-    """Which tool_use block each tool_calls fragment belongs to, in one stream."""
-
-    __slots__ = ("by_index", "ids", "last")
-
-    def __init__(self) -> None:
-        self.by_index: dict[int, int] = {}  # tool_calls index -> block index of its latest call
-        self.ids: dict[int, str] = {}  # block index -> tool_use id
-        self.last = -1  # block index of the latest tool_use block
-
-    def fragment(self, call: ChunkToolCall, writer: AnthropicStreamWriter) -> None:
-        """One tool_calls fragment. It continues the tool_use block its ``index`` maps to, or
-        the latest one when it has no index (Gemini's OpenAI-compatible API, mistral.rs and
-        some Ollama builds send none), unless it carries an ``id`` other than that block's:
-        then it is a new call (some Ollama and Dynamo builds give parallel calls one index).
-        Object ``arguments`` go out as one input_json_delta of their JSON."""
-        function = call.function or _NO_FUNCTION
-        block = self.last if call.index is None else self.by_index.get(call.index, -1)
-        if block < 0 or (call.id and call.id != self.ids[block]):
-            tool_use_id = call.id or new_tool_use_id()
-            block = self.last = writer.tool_use(tool_use_id, function.name or "")
-            self.ids[block] = tool_use_id
-            if call.index is not None:
-                self.by_index[call.index] = block
-        elif writer.open_block(TOOL_USE) != block:
-            writer.fail("api_error", "upstream provider interleaved the arguments of parallel tool calls")
-            return
-        arguments = function.arguments
-        if isinstance(arguments, dict):
-            arguments = msgspec.json.encode(arguments).decode()
-        if arguments:
-            writer.input_json(arguments)
