@@ -14,7 +14,7 @@ and the policy below cannot be bypassed by spelling the path differently).
 - ``POST …/v1/messages/count_tokens`` is answered locally with an estimate
   (aimw.token_estimate), or forwarded when ``forward_count_tokens`` (Anthropic itself);
 - the routes in ``forward`` (``(METHOD, /path)``, an operator's choice) go on with their query;
-- anything else is 404 not_found_error.
+- anything else is 404 not_found_error, WebSocket handshakes included.
 
 A forwarded request's body is read here, whole, before any upstream connection is taken
 (at most ``max_body_size`` bytes, else 413; within ``body_timeout`` seconds, else 408
@@ -31,8 +31,8 @@ from collections.abc import Iterable
 import msgspec
 from starlette.responses import Response
 
-from aimw.asgi import ClientDisconnected, answer_error, replay_body, request_body
-from aimw.errors import GatewayError
+from aimw.asgi import JSON_HEADERS, ClientDisconnected, answer_error, replay_body, request_body
+from aimw.errors import GatewayError, error_body
 from aimw.token_estimate import estimate_input_tokens
 from aimw.translators.anthropic.messages import decode_request
 from aimw.types import ASGIApp, Receive, Scope, Send
@@ -78,6 +78,9 @@ class AnthropicEndpoints:
         self._exact = {(path.encode(), method): (path, method) for path, method in self.routes}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "websocket":
+            await refuse_websocket(scope, send)
+            return
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
@@ -138,6 +141,20 @@ class AnthropicEndpoints:
         request = decode_request(body or b"")
         answer = msgspec.json.encode({"input_tokens": estimate_input_tokens(request)})
         await Response(answer, media_type="application/json")(scope, receive, send)
+
+
+async def refuse_websocket(scope: Scope, send: Send) -> None:
+    """Refuse a WebSocket handshake (no Anthropic endpoint is one): 404 not_found_error in
+    Anthropic's shape where the server offers the ASGI "WebSocket Denial Response" extension
+    (Hypercorn does), else a close before accepting, which the server answers with 403
+    (ASGI spec, "WebSocket": ``websocket.http.response.start`` / ``websocket.close``)."""
+    if "websocket.http.response" not in scope.get("extensions", {}):
+        await send({"type": "websocket.close"})
+        return
+    body = error_body("not_found_error", f"WebSocket {scope['path']} is not an endpoint of this gateway")
+    headers = [*JSON_HEADERS, (b"content-length", b"%d" % len(body))]
+    await send({"type": "websocket.http.response.start", "status": 404, "headers": headers})
+    await send({"type": "websocket.http.response.body", "body": body, "more_body": False})
 
 
 def canonical_path(scope: Scope) -> str:

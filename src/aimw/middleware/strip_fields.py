@@ -126,8 +126,8 @@ class StripFieldsMiddleware:
                 changed = True
         exchange = exchange_of(scope)
         model = fields.get("model")
-        if model is not None:
-            with contextlib.suppress(msgspec.ValidationError):
+        if model is not None:  # not a string, or not UTF-8: the provider says so; no model is logged
+            with contextlib.suppress(msgspec.ValidationError, msgspec.DecodeError):
                 exchange.request_model = _string_decoder.decode(model)
         exchange.request_mode = "stream" if fields.get("stream") == _TRUE else "oneshot"
         return _encoder.encode(fields) if changed else body
