@@ -206,6 +206,9 @@ class ScriptedServer:
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    # the head and the body go out in separate writes: with Nagle's algorithm on, the body
+    # waited for the client's delayed ACK (~40 ms per answer)
+    disable_nagle_algorithm = True
     fake: ScriptedServer  # set on the bound subclass
 
     def log_message(self, *args: object) -> None:  # quiet

@@ -61,9 +61,6 @@ def _anthropic_reply(request: RecordedRequest) -> Reply:
 def answering(fake: ScriptedServer) -> ScriptedServer:
     """``fake`` started, answering every request it accepts (its checks still reject the others)."""
     fake.start()
-    # http.server writes an answer's head and body in two unbuffered sends: with Nagle's algorithm
-    # the body waits for the delayed ACK of the head, 40 ms per answer on Linux loopback
-    fake._server.RequestHandlerClass.disable_nagle_algorithm = True  # type: ignore[union-attr]
     fake.responder = _anthropic_reply if isinstance(fake, FakeAnthropicServer) else _chat_reply
     return fake
 
