@@ -1,13 +1,22 @@
-"""token_estimate.estimate_input_tokens: monotone in what the request holds, sane on the corpus."""
+"""token_estimate: estimate_input_tokens monotone in what the request holds and sane on the
+corpus; the usage of a stream cut short (usage_so_far) estimated only where the provider said nothing."""
 
 from __future__ import annotations
 
 import json
+import math
 from typing import Any
 
 import pytest
 
-from aimw.token_estimate import IMAGE_TOKENS, estimate_input_tokens
+from aimw.exchange import Usage
+from aimw.token_estimate import (
+    CHARS_PER_TOKEN,
+    IMAGE_TOKENS,
+    estimate_input_tokens,
+    estimate_output_tokens,
+    usage_so_far,
+)
 from aimw.translators.anthropic import messages as a
 from tests.shared_data import CORPUS
 
@@ -133,3 +142,43 @@ def test_corpus_count_tokens_bodies_are_ordered() -> None:
     # in the range a ~3.5 characters-per-token tokenizer gives for the JSON bodies
     for name, body in (("019", eleven), ("020", one)):
         assert len(body) / 8 < estimates[name] < len(body) / 2, (name, estimates[name], len(body))
+
+
+# ---------------------------------------------------------------- the usage of a stream cut short
+
+
+REQUEST = a.request_decoder.decode(json.dumps(request()).encode())
+
+
+def test_output_is_estimated_at_the_same_rate_as_input() -> None:
+    assert estimate_output_tokens(0) == 0
+    assert estimate_output_tokens(-5) == 0
+    assert estimate_output_tokens(1) == 1
+    assert estimate_output_tokens(35) == math.ceil(35 / CHARS_PER_TOKEN)
+
+
+def test_the_providers_usage_stands_when_it_reported_both_sides() -> None:
+    reported = Usage(input_tokens=10, output_tokens=4)
+    calls: list[int] = []
+    usage, estimated = usage_so_far(reported, 500, lambda: calls.append(1) or REQUEST)
+    assert usage is reported and estimated is False
+    assert calls == []  # the request is not even looked at
+
+
+def test_what_the_provider_did_not_report_is_estimated() -> None:
+    reported = Usage()
+    usage, estimated = usage_so_far(reported, 70, lambda: REQUEST)
+    assert usage == Usage(input_tokens=estimate_input_tokens(REQUEST), output_tokens=math.ceil(70 / CHARS_PER_TOKEN))
+    assert estimated is True
+    assert reported == Usage()  # never changed in place
+
+
+def test_cached_input_counts_as_reported_input() -> None:
+    usage, estimated = usage_so_far(Usage(cache_read_input_tokens=900), 7, lambda: REQUEST)
+    assert usage == Usage(cache_read_input_tokens=900, output_tokens=2)
+    assert estimated is True
+
+
+def test_no_content_and_no_readable_request_estimate_nothing() -> None:
+    usage, estimated = usage_so_far(Usage(), 0, lambda: None)
+    assert usage == Usage() and estimated is False

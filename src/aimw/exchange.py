@@ -14,10 +14,16 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal
 
 if TYPE_CHECKING:
+    from aimw.config.consumers import AuthenticatedConsumer
     from aimw.translators.anthropic.messages import MessagesRequest
     from aimw.types import Headers, Scope
 
 RequestMode = Literal["oneshot", "stream"]
+ClientClosed = Literal["upload", "waiting", "stream", "answer"]
+"""When the client closed its connection before the response was complete: while sending its
+body (``upload``), before any response byte went out (``waiting``: the provider had not
+answered yet), or after the response started, during an event stream (``stream``) or another
+answer (``answer``)."""
 
 
 MAX_TOKEN_COUNT = 2**53 - 1  # tokens: far above any real count, exact in every JSON reader
@@ -84,7 +90,8 @@ class Exchange:
     request_model: the model sent upstream (after any override).
     response_model: the model the provider says answered.
     request_mode: ``"stream"`` or ``"oneshot"`` (Kong's names).
-    consumer: who called (set by the client-auth layer), None when anonymous.
+    consumer: who called, the consumer whose key the request presented (set by
+        ClientAuthMiddleware), None when the gateway has no consumers.
     received_ns / first_byte_ns / last_byte_ns: the request arrived, the client got its first
         and last response byte.
     first_token_ns: the first content reached the client (stream) or the answer did (JSON).
@@ -92,6 +99,12 @@ class Exchange:
     attempts: one per upstream try, in order.
     log_meta: provider-specific ai.proxy.meta fields (e.g. Kong's ``azure_instance_id``).
     error: the final outcome when it was a failure, for the log only: no layer branches on it.
+    client_closed: when the client left before the response was complete (ObserveMiddleware
+        sees its ``http.disconnect``), None while it stays; the exchange is then logged as
+        499. Layers may stop work for a client that left (FailoverMiddleware tries no
+        further target).
+    usage_estimated: ``usage`` holds aimw's estimate where the provider reported nothing (a
+        stream that ended before the provider's usage came: aimw.token_estimate).
     request_body: the request body as read once (and as StripFields left it), for replay.
     messages_request: that body parsed as a Messages request, once, by its first user.
     """
@@ -100,7 +113,7 @@ class Exchange:
     request_model: str | None = None
     response_model: str | None = None
     request_mode: RequestMode | None = None
-    consumer: str | None = None
+    consumer: AuthenticatedConsumer | None = None
     received_ns: int = 0
     first_byte_ns: int = 0
     last_byte_ns: int = 0
@@ -109,6 +122,8 @@ class Exchange:
     attempts: list[Attempt] = field(default_factory=list)
     log_meta: dict[str, str] = field(default_factory=dict)
     error: str | None = None
+    client_closed: ClientClosed | None = None
+    usage_estimated: bool = False
     request_body: bytes | None = None
     messages_request: MessagesRequest | None = None
 

@@ -1,5 +1,6 @@
-"""A local estimate of a Messages request's input tokens, for ``/v1/messages/count_tokens``
-when the provider has no such endpoint.
+"""Local token estimates: a Messages request's input tokens, for ``/v1/messages/count_tokens``
+when the provider has no such endpoint, and the usage of a stream that ended before its
+provider reported it (:func:`usage_so_far`).
 
 Counts the system prompt, every message's text (tool_use inputs and tool results
 included, and search results, tool references and the calls and results of server
@@ -9,14 +10,20 @@ taken at 1,600 tokens, Anthropic's cost of an image near its 1.15-megapixel opti
 (Anthropic docs, "Vision": tokens = width * height / 750). Each message and tool adds a
 few tokens of framing. The estimate is meant for context-window bookkeeping
 (Claude Code's ``/context``), not billing.
+
+Output is estimated from the characters of content a stream wrote (text, thinking, tool
+input JSON) at the same 3.5 characters per token.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
+from collections.abc import Callable
 
 from msgspec import UNSET
 
+from aimw.exchange import Usage
 from aimw.translators.anthropic import messages as a
 
 CHARS_PER_TOKEN = 3.5
@@ -47,6 +54,34 @@ def estimate_input_tokens(request: a.MessagesRequest) -> int:
             if tool.input_schema is not UNSET:
                 chars += len(tool.input_schema)
     return max(1, tokens + math.ceil(chars / CHARS_PER_TOKEN))
+
+
+def estimate_output_tokens(content_chars: int) -> int:
+    """Estimated output tokens (tokens, >= 0) of ``content_chars`` characters of content."""
+    return math.ceil(max(content_chars, 0) / CHARS_PER_TOKEN)
+
+
+def usage_so_far(
+    usage: Usage, content_chars: int, request: Callable[[], a.MessagesRequest | None]
+) -> tuple[Usage, bool]:
+    """The usage of a stream that ended before its end (the client left, the provider broke
+    off): the provider's figures where it reported them, else estimates. Returns (usage,
+    whether anything was estimated); ``usage`` itself is never changed.
+
+    Output tokens are estimated from ``content_chars`` (the content written to the client)
+    when the provider reported none; input tokens from ``request()`` (called only then, may
+    return None when the request cannot be read) when it reported no input, cached or not.
+    """
+    output_missing = usage.output_tokens == 0 and content_chars > 0
+    input_missing = usage.input_tokens == usage.cache_read_input_tokens == usage.cache_creation_input_tokens == 0
+    if not (output_missing or input_missing):
+        return usage, False
+    estimated = dataclasses.replace(usage)
+    if output_missing:
+        estimated.output_tokens = estimate_output_tokens(content_chars)
+    if input_missing and (parsed := request()) is not None:
+        estimated.input_tokens = estimate_input_tokens(parsed)
+    return estimated, estimated != usage
 
 
 def _block_size(block: a.ContentBlock | a.ToolResultContentBlock) -> tuple[int, int]:

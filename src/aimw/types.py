@@ -29,10 +29,13 @@ class StreamTranslator(Protocol):
     provider broke off (``b""`` when the answer was already complete). What the stream said
     is readable as it goes: ``usage`` (cumulative, tokens), ``model`` (the provider's, once
     named), ``has_content`` (a content block was emitted), ``error`` (an in-stream error, for
-    the log). ``cut`` turns True once the translator itself ended the stream with ``event:
-    error`` before the provider's body ended (an oversized or unreadable event, a translated
-    provider's in-stream error): it writes nothing more, so the rest of the body need not be
-    read. ``rewrites_headers`` is False for a stream passed through byte for byte.
+    the log), ``content_chars`` (characters of content written so far: text, thinking, tool
+    input JSON; JSON-escaped for a stream passed through), from which the output is
+    estimated when the stream ends before the provider's usage came. ``cut`` turns True
+    once the translator itself ended the stream with ``event: error`` before the provider's
+    body ended (an oversized or unreadable event, a translated provider's in-stream error):
+    it writes nothing more, so the rest of the body need not be read. ``rewrites_headers``
+    is False for a stream passed through byte for byte.
     """
 
     rewrites_headers: bool
@@ -48,6 +51,9 @@ class StreamTranslator(Protocol):
 
     @property
     def error(self) -> str | None: ...
+
+    @property
+    def content_chars(self) -> int: ...
 
     @property
     def cut(self) -> bool: ...

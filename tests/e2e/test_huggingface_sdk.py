@@ -271,7 +271,7 @@ def test_error_inside_a_200_stream(client, fake, hf_gateway, case):
 
 def test_client_gone_mid_stream(hf_gateway, fake, case):
     """The client hangs up mid-stream: the gateway cancels the provider call, logs the
-    exchange as disconnected, and keeps serving."""
+    exchange as a departure (499), and keeps serving."""
     gate = threading.Event()
     c = Chunks()
     fake.enqueue(
@@ -299,7 +299,8 @@ def test_client_gone_mid_stream(hf_gateway, fake, case):
         (line,) = exact_log_lines(hf_gateway, case)
     finally:
         gate.set()
-    assert line["ai"]["proxy"]["meta"]["error"] == "client disconnected"
+    assert line["response"]["status"] == 499  # nginx's "client closed request"
+    assert line["ai"]["proxy"]["meta"]["error"].startswith("client closed request mid-stream (after HTTP 200 and ")
     assert line["ai"]["proxy"]["meta"]["request_mode"] == "stream"
     still_serving(hf_gateway, fake, case)
 

@@ -169,6 +169,22 @@ async def test_a_stream_that_started_is_never_switched():
     assert second.bodies == []
 
 
+async def test_a_client_that_left_gets_no_further_try():
+    """The first target answered 503 (a failover criterion), but the client left meanwhile
+    (ObserveMiddleware recorded it): nobody is answered and no other target is asked."""
+
+    class LeavingDuring(ScriptedLeg):
+        async def __call__(self, scope, receive, send) -> None:
+            await super().__call__(scope, receive, send)
+            exchange_of(scope).client_closed = "waiting"
+
+    first, second = LeavingDuring("first", 503), ScriptedLeg("second")
+    scope, send = await post(failover(first, second))
+    assert second.bodies == []
+    assert send.messages == []  # the held 503 goes nowhere: nobody is there
+    assert [attempt.provider for attempt in exchange_of(scope).attempts] == ["first"]
+
+
 async def test_every_target_failing_is_529_naming_each_try():
     legs = [ScriptedLeg("a", 503), ScriptedLeg("b", kind="unreachable"), ScriptedLeg("c", 429)]
     scope, send = await post(failover(*legs))

@@ -3,11 +3,13 @@ emits one ObservedExchange per exchange to each sink, and never changes a byte."
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 
 import pytest
 
+from aimw.asgi import ClientDisconnected, read_body
 from aimw.exchange import Attempt, Usage, exchange_of
 from aimw.middleware.observe import MAX_LOGGED_PAYLOAD, ObserveMiddleware
 from tests.asgi_helpers import InnerApp, RecordingSend, ScriptedReceive, call, http_scope, split_at
@@ -256,3 +258,113 @@ async def test_lifespan_passes_through_and_emits_nothing():
     await ObserveMiddleware(inner, sinks=[sink])({"type": "lifespan"}, ScriptedReceive(), RecordingSend())
     assert [scope["type"] for scope in inner.scopes] == ["lifespan"]
     assert sink.observed == []
+
+
+# ---------------------------------------------------------------- clients that leave
+
+
+class LeavingClient:
+    """The stack below Observe as it behaves when the client leaves at some point: it reads
+    the body as the real layers do (returning when the client left during it), sends
+    ``start`` and ``chunks`` (the last ending the body with ``finish``), then waits for the
+    client's ``http.disconnect`` as the upstream app's departure watch does (and records the
+    failure it would). With ``after`` it then raises that exception."""
+
+    def __init__(self, start=None, chunks=(), *, finish=False, after=None) -> None:
+        self.start = start
+        self.chunks = list(chunks)
+        self.finish = finish
+        self.after = after
+        self.disconnects = 0
+
+    async def __call__(self, scope, receive, send) -> None:
+        try:
+            await read_body(receive, 1 << 20)
+        except ClientDisconnected:
+            return
+        if self.start is not None:
+            await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", self.start)]})
+        for index, chunk in enumerate(self.chunks):
+            more = not (self.finish and index == len(self.chunks) - 1)
+            await send({"type": "http.response.body", "body": chunk, "more_body": more})
+        message = await receive()
+        assert message["type"] == "http.disconnect"
+        self.disconnects += 1
+        exchange_of(scope).fail("client closed request")  # what UpstreamApp records, without knowing when
+        if self.after is not None:
+            raise self.after
+
+
+async def leave(inner: LeavingClient, chunks=(REQUEST_BODY,), *, complete=True):
+    sink = RecordingSink()
+    scope = scope_for()
+    send = RecordingSend()
+    receive = ScriptedReceive(chunks, disconnect_now=True, complete=complete)
+    await ObserveMiddleware(inner, sinks=[sink])(scope, receive, send)
+    [observed] = sink.observed
+    return observed, send
+
+
+async def test_a_client_that_leaves_during_its_upload_is_logged_as_499():
+    observed, send = await leave(LeavingClient(), [REQUEST_BODY[:30]], complete=False)
+    assert observed.status == 499
+    assert observed.exchange.client_closed == "upload"
+    assert observed.exchange.error == "client closed request during upload (after 30 bytes of its body)"
+    assert observed.request_size == 30
+    assert send.messages == []  # nobody to answer
+
+
+async def test_a_client_that_leaves_while_the_provider_thinks_is_logged_as_499():
+    inner = LeavingClient()
+    observed, send = await leave(inner)
+    assert inner.disconnects == 1
+    assert observed.status == 499
+    assert observed.exchange.client_closed == "waiting"
+    assert observed.exchange.error == "client closed request while waiting for the provider"  # not the layer's
+    assert observed.response_headers == []
+    assert send.messages == []
+
+
+async def test_a_client_that_leaves_mid_stream_is_logged_as_499_with_what_it_got():
+    observed, send = await leave(LeavingClient(b"text/event-stream", [SSE_BODY[:40]]))
+    assert send.status == 200  # what went out is untouched
+    assert observed.status == 499
+    assert observed.exchange.client_closed == "stream"
+    assert observed.exchange.error == "client closed request mid-stream (after HTTP 200 and 40 bytes)"
+    assert observed.response_headers == [(b"content-type", b"text/event-stream")]
+    assert (observed.response_size, observed.streamed) == (40, True)
+
+
+async def test_a_client_that_leaves_during_a_json_answer_is_logged_as_499():
+    observed, _ = await leave(LeavingClient(b"application/json", [JSON_MESSAGE[:10]]))
+    assert observed.status == 499
+    assert observed.exchange.client_closed == "answer"
+    assert observed.exchange.error == "client closed request during the answer (after HTTP 200 and 10 bytes)"
+
+
+async def test_a_client_that_leaves_after_the_last_byte_is_no_departure():
+    observed, send = await leave(LeavingClient(b"application/json", [JSON_MESSAGE], finish=True))
+    assert send.complete
+    assert observed.status == 200
+    assert observed.exchange.client_closed is None
+    assert observed.exchange.error == "client closed request"  # only what the layer below said
+
+
+@pytest.mark.parametrize("after", [asyncio.CancelledError(), RuntimeError("boom")])
+async def test_a_departure_that_ends_in_an_exception_is_still_one_499_line(after):
+    sink = RecordingSink()
+    app = ObserveMiddleware(LeavingClient(b"text/event-stream", [SSE_BODY[:40]], after=after), sinks=[sink])
+    with pytest.raises(type(after)):
+        await call(app, scope_for(), [REQUEST_BODY])
+    [observed] = sink.observed
+    assert observed.status == 499
+    assert observed.exchange.error.startswith("client closed request mid-stream")
+
+
+async def test_a_departure_while_nothing_was_answered_and_the_gateway_failed_is_499():
+    sink = RecordingSink()
+    app = ObserveMiddleware(LeavingClient(after=RuntimeError("boom")), sinks=[sink])
+    await call(app, scope_for(), [REQUEST_BODY])  # the 500 it answers goes nowhere
+    [observed] = sink.observed
+    assert observed.status == 499
+    assert observed.exchange.error == "client closed request while waiting for the provider"

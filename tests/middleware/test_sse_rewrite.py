@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 
 import anyio
 import pytest
@@ -10,7 +11,9 @@ import pytest
 from aimw.exchange import Usage, exchange_of
 from aimw.middleware.sse_rewrite import SSERewriteMiddleware
 from aimw.sse import DEFAULT_MAX_EVENT_SIZE
+from aimw.token_estimate import CHARS_PER_TOKEN, estimate_input_tokens
 from aimw.translators.anthropic import ANTHROPIC_MESSAGES
+from aimw.translators.anthropic.messages import decode_request
 from aimw.translators.openai_chat import OpenAIChat
 from aimw.upstream import UpstreamBrokeOff
 from tests.asgi_helpers import (
@@ -397,3 +400,57 @@ async def test_a_cut_stream_ends_at_once_and_stops_the_provider(wire_format, pie
     assert send.complete
     assert [name for name, _ in sse_events(send.body)][-1] == "error"
     assert exchange_of(scope).error.startswith("api_error: ")
+
+
+# ---------------------------------------------------------------- the usage of a stream cut short
+
+REQUEST = decode_request(
+    b'{"model":"m","max_tokens":99,"system":"Answer briefly.","messages":[{"role":"user","content":"What is 1 + 1?"}]}'
+)
+
+
+async def run_request(inner) -> tuple[RecordingSend, dict]:
+    """:func:`run` for a parsed request (as the translated stack has it)."""
+    scope = http_scope(body=b"{}")
+    exchange_of(scope).request_model = "req-model"
+    exchange_of(scope).messages_request = REQUEST
+    send = RecordingSend()
+    await SSERewriteMiddleware(inner, wire_format=OpenAIChat())(
+        scope, ScriptedReceive([b"{}"], disconnect_now=True), send
+    )
+    return send, scope
+
+
+async def test_a_stream_the_client_left_has_its_usage_estimated():
+    send, scope = await run_request(upstream([chunk("Hello"), chunk(" there, friend")], finish=False))
+    exchange = exchange_of(scope)
+    assert not send.complete
+    assert b'"text":"Hello"' in send.body and b'"text":" there, friend"' in send.body
+    assert exchange.usage == Usage(
+        input_tokens=estimate_input_tokens(REQUEST), output_tokens=math.ceil(19 / CHARS_PER_TOKEN)
+    )
+    assert exchange.usage_estimated is True
+
+
+async def test_a_stream_the_client_left_after_its_usage_came_keeps_the_providers():
+    usage = b'data: {"id":"c1","choices":[],"usage":{"prompt_tokens":11,"completion_tokens":3}}\n\n'
+    _, scope = await run_request(upstream([chunk("Hello"), usage, chunk(" more")], finish=False))
+    exchange = exchange_of(scope)
+    assert exchange.usage == Usage(input_tokens=11, output_tokens=3)
+    assert exchange.usage_estimated is False
+
+
+async def test_a_stream_the_provider_broke_off_has_its_usage_estimated_too():
+    send, scope = await run_request(upstream([chunk("Hello")], error=UpstreamBrokeOff("reset")))
+    exchange = exchange_of(scope)
+    assert anthropic_stream(send.body).error["message"] == "reset"
+    assert exchange.usage.output_tokens == math.ceil(5 / CHARS_PER_TOKEN)
+    assert exchange.usage_estimated is True
+
+
+async def test_a_stream_that_ended_keeps_the_providers_usage_even_without_any():
+    send, scope = await run_request(upstream([chunk("Hello", finish_reason="stop"), b"data: [DONE]\n\n"]))
+    exchange = exchange_of(scope)
+    assert send.complete
+    assert exchange.usage == Usage()  # the provider said nothing; the answer was whole: nothing estimated
+    assert exchange.usage_estimated is False

@@ -4,13 +4,18 @@ the whole events so far and one ``event: error``."""
 
 from __future__ import annotations
 
+import json
+import math
 import random
 
 import pytest
 
 from aimw.exchange import Usage, exchange_of
 from aimw.middleware.sse_rewrite import SSERewriteMiddleware
+from aimw.token_estimate import CHARS_PER_TOKEN, estimate_input_tokens
 from aimw.translators.anthropic import ANTHROPIC_MESSAGES
+from aimw.translators.anthropic.messages import decode_request
+from aimw.translators.anthropic.passthrough import AnthropicEventStream
 from aimw.upstream import UpstreamBrokeOff
 from tests.asgi_helpers import (
     InnerApp,
@@ -338,3 +343,94 @@ async def test_lifespan_passes_through():
     scope = {"type": "lifespan", "asgi": {"version": "3.0"}}
     await SSERewriteMiddleware(inner, wire_format=ANTHROPIC_MESSAGES)(scope, ScriptedReceive(), RecordingSend())
     assert inner.scopes == [scope]
+
+
+# ---------------------------------------------------------------- the usage of a stream cut short
+
+
+async def test_a_stream_the_client_left_gets_its_output_estimated_from_what_it_got():
+    """The real capture (Anthropic pads its events with spaces) up to its last text delta:
+    message_start's input stands, its output count (1) does not; the output is estimated
+    from the deltas' text, "1 + 1 = 2", padding left out."""
+    last_delta = boundaries(TEXT_SSE)[7]
+    send, scope = await run(upstream(random_splits(TEXT_SSE[:last_delta], 3), finish=False))
+    assert send.body == TEXT_SSE[:last_delta] and not send.complete
+    exchange = exchange_of(scope)
+    assert exchange.usage == Usage(input_tokens=15, output_tokens=math.ceil(len("1 + 1 = 2") / CHARS_PER_TOKEN))
+    assert exchange.usage_estimated is True
+
+
+async def test_a_stream_that_ended_has_message_deltas_output_not_an_estimate():
+    _, scope = await run(upstream([TEXT_SSE]))
+    assert exchange_of(scope).usage == Usage(input_tokens=15, output_tokens=9)
+    assert exchange_of(scope).usage_estimated is False
+
+
+async def test_without_message_starts_usage_the_input_is_estimated_from_the_request_body():
+    body = b'{"model":"claude-x","max_tokens":9,"messages":[{"role":"user","content":"What is 1 + 1, twice?"}]}'
+    start = b'event: message_start\ndata: {"type":"message_start","message":{"model":"m"}}\n\n'
+    delta = event(
+        "content_block_delta", {"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": "2"}}
+    )
+    scope = http_scope(body=body)
+    exchange_of(scope).request_body = body  # as StripFields kept it (the pass-through parses nothing)
+    send = RecordingSend()
+    app = SSERewriteMiddleware(upstream([start, delta], finish=False), wire_format=ANTHROPIC_MESSAGES)
+    await app(scope, ScriptedReceive([body], disconnect_now=True), send)
+    exchange = exchange_of(scope)
+    assert exchange.usage == Usage(input_tokens=estimate_input_tokens(decode_request(body)), output_tokens=1)
+    assert exchange.usage_estimated is True
+
+
+def event(name: str, payload: dict, padding: int = 0) -> bytes:
+    """An event as Anthropic writes it: compact JSON, spaces before its last brace."""
+    data = json.dumps(payload, separators=(",", ":"))
+    return f"event: {name}\ndata: {data[:-1]}{' ' * padding}}}\n\n".encode()
+
+
+def block(index: int, content_block: dict, delta_type: str, field: str, pieces: list[str]) -> list[bytes]:
+    start = {"type": "content_block_start", "index": index, "content_block": content_block}
+    deltas = [
+        event(
+            "content_block_delta",
+            {"type": "content_block_delta", "index": index, "delta": {"type": delta_type, field: piece}},
+            padding=n % 7,
+        )
+        for n, piece in enumerate(pieces)
+    ]
+    return [
+        event("content_block_start", start),
+        *deltas,
+        event("content_block_stop", {"type": "content_block_stop", "index": index}),
+    ]
+
+
+def test_content_chars_are_the_deltas_json_escaped_content_whatever_the_block():
+    text = ["Hello", ' "quoted"\nline', " caf\u00e9 ☕"]
+    thinking = ["Let me", " think."]
+    tool_input = ['{"city": ', '"Oslo"}']
+    events = [
+        *block(0, {"type": "thinking", "thinking": ""}, "thinking_delta", "thinking", thinking),
+        *block(1, {"type": "text", "text": ""}, "text_delta", "text", text),
+        *block(
+            12,
+            {"type": "tool_use", "id": "toolu_1", "name": "weather", "input": {}},
+            "input_json_delta",
+            "partial_json",
+            tool_input,
+        ),
+    ]
+    stream = AnthropicEventStream()
+    for piece in events:
+        stream.feed(piece)
+    stream.finish()
+    escaped = sum(len(json.dumps(piece)) - 2 for piece in [*thinking, *text, *tool_input])
+    assert stream.content_chars == escaped
+    assert stream.has_content
+
+
+def test_content_chars_of_a_stream_written_otherwise_never_go_below_zero():
+    odd = b'event: content_block_delta\ndata: {"delta": {"text": ""}, "index": 0}\n\n'  # not Anthropic's order
+    stream = AnthropicEventStream()
+    stream.feed(odd * 3)
+    assert stream.content_chars >= 0

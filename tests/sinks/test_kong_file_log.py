@@ -7,12 +7,14 @@ upstream that records its attempt as UpstreamApp does."""
 from __future__ import annotations
 
 import json
+import math
 import time
 import uuid
 from collections.abc import Callable
 
 import pytest
 
+from aimw.asgi import ClientDisconnected, read_body
 from aimw.errors import register_secret
 from aimw.exchange import Attempt, Usage, exchange_of
 from aimw.middleware.observe import ObserveMiddleware
@@ -22,7 +24,7 @@ from aimw.middleware.translate import TranslateMiddleware
 from aimw.sinks import KongFileLog
 from aimw.translators.anthropic import ANTHROPIC_MESSAGES
 from aimw.types import Scope
-from tests.asgi_helpers import InnerApp, call, http_scope, split_at
+from tests.asgi_helpers import InnerApp, RecordingSend, ScriptedReceive, call, http_scope, split_at
 
 pytestmark = pytest.mark.anyio
 
@@ -554,3 +556,79 @@ async def test_inferred_stream_mode_still_has_the_streams_usage(tmp_path):
     assert proxy["meta"]["request_mode"] == "stream"
     assert proxy["meta"]["response_model"] == "provider-model-7b"
     assert (proxy["usage"]["prompt_tokens"], proxy["usage"]["completion_tokens"]) == (125, 42)
+
+
+# ---------------------------------------------------------------- clients that leave
+
+
+async def test_a_client_that_left_during_its_upload_has_an_ai_block_with_the_reason(tmp_path):
+    async def reads_the_body(scope, receive, send):
+        try:
+            await read_body(receive, 1 << 20)
+        except ClientDisconnected:
+            return  # as AnthropicEndpoints does: nobody to answer
+
+    log = tmp_path / "aimw.log"
+    receive = ScriptedReceive([REQUEST_BODY[:20]], disconnect_now=True, complete=False)
+    await observed(reads_the_body, log)(scope_for(), receive, RecordingSend())
+    [line] = read_lines(log)
+    assert line["response"] == {"status": 499, "headers": {}, "size": 0}
+    assert line["request"]["size"] == 20
+    assert line["upstream_uri"] is None
+    proxy = line["ai"]["proxy"]
+    meta = proxy["meta"]
+    assert meta == {
+        "plugin_id": meta["plugin_id"],
+        "provider_name": None,  # no target was chosen yet
+        "request_model": None,
+        "response_model": None,
+        "llm_latency": 0,
+        "request_mode": None,  # the body, which says it, never came whole
+        "error": "client closed request during upload (after 20 bytes of its body)",
+    }
+    assert (proxy["usage"]["prompt_tokens"], proxy["usage"]["completion_tokens"]) == (0, 0)
+    assert "estimated" not in proxy["usage"]
+    assert proxy["tried_targets"] == []
+
+
+class LeavingAnthropicUpstream:
+    """Anthropic's stream, of which ``chunks`` came before the client left: the provider below
+    the real layers records its Attempt, sends the chunks, then waits for the client's
+    ``http.disconnect`` (skipping the bodies the layers above replay) and returns without
+    ending the body, as UpstreamApp does when its departure watch cancelled the call."""
+
+    def __init__(self, chunks) -> None:
+        self.chunks = chunks
+
+    async def __call__(self, scope, receive, send) -> None:
+        exchange = exchange_of(scope)
+        exchange.provider_name = "anthropic"
+        attempt = Attempt("anthropic", exchange.request_model, "https", "api.anthropic.com", 443, scope["path"])
+        exchange.attempts.append(attempt)
+        attempt.sent_ns = attempt.first_byte_ns = time.monotonic_ns()
+        await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"text/event-stream")]})
+        for piece in self.chunks:
+            await send({"type": "http.response.body", "body": piece, "more_body": True})
+        while (await receive())["type"] != "http.disconnect":
+            pass
+        attempt.failure = "client closed request"
+
+
+async def test_a_client_that_left_mid_stream_has_the_usage_so_far_marked_estimated(tmp_path):
+    log = tmp_path / "aimw.log"
+    upstream = LeavingAnthropicUpstream(SSE_EVENTS[:4])  # message_start (usage), a block, one text delta
+    response = await call(observed(real_layers(upstream), log), scope_for(), [REQUEST_BODY])
+    assert response.body == b"".join(SSE_EVENTS[:4]) and not response.complete
+    [line] = read_lines(log)
+    assert line["response"]["status"] == 499
+    assert line["response"]["headers"] == {"content-type": "text/event-stream"}  # what went out
+    proxy = line["ai"]["proxy"]
+    expected_bytes = len(b"".join(SSE_EVENTS[:4]))
+    assert proxy["meta"]["error"] == f"client closed request mid-stream (after HTTP 200 and {expected_bytes} bytes)"
+    assert proxy["meta"]["request_mode"] == "stream"
+    assert proxy["tried_targets"][0]["failure"] == "client closed request"
+    usage = proxy["usage"]
+    assert usage["estimated"] is True
+    assert usage["prompt_tokens"] == 125  # message_start's, the provider's own
+    assert usage["completion_tokens"] == math.ceil(len("2") / 3.5)  # message_start's output_tokens 1 not taken
+    assert usage["total_tokens"] == 126

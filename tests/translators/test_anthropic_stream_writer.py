@@ -306,3 +306,21 @@ def test_two_writers_do_not_share_state() -> None:
     assert len(one.blocks) == 1
     assert (two.message["id"], two.text, delta_usage(two)["output_tokens"]) == ("msg_2", "hello", 0)
     assert first.tool_used and not second.tool_used
+
+
+# ---------------------------------------------------------------- the content written, counted
+
+
+def test_content_chars_count_the_content_written_and_nothing_else() -> None:
+    w = writer()
+    w.thinking("Let me ")  # 7
+    w.signature("sig-not-counted")
+    w.text("café ☕")  # 6 characters, whatever their encoding
+    w.tool_use("toolu_a", "get_weather")  # 11: the model writes the tool's name
+    w.input_json('{"city": "Oslo"}')  # 16
+    w.input_json("")
+    w.close_block()
+    w.input_json("ignored: no tool_use block is open")
+    w.end("tool_use")
+    w.text("after the end")
+    assert w.content_chars == 7 + 6 + 11 + 16

@@ -353,8 +353,8 @@ async def test_client_disconnect_cancels_the_upstream_request():
     assert sent_pieces >= 1
     assert send.status == 200
     assert not send.complete  # never a fake end of stream
-    assert exchange_of(scope).error == "client disconnected"
-    assert exchange_of(scope).attempts[0].failure == "client disconnected"
+    assert exchange_of(scope).error == "client closed request"
+    assert exchange_of(scope).attempts[0].failure == "client closed request"
 
 
 async def test_a_client_leaving_mid_body_never_takes_an_upstream_connection():
@@ -368,7 +368,7 @@ async def test_a_client_leaving_mid_body_never_takes_an_upstream_connection():
         await app.transport.close()
     assert server.connections == []
     assert send.messages == []  # nobody to answer
-    assert exchange_of(scope).error == "client disconnected"
+    assert exchange_of(scope).error == "client closed request"
     assert exchange_of(scope).attempts == []
 
 
@@ -484,7 +484,7 @@ async def test_client_leaving_while_the_provider_is_still_thinking_cancels_the_c
             await connection_closed.wait()
         await app.transport.close()
     assert send.messages == []  # nobody to answer
-    assert exchange_of(scope).error == "client disconnected"
+    assert exchange_of(scope).error == "client closed request"
 
 
 async def test_model_header_off_sends_no_model_header():

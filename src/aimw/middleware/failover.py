@@ -17,6 +17,7 @@ When another target is tried (Kong's ``failover_criteria``, nginx's proxy_next_u
 - Every Messages request is a POST, which nginx and Kong retry only with ``non_idempotent``
   listed: aimw does the same, so a failover configuration lists it.
 - A client error (the provider's 400, or a request no target can take) never fails over.
+- A client that left (``Exchange.client_closed``) gets no further try.
 - At most ``retries`` more tries, each on a target not yet tried in this request whose circuit
   is closed. When no target is left: 529 overloaded_error naming each try (Claude Code backs
   off and retries a 529; Kong answers the last provider's error, or 502 when none answered).
@@ -134,6 +135,8 @@ class FailoverMiddleware:
         tries = _Tries(exchange)
         hash_value = header_value(scope["headers"], self.balancer.hash_header)
         for _ in range(self.retries + 1):
+            if exchange.client_closed is not None:
+                return  # nobody to answer: no further target is asked (ObserveMiddleware logs why)
             candidates = [index for index in eligible if index not in tries.tried and self.balancer.available(index)]
             if not candidates:
                 break
@@ -226,6 +229,7 @@ class _Tries:
         exchange.request_body = self.body
         exchange.error = exchange.response_model = None
         exchange.usage = Usage()
+        exchange.usage_estimated = False
         exchange.log_meta = {}
         exchange.first_token_ns = 0
         return len(exchange.attempts)

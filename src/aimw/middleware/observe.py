@@ -2,6 +2,17 @@
 timings and sizes, computes the derived figures once, and hands the finished exchange to
 its sinks (the Kong file log now; metrics and traces are siblings). It never changes a byte
 and never decodes a response: the layer that wrote the Anthropic answer recorded its usage.
+
+Every ``receive`` of the layers below passes through it, so it sees the client's
+``http.disconnect`` whoever asked for it (the body's reader, the upstream app's departure
+watch). A client that leaves before the response's last byte is logged with status 499,
+nginx's "client closed request", whether or not a status had gone out (nginx keeps an
+already sent status once bytes went out; aimw logs 499 for every departure so that one
+status finds them all, and keeps the status that went out in the reason), and the reason
+says when it left: ``client closed request during upload (after 100 bytes of its body)``,
+``... while waiting for the provider``, ``... mid-stream (after HTTP 200 and 2048 bytes)``,
+``... during the answer (after HTTP 200 and 512 bytes)`` (Exchange.client_closed names the
+phase).
 """
 
 from __future__ import annotations
@@ -18,6 +29,7 @@ from aimw.types import ASGIApp, Headers, Message, Receive, Scope, Send, Sink
 logger = logging.getLogger("aimw.observe")
 
 MAX_LOGGED_PAYLOAD = 1024 * 1024  # bytes of each payload kept
+CLIENT_CLOSED_REQUEST = 499  # nginx's status for "client closed request" (never sent, only logged)
 
 
 class ObserveMiddleware:
@@ -99,6 +111,8 @@ class _Observation:
     """What is seen of one exchange on the wire (per request, never shared)."""
 
     __slots__ = (
+        "body_complete",
+        "departure",
         "exchange",
         "payload_request",
         "payload_response",
@@ -122,6 +136,8 @@ class _Observation:
         self.response_size = 0
         self.streamed = False
         self.started = False  # http.response.start went to the client
+        self.body_complete = False  # the request body's last message was received
+        self.departure: str | None = None  # why the exchange ended early: the client left
         self.payload_request: bytearray | None = bytearray() if log_payloads else None
         self.payload_response: list[bytes] = []
         self.payload_size = 0
@@ -129,15 +145,37 @@ class _Observation:
     def counting_receive(self, receive: Receive) -> Receive:
         async def counted() -> Message:
             message = await receive()
+            if message["type"] == "http.disconnect":
+                self.client_left()
+                return message
             body = message.get("body")
             if body:
                 self.request_size += len(body)
                 kept = self.payload_request
                 if kept is not None and len(kept) < MAX_LOGGED_PAYLOAD:
                     kept += body[: MAX_LOGGED_PAYLOAD - len(kept)]
+            if not message.get("more_body", False):
+                self.body_complete = True
             return message
 
         return counted
+
+    def client_left(self) -> None:
+        """The client closed its connection: a departure when the response was not complete
+        (recorded once, as it stood then)."""
+        exchange = self.exchange
+        if exchange.last_byte_ns or exchange.client_closed is not None:
+            return
+        if not self.body_complete:
+            exchange.client_closed = "upload"
+            self.departure = f"client closed request during upload (after {self.request_size} bytes of its body)"
+        elif not self.started:
+            exchange.client_closed = "waiting"
+            self.departure = "client closed request while waiting for the provider"
+        else:
+            exchange.client_closed = "stream" if self.streamed else "answer"
+            when = "mid-stream" if self.streamed else "during the answer"
+            self.departure = f"client closed request {when} (after HTTP {self.status} and {self.response_size} bytes)"
 
     def observing_send(self, send: Send) -> Send:
         exchange = self.exchange
@@ -168,11 +206,14 @@ class _Observation:
         return observed
 
     def finished(self, scope: Scope, figures: Figures) -> ObservedExchange:
+        """The exchange as the sinks get it; a departure is its outcome (status 499 and why)."""
         payloads = self.payload_request is not None
+        if self.departure is not None:
+            self.exchange.error = self.departure  # what the layers below saw was its effect
         return ObservedExchange(
             scope=scope,
             exchange=self.exchange,
-            status=self.status,
+            status=CLIENT_CLOSED_REQUEST if self.departure is not None else self.status,
             response_headers=self.response_headers,
             request_size=self.request_size,
             response_size=self.response_size,

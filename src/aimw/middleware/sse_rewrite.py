@@ -8,6 +8,11 @@ bytes and headers pass unchanged, cut only at event boundaries. A stream its tra
 (an oversized or unreadable event, a provider's in-stream error) is read no further: the app
 below is stopped, which closes the upstream response and frees its connection, then the
 client's response ends with the error event, however long the provider would have gone on.
+
+A stream that ends before its end (the client left, the provider broke off, the translator
+cut it) is recorded with the usage the provider reported so far, and aimw's estimate where
+it reported none (aimw.token_estimate.usage_so_far: output from the content written,
+input from the request), marked as estimated (``Exchange.usage_estimated``).
 """
 
 from __future__ import annotations
@@ -16,8 +21,10 @@ import logging
 import time
 
 from aimw.asgi import header_value, with_headers
-from aimw.errors import where_it_failed
+from aimw.errors import GatewayError, where_it_failed
 from aimw.exchange import Exchange, exchange_of
+from aimw.token_estimate import usage_so_far
+from aimw.translators.anthropic.messages import MessagesRequest, decode_request
 from aimw.types import ASGIApp, Message, Receive, Scope, Send, StreamTranslator, WireFormat
 from aimw.upstream.failures import UpstreamFailure
 
@@ -109,13 +116,27 @@ class SSERewriteMiddleware:
             await send({"type": "http.response.body", "body": stream.fail("api_error", reason), "more_body": False})
         finally:
             if stream is not None:
-                _record(stream, exchange)
+                _record(stream, exchange, complete=finished and stream.error is None)
 
 
-def _record(stream: StreamTranslator, exchange: Exchange) -> None:
-    exchange.usage = stream.usage
+def _record(stream: StreamTranslator, exchange: Exchange, *, complete: bool) -> None:
+    usage = stream.usage
+    if not complete:
+        usage, exchange.usage_estimated = usage_so_far(usage, stream.content_chars, lambda: _request_of(exchange))
+    exchange.usage = usage
     exchange.response_model = stream.model or exchange.request_model
     if stream.error is not None:
         exchange.fail(stream.error)
     if not exchange.first_token_ns and stream.has_content:
         exchange.first_token_ns = time.monotonic_ns()
+
+
+def _request_of(exchange: Exchange) -> MessagesRequest | None:
+    """The exchange's Messages request: as parsed above, else parsed from its body now (a
+    pass-through stack keeps only the body); None when it is not one."""
+    if exchange.messages_request is not None or exchange.request_body is None:
+        return exchange.messages_request
+    try:
+        return decode_request(exchange.request_body)
+    except GatewayError:
+        return None

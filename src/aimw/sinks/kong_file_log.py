@@ -13,7 +13,8 @@ A line (sources: Kong docs, "File Log" plugin log format, and "AI Gateway" analy
                       "usage": {"prompt_tokens", "completion_tokens", "total_tokens",
                                 "time_to_first_token", "time_per_token", "cost",
                                 "prompt_tokens_details": {"cached_tokens"},
-                                "completion_tokens_details": {"reasoning_tokens"}},
+                                "completion_tokens_details": {"reasoning_tokens"},
+                                "estimated"?},
                       "tried_targets": [{"provider", "model", "host", "port", "ip",
                                          "upstream_scheme", "upstream_uri", "route_type",
                                          "failure"?}],
@@ -21,7 +22,17 @@ A line (sources: Kong docs, "File Log" plugin log format, and "AI Gateway" analy
 
 ``prompt_tokens`` counts every input token (input + cache read + cache creation), as
 OpenAI and Kong do. Credentials in headers and in the query (``key``, ``api_key``,
-``access_token`` …, names in any case) are replaced by ``REDACTED``.
+``access_token`` …, names in any case) are replaced by ``REDACTED``. An authenticated
+request (ClientAuthMiddleware) adds Kong's ``authenticated_entity: {"id"}`` (the key's
+credential id) and ``consumer: {"id", "username"}``; the key itself is never written.
+
+aimw's additions, present only when they say something (so other lines keep Kong's shape
+exactly): ``ai.proxy.meta.error``, the exchange's failure (a departure's reason too);
+``ai.proxy.usage.estimated: true`` when the token counts hold aimw's estimate where the
+provider reported none (a stream that ended before its usage came); a tried target's
+``failure``. The ``ai`` block is written once a provider or model is known, and for a
+client that left (status 499) in any case, so its reason is logged: a client that left
+during upload has no model, target or mode yet (null, tried_targets empty, usage 0).
 """
 
 from __future__ import annotations
@@ -30,7 +41,7 @@ import logging
 import os
 import uuid
 from collections.abc import Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, urlencode
 
 import orjson
@@ -40,6 +51,9 @@ from aimw.errors import redact, redact_registered
 from aimw.exchange import Attempt, ObservedExchange
 from aimw.sinks.log_file import LogFile
 from aimw.types import Scope
+
+if TYPE_CHECKING:
+    from aimw.config.consumers import AuthenticatedConsumer
 
 logger = logging.getLogger("aimw.kong_file_log")
 
@@ -113,10 +127,11 @@ class KongFileLog:
             },
             "upstream_uri": _upstream_uri(exchange.attempts[-1]) if exchange.attempts else None,
             "latencies": {"request": figures.request_ms, "proxy": figures.proxy_ms, "gateway": figures.gateway_ms},
+            **_consumer(exchange.consumer),
             "client_ip": (scope.get("client") or ("",))[0],
             "started_at": observed.started_at_ms,
         }
-        if exchange.provider_name or exchange.request_model:
+        if exchange.provider_name or exchange.request_model or exchange.client_closed:
             line["ai"] = {"proxy": self._ai_proxy(observed)}
         return orjson.dumps(line) + b"\n"
 
@@ -129,7 +144,7 @@ class KongFileLog:
             "request_model": exchange.request_model,
             "response_model": exchange.response_model or exchange.request_model,
             "llm_latency": figures.proxy_ms,
-            "request_mode": exchange.request_mode or ("stream" if observed.streamed else "oneshot"),
+            "request_mode": exchange.request_mode or _answer_mode(observed),
             **exchange.log_meta,
         }
         if exchange.error:
@@ -148,12 +163,34 @@ class KongFileLog:
             },
             "tried_targets": [_tried_target(attempt) for attempt in exchange.attempts],
         }
+        if exchange.usage_estimated:
+            proxy["usage"]["estimated"] = True
         if observed.payload_request is not None:
             proxy["payload"] = {
                 "request": redact(observed.payload_request.decode("utf-8", "replace")),
                 "response": redact((observed.payload_response or b"").decode("utf-8", "replace")),
             }
         return proxy
+
+
+def _answer_mode(observed: ObservedExchange) -> str | None:
+    """Kong's request_mode as the answer shows it, when no layer recorded the request's:
+    ``stream`` for an event stream, else ``oneshot``; None when the client left during its
+    upload (the mode was never known)."""
+    if observed.streamed:
+        return "stream"
+    return None if observed.exchange.client_closed == "upload" else "oneshot"
+
+
+def _consumer(consumer: AuthenticatedConsumer | None) -> dict[str, Any]:
+    """Kong's ``authenticated_entity`` (the credential's id) and ``consumer`` (``id``,
+    ``username``, ``custom_id`` when set) of an authenticated request; nothing otherwise."""
+    if consumer is None:
+        return {}
+    entity = {"id": consumer.id, "username": consumer.username}
+    if consumer.custom_id is not None:
+        entity["custom_id"] = consumer.custom_id
+    return {"authenticated_entity": {"id": consumer.credential_id}, "consumer": entity}
 
 
 def _tried_target(attempt: Attempt) -> dict[str, Any]:

@@ -14,7 +14,7 @@ from aimw.asgi import ClientDisconnected, connection_options, read_body
 from aimw.errors import GatewayError
 from aimw.exchange import Attempt, Exchange, exchange_of
 from aimw.types import Headers, Receive, Scope, Send
-from aimw.upstream.departure import ClientDeparture
+from aimw.upstream.departure import CLIENT_CLOSED, ClientDeparture
 from aimw.upstream.failures import UpstreamFailure, mapped_transport_errors
 from aimw.upstream.pool import PoolSlots
 from aimw.upstream.relay import relay
@@ -65,7 +65,9 @@ class UpstreamApp:
     The body streams out and the answer streams back, asking for ``Accept-Encoding:
     identity`` so bytes pass unchanged; when the client leaves (after sending its body) the
     call is cancelled and its connection closed, whether the provider is still thinking or
-    the answer is being relayed.
+    the answer is being relayed: the attempt's failure and the exchange's error say
+    ``client closed request`` (ObserveMiddleware, above, logs when it left), and the app
+    returns without raising (there is nobody to answer).
 
     Raises:
         GatewayError: 400 when the request target is not a path (``@host/x`` would change the host).
@@ -118,7 +120,7 @@ class UpstreamApp:
         try:
             body = await read_body(receive, self.max_body_size) if _has_body(scope["headers"]) else None
         except ClientDisconnected:
-            exchange.fail("client disconnected")
+            exchange.fail(CLIENT_CLOSED)
             return
         attempt = self._attempt(exchange, path, query)
         request = self._requests.build(scope, path + ("?" + attempt.upstream_query if query else ""), body)
@@ -133,8 +135,8 @@ class UpstreamApp:
                 attempt.failure, attempt.failure_kind = failure.reason, failure.kind
                 raise
         if departure.cancelled_us:
-            attempt.failure = "client disconnected"
-            exchange.fail("client disconnected")
+            attempt.failure = CLIENT_CLOSED
+            exchange.fail(CLIENT_CLOSED)
 
     async def _call(self, request: httpx.Request, send: Send, attempt: Attempt, model_header: str | None) -> None:
         with _BEFORE_ANSWER:

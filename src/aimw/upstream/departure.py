@@ -13,6 +13,8 @@ import asyncio
 from aimw.exchange import Attempt
 from aimw.types import Message, Receive
 
+CLIENT_CLOSED = "client closed request"  # nginx's words for its 499, the failure of an attempt cancelled here
+
 
 class ClientDeparture:
     """Watch ``receive`` for the client's departure on behalf of the current task.

@@ -4,8 +4,8 @@ The request passes as the client sent it (after StripFields); a JSON answer and 
 Anthropic error pass byte for byte, with their usage and model read on the way; an event
 stream passes byte for byte, released a whole event at a time (events end with a blank
 line, LF or CRLF) so that an ``event: error`` can always follow a whole event, and read for
-usage (message_start, message_delta), model and errors. Source: Anthropic API reference,
-"Messages", "Streaming Messages", "Errors".
+usage (message_start's input, message_delta's output), model, errors and the size of its
+content. Source: Anthropic API reference, "Messages", "Streaming Messages", "Errors".
 """
 
 from __future__ import annotations
@@ -36,6 +36,17 @@ class _ErrorView(msgspec.Struct):
     message: str | None = None
 
 
+class _BlockView(msgspec.Struct):
+    type: str = ""
+
+
+class _BlockStartView(msgspec.Struct):
+    """content_block_start (only what is read)."""
+
+    index: int = 0
+    content_block: _BlockView | None = None
+
+
 class _EventView(msgspec.Struct):
     """An Anthropic stream event or a whole Message / error body (only what is read)."""
 
@@ -47,16 +58,37 @@ class _EventView(msgspec.Struct):
 
 
 _view_decoder = msgspec.json.Decoder(_EventView)
+_block_start_decoder = msgspec.json.Decoder(_BlockStartView)
 _READ_EVENTS = frozenset(("message_start", "message_delta", "error"))
+# Each kind of content block's deltas: (delta type, the field holding the content).
+_DELTA_FIELDS = {
+    "text": (b"text_delta", b"text"),
+    "thinking": (b"thinking_delta", b"thinking"),
+    "tool_use": (b"input_json_delta", b"partial_json"),
+    "server_tool_use": (b"input_json_delta", b"partial_json"),
+}
 
 
-def _add_usage(usage: Usage, view: _UsageView | None) -> None:
-    """Anthropic usage is cumulative: a later value replaces an earlier one."""
+def _delta_head_size(index: int, block_type: str) -> int:
+    """Bytes of a content_block_delta's data before its content, as Anthropic writes it
+    (compact JSON, content last): ``{"type":"content_block_delta","index":0,"delta":
+    {"type":"text_delta","text":"`` (Anthropic pads events with spaces after the content,
+    never before it)."""
+    delta_type, field = _DELTA_FIELDS.get(block_type, _DELTA_FIELDS["text"])
+    return len(b'{"type":"content_block_delta","index":%d,"delta":{"type":"%s","%s":"' % (index, delta_type, field))
+
+
+_FIRST_DELTA_HEAD_SIZE = _delta_head_size(0, "text")
+
+
+def _add_usage(usage: Usage, view: _UsageView | None, *, output: bool = True) -> None:
+    """Anthropic usage is cumulative: a later value replaces an earlier one. Without
+    ``output`` the output_tokens are not taken (message_start's: 1 or so, before any content)."""
     if view is None:
         return
     if view.input_tokens is not None:
         usage.input_tokens = token_count(view.input_tokens)
-    if view.output_tokens is not None:
+    if output and view.output_tokens is not None:
         usage.output_tokens = token_count(view.output_tokens)
     if view.cache_read_input_tokens is not None:
         usage.cache_read_input_tokens = token_count(view.cache_read_input_tokens)
@@ -106,9 +138,28 @@ class AnthropicEventStream:
     """An Anthropic event stream passed on (a :class:`~aimw.types.StreamTranslator` that
     rewrites nothing). After ``message_stop`` or the provider's own ``event: error`` a failure
     adds no error event. Each byte is scanned once; an event past ``max_event_size`` bytes
-    ends the stream with ``event: error`` (``cut``: nothing more is passed)."""
+    ends the stream with ``event: error`` (``cut``: nothing more is passed).
 
-    __slots__ = ("_decoder", "_held", "_held_size", "_max", "cut", "done", "error", "has_content", "model", "usage")
+    ``usage``: message_start's input, message_delta's output (message_start's output count
+    is not taken, so a stream that ends before message_delta has no output figure and gets
+    an estimate). ``content_chars``: the JSON-escaped bytes of the deltas' content (text,
+    thinking, signatures, tool input JSON), each delta measured from its head (known from its
+    block's content_block_start) to its last quote, without decoding it."""
+
+    __slots__ = (
+        "_content",
+        "_decoder",
+        "_delta_head",
+        "_held",
+        "_held_size",
+        "_max",
+        "cut",
+        "done",
+        "error",
+        "has_content",
+        "model",
+        "usage",
+    )
 
     rewrites_headers = False
 
@@ -122,7 +173,13 @@ class AnthropicEventStream:
         self.model: str | None = None
         self.error: str | None = None
         self.has_content = False
+        self._content = 0  # bytes of content in the deltas so far
+        self._delta_head = _FIRST_DELTA_HEAD_SIZE  # bytes before the content in the open block's deltas
         self._decoder = SSEDecoder(max_event_size)
+
+    @property
+    def content_chars(self) -> int:
+        return max(self._content, 0)  # a provider writing its JSON otherwise could make it < 0
 
     def feed(self, chunk: bytes) -> bytes:
         if not chunk or self.cut:
@@ -174,6 +231,14 @@ class AnthropicEventStream:
     def _read_event(self, name: str, data: bytes) -> None:
         if name == "content_block_delta":
             self.has_content = True
+            self._content += data.rfind(b'"') - self._delta_head
+        elif name == "content_block_start":
+            try:
+                block = _block_start_decoder.decode(data)
+            except (msgspec.DecodeError, msgspec.ValidationError):
+                return
+            block_type = block.content_block.type if block.content_block is not None else ""
+            self._delta_head = _delta_head_size(block.index, block_type)
         elif name == "message_stop":
             self.done = True  # complete: a failure now adds no error event
         elif name in _READ_EVENTS:
@@ -183,7 +248,7 @@ class AnthropicEventStream:
                 return
             if view.message is not None:
                 self.model = view.message.model or self.model
-                _add_usage(self.usage, view.message.usage)
+                _add_usage(self.usage, view.message.usage, output=False)
             _add_usage(self.usage, view.usage)
             if view.error is not None:
                 self.error = f"{view.error.type}: {view.error.message}"

@@ -3,7 +3,8 @@ one only says what one event means (``chunk``) and how the message ends (``end``
 
 It decodes the provider's bytes (aimw.sse, any split, one event capped), hands each event's
 ``data`` to ``chunk``, writes through an AnthropicStreamWriter, and exposes what the
-:class:`~aimw.types.StreamTranslator` protocol reads (usage, model, has_content, error).
+:class:`~aimw.types.StreamTranslator` protocol reads (usage, model, has_content, error,
+content_chars).
 """
 
 from __future__ import annotations
@@ -42,6 +43,10 @@ class SSEStreamTranslator:
     @property
     def error(self) -> str | None:
         return self.writer.error
+
+    @property
+    def content_chars(self) -> int:
+        return self.writer.content_chars
 
     @property
     def done(self) -> bool:

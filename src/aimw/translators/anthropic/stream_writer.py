@@ -39,6 +39,8 @@ class AnthropicStreamWriter:
 
     ``model`` may change until :meth:`start` (the provider names it in its first chunk);
     ``usage`` is updated in place by the translator and written, cumulative, in message_delta.
+    ``content_chars`` counts the characters of content written (text, thinking, tool names
+    and input JSON), for an estimate of the output when the stream ends before the provider's usage.
     Once :meth:`end` or :meth:`fail` ran, every call writes nothing.
     """
 
@@ -48,6 +50,7 @@ class AnthropicStreamWriter:
         "_kind",
         "_next",
         "_out",
+        "content_chars",
         "done",
         "error",
         "message_id",
@@ -65,6 +68,7 @@ class AnthropicStreamWriter:
         self.started = False
         self.done = False
         self.tool_used = False
+        self.content_chars = 0
         self._out: list[bytes] = []
         self._next = 0  # index of the next content block
         self._kind = 0  # kind of the open block, 0 when none is open
@@ -94,12 +98,14 @@ class AnthropicStreamWriter:
         if not self.done:
             if self._kind != TEXT:
                 self._open(TEXT, events.text_block_start(self._next), events.TEXT_DELTA)
+            self.content_chars += len(text)
             self._out.append(self._head + _encode(text) + DELTA_END)
 
     def thinking(self, thinking: str) -> None:
         if not self.done:
             if self._kind != THINKING:
                 self._open(THINKING, events.thinking_block_start(self._next), events.THINKING_DELTA)
+            self.content_chars += len(thinking)
             self._out.append(self._head + _encode(thinking) + DELTA_END)
 
     def signature(self, signature: str) -> None:
@@ -112,12 +118,14 @@ class AnthropicStreamWriter:
         if self.done:
             return -1
         self.tool_used = True
+        self.content_chars += len(name)
         self._open(TOOL_USE, events.tool_use_block_start(self._next, tool_use_id, name), events.INPUT_JSON_DELTA)
         return self._index
 
     def input_json(self, partial_json: str) -> None:
         """A piece of the open tool_use block's input (JSON text, as it arrives)."""
         if self._kind == TOOL_USE and partial_json:
+            self.content_chars += len(partial_json)
             self._out.append(self._head + _encode(partial_json) + DELTA_END)
 
     def close_block(self) -> None:
