@@ -60,14 +60,15 @@ class ClientDisconnected(Exception):
 
 
 def replay_body(body: bytes, receive: Receive) -> Receive:
-    """A ``receive`` that yields ``body`` once, then defers to the original (for ``http.disconnect``)."""
-    sent = False
+    """A ``receive`` that yields ``body`` once, then defers to the original (for ``http.disconnect``).
+
+    It keeps no reference to ``body`` once yielded: a long stream's frames must not pin
+    its request (50 KB from Claude Code, 1,000 streams at once: README, "Reliability")."""
+    pending = [body]
 
     async def replay() -> Message:
-        nonlocal sent
-        if not sent:
-            sent = True
-            return {"type": "http.request", "body": body, "more_body": False}
+        if pending:
+            return {"type": "http.request", "body": pending.pop(), "more_body": False}
         return await receive()
 
     return replay

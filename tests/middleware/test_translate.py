@@ -10,6 +10,7 @@ from aimw.exchange import Attempt, Usage, exchange_of
 from aimw.middleware.translate import TranslateMiddleware
 from aimw.providers.huggingface import HUGGINGFACE
 from aimw.translators.anthropic import ANTHROPIC_MESSAGES
+from aimw.translators.anthropic.messages import decode_request
 from aimw.upstream import UpstreamBrokeOff, UpstreamTimeout, UpstreamUnreachable
 from tests.asgi_helpers import InnerApp, RecordingSend, ScriptedReceive, call, http_scope, split_at
 from tests.shared_data import CORPUS, KONG
@@ -107,7 +108,7 @@ async def test_request_becomes_a_chat_completions_request(path, query):
     assert exchange.request_model == MODEL
     assert exchange.request_mode == "stream"
     assert exchange.request_body == body
-    assert exchange.messages_request is not None and exchange.messages_request.stream is True
+    assert exchange.messages_request is None  # released once translated: a long stream must not pin it
 
 
 async def test_headers_named_in_connection_stay_with_the_client():
@@ -522,17 +523,19 @@ async def test_a_second_attempt_re_translates_without_reading_or_parsing_again()
     app = translate(inner)
     body = messages_body()
     scope = http_scope(headers=CLIENT_HEADERS, body=body)
-    await call(app, scope, [body])
     exchange = exchange_of(scope)
-    parsed, first_upstream_body = exchange.messages_request, inner.body
+    parsed = exchange.messages_request = decode_request(body)  # as StripFields(parsed=True) leaves it
+    await call(app, scope, [body])
+    first_upstream_body = inner.body
+    assert exchange.messages_request is None  # released once translated
 
+    exchange.messages_request = parsed  # what Failover restores before each try
     receive = ScriptedReceive(disconnect_now=True)
     send = RecordingSend()
     await app(scope, receive, send)
     assert send.status == 200
     assert receive.calls == 0
     assert inner.calls == 2
-    assert exchange.messages_request is parsed
     assert inner.body == first_upstream_body
 
 

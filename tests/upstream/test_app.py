@@ -4,6 +4,7 @@ responses so the tests control every byte, pause and connection close)."""
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 import socket
 
@@ -619,3 +620,49 @@ async def test_a_busy_pool_fails_fast_as_busy():
         await app.transport.close()
     assert exchange_of(scope).attempts[0].failure.startswith("no upstream connection")
     assert len(server.requests) == 1
+
+
+async def test_a_streaming_answer_does_not_pin_the_request_body():
+    """Once the provider answers, the request's body is let go: a stream that lasts minutes must
+    not hold its 50 KB request (1,000 streams at once: README, "Reliability")."""
+    body = json.dumps({"messages": [{"role": "user", "content": "x" * 50_000}]}).encode()
+    streaming, finish = asyncio.Event(), asyncio.Event()
+    received: list[int] = []
+
+    async def stream(request, reader, writer, connection):
+        received.append(len(request.body))
+        writer.write(response_head(200, [("Content-Type", "text/event-stream"), ("Transfer-Encoding", "chunked")]))
+        writer.write(chunked(b"data: one\n\n"))
+        await writer.drain()
+        streaming.set()
+        await finish.wait()
+        writer.write(chunked(b"data: two\n\n") + b"0\r\n\r\n")
+        await writer.drain()
+
+    class Send(RecordingSend):
+        async def __call__(self, message):
+            await super().__call__(message)
+            if message.get("body"):
+                relayed.set()  # the client has the first event: the answer is streaming
+
+    relayed = asyncio.Event()
+    async with LoopbackServer(stream) as server:
+        app = UpstreamApp(server.url)
+        call = asyncio.create_task(run_app(app, upstream_scope(body=body), ScriptedReceive([body]), Send()))
+        with anyio.fail_after(GUARD):
+            await relayed.wait()
+        holders = [_holder(holder) for holder in gc.get_referrers(body)]
+        finish.set()
+        send = await call
+        await app.transport.close()
+
+    assert received == [len(body)]  # the provider got it whole
+    assert send.complete
+    pinned = [name for name in holders if "aimw" in name or name in ("UpstreamRequest", "_RequestBody")]
+    assert not pinned, holders
+
+
+def _holder(holder: object) -> str:
+    """What holds a reference: a coroutine by its function's module and name, else its type."""
+    code = getattr(holder, "cr_code", None)
+    return f"{code.co_filename}:{code.co_qualname}" if code is not None else type(holder).__qualname__

@@ -113,7 +113,10 @@ class AnthropicEndpoints:
             "root_path": "",
             "query_string": _anthropic_query(query) if self.routes[route] else query,
         }
-        await self.app(routed, replay_body(body, receive) if body is not None else receive, send)
+        if body is not None:
+            receive = replay_body(body, receive)
+            del body  # not pinned by this frame for the whole answer
+        await self.app(routed, receive, send)
 
     def _route(self, method: str, path: str) -> tuple[str, str] | None:
         """The allowlisted route ``path`` ends with (after a client-side prefix), if any."""

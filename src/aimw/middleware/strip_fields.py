@@ -23,7 +23,7 @@ import msgspec
 
 from aimw.asgi import ClientDisconnected, answer_error, replay_body, request_body, with_headers
 from aimw.errors import GatewayError
-from aimw.exchange import exchange_of
+from aimw.exchange import Exchange, exchange_of
 from aimw.translators.anthropic.messages import MessagesRequest, decode_request
 from aimw.types import ASGIApp, Receive, Scope, Send
 
@@ -88,9 +88,7 @@ class StripFieldsMiddleware:
         try:
             body = await request_body(scope, receive, self.max_body_size)
             if self.parsed:
-                exchange = exchange_of(scope)
-                parsed = exchange.messages_request or decode_request(body)  # a layer above may have parsed it
-                exchange.messages_request = self.edit_request(parsed, scope)
+                self.edit_exchange(exchange_of(scope), body, scope)
             else:
                 body = self.edit(body, scope)
         except GatewayError as error:
@@ -102,7 +100,14 @@ class StripFieldsMiddleware:
         headers = with_headers(
             scope["headers"], drop=frozenset((b"content-length",)), add=((b"content-length", b"%d" % len(body)),)
         )
-        await self.app({**scope, "headers": headers}, replay_body(body, receive), send)
+        receive = replay_body(body, receive)
+        del body  # not pinned by this frame for the whole answer
+        await self.app({**scope, "headers": headers}, receive, send)
+
+    def edit_exchange(self, exchange: Exchange, body: bytes, scope: Scope) -> None:
+        """Edit the exchange's parsed request (parsed from ``body`` unless a layer above did)."""
+        parsed = exchange.messages_request or decode_request(body)
+        exchange.messages_request = self.edit_request(parsed, scope)
 
     def edit(self, body: bytes, scope: Scope) -> bytes:
         """The edited body. Raises GatewayError 400 when ``body`` is not a JSON object."""

@@ -167,7 +167,14 @@ class TranslateMiddleware:
         }
         answer.model = model
         answer.translating = True
-        await self.app(upstream_scope, replay_body(upstream.body, receive), answer.send)
+        # From here the upstream body is all the call needs. Neither the client's body, its parsed
+        # form nor the translated body is pinned by this frame for a stream that may last minutes
+        # (Failover keeps its own copies for another try; the early-end usage estimate decodes
+        # Exchange.request_body again on that rare path).
+        receive = replay_body(upstream.body, receive)
+        exchange.messages_request = None
+        del body, request, call, upstream
+        await self.app(upstream_scope, receive, answer.send)
 
     def _forwarded(self, headers: Headers) -> Headers:
         """The client's headers on the allowlist (names, then name prefixes), but for those its

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import time
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from urllib.parse import urlsplit
 
 import httpx
@@ -44,6 +45,13 @@ _NOT_FORWARDED = frozenset(
 _DEFAULT_PORTS = {"https": 443, "http": 80}
 _MAX_CACHED_URLS = 256  # distinct upstream paths and queries kept parsed (then the cache restarts)
 _BEFORE_ANSWER = mapped_transport_errors(answer_started=False)
+
+ATTEMPT_HEADERS = "aimw.attempt_headers"
+"""Scope key of an optional :data:`AttemptHeaders` hook, set by a layer above (the tracing
+layer: ``traceparent`` naming the attempt's span). Absent, nothing is called."""
+AttemptHeaders = Callable[[Attempt], Iterable[tuple[str, str]]]
+"""Called once per attempt, after it is recorded and before its request is sent; returns the
+headers (name, value) to set on that request, each replacing any of the same name."""
 
 
 class UpstreamApp:
@@ -124,6 +132,11 @@ class UpstreamApp:
             return
         attempt = self._attempt(exchange, path, query)
         request = self._requests.build(scope, path + ("?" + attempt.upstream_query if query else ""), body)
+        del body  # the request holds it; this frame must not pin it for the whole answer
+        headers_for: AttemptHeaders | None = scope.get(ATTEMPT_HEADERS)
+        if headers_for is not None:
+            for name, value in headers_for(attempt):
+                request.headers[name] = value
         model = exchange.request_model if self.model_header else None
         model_header = f"{self.provider_name}/{model}" if model else None
         async with ClientDeparture(receive, attempt) as departure:
@@ -138,9 +151,10 @@ class UpstreamApp:
             attempt.failure = CLIENT_CLOSED
             exchange.fail(CLIENT_CLOSED)
 
-    async def _call(self, request: httpx.Request, send: Send, attempt: Attempt, model_header: str | None) -> None:
+    async def _call(self, request: UpstreamRequest, send: Send, attempt: Attempt, model_header: str | None) -> None:
         with _BEFORE_ANSWER:
             response = await self.transport.get().handle_async_request(request)
+        request.release_body()  # the transport holds what it still has to send
         try:
             await relay(response, send, attempt, model_header)
         finally:
@@ -178,7 +192,7 @@ class _Requests:
         self.host_header = (b"Host", url.netloc) if url.host else None  # as httpx would set it
         self.urls: dict[str, httpx.URL] = {}  # path and query -> parsed URL (bounded)
 
-    def build(self, scope: Scope, target: str, body: bytes | None) -> httpx.Request:
+    def build(self, scope: Scope, target: str, body: bytes | None) -> UpstreamRequest:
         """The request for ``target`` (path and query) with the scope's forwarded headers."""
         url = self.urls.get(target)
         if url is None:
@@ -194,11 +208,42 @@ class _Requests:
             auto.append((b"Content-Length", b"0"))
         if auto:
             headers[:0] = auto
-        request = httpx.Request(
-            method, url, headers=headers, stream=httpx.ByteStream(body or b""), extensions={"timeout": self.timeouts}
-        )
-        request.read()  # sets .content, as content= would: the transport sends it with its length
-        return request
+        return UpstreamRequest(method, url, headers, body or b"", self.timeouts)
+
+
+class UpstreamRequest(httpx.Request):
+    """An httpx.Request whose body (bytes) is both its ``content`` (as ``content=`` would make
+    it: httpx-aiohttp sends it with its length) and its ``stream`` (what other httpx transports
+    read), and can be let go once the transport has it: the response keeps its request for as
+    long as the answer streams, and a stream must not pin a request body (Claude Code's are
+    ~50 KB; README, "Reliability")."""
+
+    def __init__(self, method: str, url: httpx.URL, headers: Headers, body: bytes, timeouts: dict[str, float]) -> None:
+        self.body = _RequestBody(body)
+        super().__init__(method, url, headers=headers, stream=self.body, extensions={"timeout": timeouts})
+
+    @property
+    def content(self) -> bytes:
+        return self.body.data
+
+    def release_body(self) -> None:
+        """Let the body go (``content`` and ``stream`` are then empty)."""
+        self.body.data = b""
+
+
+class _RequestBody(httpx.AsyncByteStream, httpx.SyncByteStream):
+    """A request body as one chunk, that can be emptied."""
+
+    __slots__ = ("data",)
+
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+
+    def __iter__(self) -> Iterator[bytes]:
+        yield self.data
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        yield self.data
 
 
 def _timeouts(timeout: float) -> dict[str, float]:
