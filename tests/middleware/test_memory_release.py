@@ -49,13 +49,24 @@ class _Counting:
 
 async def test_release_runs_once_after_the_last_exchange_ends():
     release = _Counting()
-    app = MemoryReleaseMiddleware(_answer, release=release, idle_delay=IDLE)
+    app = MemoryReleaseMiddleware(_answer, release=release, idle_delays=(IDLE,))
     for _ in range(3):
         await app(http_scope(), _receive, _send)
     await _until(lambda: release.calls == 1, "the release after idleness")
     await asyncio.sleep(IDLE * 4)
     assert release.calls == 1  # one idle period, one release
     assert app.active == 0
+
+
+async def test_a_release_at_each_delay_of_one_idle_period():
+    release = _Counting()
+    app = MemoryReleaseMiddleware(_answer, release=release, idle_delays=(IDLE, IDLE * 4))
+    await app(http_scope(), _receive, _send)
+    await _until(lambda: release.calls == 2, "the second release of the idle period")
+    await asyncio.sleep(IDLE * 6)
+    assert release.calls == 2
+    await app(http_scope(), _receive, _send)  # a new idle period starts over
+    await _until(lambda: release.calls == 4, "the releases of the next idle period")
 
 
 async def test_nothing_is_released_while_an_exchange_is_in_flight():
@@ -66,8 +77,8 @@ async def test_nothing_is_released_while_an_exchange_is_in_flight():
         await finish.wait()
         await _answer(scope, receive, send)
 
-    app = MemoryReleaseMiddleware(slow, release=release, idle_delay=IDLE)
-    quick = MemoryReleaseMiddleware(_answer, release=release, idle_delay=IDLE)
+    app = MemoryReleaseMiddleware(slow, release=release, idle_delays=(IDLE,))
+    quick = MemoryReleaseMiddleware(_answer, release=release, idle_delays=(IDLE,))
     in_flight = asyncio.create_task(app(http_scope(), _receive, _send))
     await _until(lambda: app.active == 1, "the exchange to start")
     await quick(http_scope(), _receive, _send)  # another layer's idle period is its own
@@ -81,7 +92,7 @@ async def test_nothing_is_released_while_an_exchange_is_in_flight():
 
 async def test_an_exchange_during_the_idle_delay_postpones_the_release():
     release = _Counting()
-    app = MemoryReleaseMiddleware(_answer, release=release, idle_delay=0.3)
+    app = MemoryReleaseMiddleware(_answer, release=release, idle_delays=(0.3,))
     await app(http_scope(), _receive, _send)
     await asyncio.sleep(0.2)
     await app(http_scope(), _receive, _send)  # restarts the idle period
@@ -97,7 +108,7 @@ async def test_lifespan_and_other_scopes_are_not_counted():
     async def inner(scope, receive, send) -> None:
         seen.append(scope["type"])
 
-    app = MemoryReleaseMiddleware(inner, release=release, idle_delay=IDLE)
+    app = MemoryReleaseMiddleware(inner, release=release, idle_delays=(IDLE,))
     await app({"type": "lifespan"}, _receive, _send)
     await asyncio.sleep(IDLE * 4)
     assert seen == ["lifespan"]
@@ -111,7 +122,7 @@ def _rss_bytes() -> int:
 
 @pytest.mark.skipif(glibc_malloc_trim() is None, reason="the C library has no malloc_trim (not glibc)")
 async def test_the_glibc_trim_hands_freed_request_sized_blocks_back_to_the_system():
-    app = MemoryReleaseMiddleware.build(_answer, idle_delay=IDLE)
+    app = MemoryReleaseMiddleware.build(_answer, idle_delays=(IDLE,))
     assert isinstance(app, MemoryReleaseMiddleware)
     # 50 KB blocks, as Claude Code's request bodies are: below malloc's mmap threshold, so
     # they come from the heap; every 16th is kept, so the freed ones cannot merge into the top

@@ -4,9 +4,11 @@ once the gateway has gone idle.
 Why: glibc's malloc keeps the pages of freed blocks. After 1,000 concurrent streams of 50 KB
 request bodies a worker's RSS stayed at ~300 MB with nothing in flight (49 MB idle before);
 ``malloc_trim(0)`` brought it to ~90 MB (README, "Reliability"). Trimming a 300 MB heap takes
-~15 ms, so it runs in a worker thread (ctypes releases the GIL), only after ``idle_delay``
-seconds with no HTTP exchange in flight. Under steady load the memory is in use and reused;
-nothing is trimmed. Where the C library has no ``malloc_trim`` (musl, macOS) the layer is
+~15 ms, so it runs in a worker thread (ctypes releases the GIL), only once no HTTP exchange
+has been in flight for ``idle_delays[0]`` seconds, and again at each later delay while it
+stays idle (the second one comes after the pooled connections' keep-alive expired: their
+buffers are freed then). Under steady load the memory is in use and reused; nothing is
+trimmed. Where the C library has no ``malloc_trim`` (musl, macOS) the layer is
 the app itself: nothing is added.
 """
 
@@ -22,7 +24,10 @@ from aimw.types import ASGIApp, Receive, Scope, Send
 
 logger = logging.getLogger("aimw.memory")
 
-DEFAULT_IDLE_DELAY = 2.0  # seconds with nothing in flight before the allocator is trimmed
+# seconds with nothing in flight before each trim: soon after the load, then after the idle
+# keep-alive connections closed (Hypercorn's keep_alive_timeout and the upstream pool's 5 s,
+# whose clean-up runs every 5 s)
+DEFAULT_IDLE_DELAYS = (2.0, 12.0)
 
 
 def glibc_malloc_trim() -> Callable[[], object] | None:
@@ -41,31 +46,34 @@ def glibc_malloc_trim() -> Callable[[], object] | None:
 
 
 class MemoryReleaseMiddleware:
-    """Count HTTP exchanges in flight; ``idle_delay`` seconds (s) after the last one ended,
-    with none started since, call ``release`` in a worker thread.
+    """Count HTTP exchanges in flight; once none has been for each of ``idle_delays`` (seconds,
+    increasing, counted from the end of the last one), call ``release`` in a worker thread.
 
     Args:
         app: the gateway below.
-        idle_delay: seconds of idleness before releasing.
         release: what to call (glibc's ``malloc_trim(0)`` by default; see :func:`build`).
+        idle_delays: seconds of idleness before each release.
     """
 
-    __slots__ = ("_idle_since", "_timer", "active", "app", "idle_delay", "release", "releases")
+    __slots__ = ("_idle_since", "_next", "_timer", "active", "app", "idle_delays", "release", "releases")
 
-    def __init__(self, app: ASGIApp, *, release: Callable[[], object], idle_delay: float = DEFAULT_IDLE_DELAY) -> None:
+    def __init__(
+        self, app: ASGIApp, *, release: Callable[[], object], idle_delays: tuple[float, ...] = DEFAULT_IDLE_DELAYS
+    ) -> None:
         self.app = app
         self.release = release
-        self.idle_delay = idle_delay
+        self.idle_delays = idle_delays
         self.active = 0  # HTTP exchanges in flight
         self.releases = 0  # how many times ``release`` ran
         self._idle_since = 0.0  # loop time the last exchange ended
+        self._next = 0  # index in idle_delays of the next release of this idle period
         self._timer: asyncio.TimerHandle | None = None
 
     @classmethod
-    def build(cls, app: ASGIApp, idle_delay: float = DEFAULT_IDLE_DELAY) -> ASGIApp:
+    def build(cls, app: ASGIApp, idle_delays: tuple[float, ...] = DEFAULT_IDLE_DELAYS) -> ASGIApp:
         """``app`` wrapped when the C library can trim (glibc), else ``app`` unchanged."""
         trim = glibc_malloc_trim()
-        return app if trim is None else cls(app, release=trim, idle_delay=idle_delay)
+        return app if trim is None else cls(app, release=trim, idle_delays=idle_delays)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -79,19 +87,23 @@ class MemoryReleaseMiddleware:
             if not self.active:
                 loop = asyncio.get_running_loop()
                 self._idle_since = loop.time()
+                self._next = 0
                 if self._timer is None:
-                    self._timer = loop.call_later(self.idle_delay, self._when_idle, loop)
+                    self._timer = loop.call_later(self.idle_delays[0], self._when_idle, loop)
 
     def _when_idle(self, loop: asyncio.AbstractEventLoop) -> None:
         self._timer = None
         if self.active:
             return  # the exchange that ends last schedules the next check
-        remaining = self._idle_since + self.idle_delay - loop.time()
-        if remaining > 0:  # an exchange came and went meanwhile
-            self._timer = loop.call_later(remaining, self._when_idle, loop)
-            return
-        self.releases += 1
-        loop.run_in_executor(None, self.release).add_done_callback(_report_failure)
+        remaining = self._idle_since + self.idle_delays[self._next] - loop.time()
+        if remaining <= 0:
+            self.releases += 1
+            loop.run_in_executor(None, self.release).add_done_callback(_report_failure)
+            self._next += 1
+            if self._next == len(self.idle_delays):
+                return
+            remaining = self._idle_since + self.idle_delays[self._next] - loop.time()
+        self._timer = loop.call_later(max(remaining, 0.0), self._when_idle, loop)
 
 
 def _report_failure(done: asyncio.Future[object]) -> None:
