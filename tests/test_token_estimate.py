@@ -160,21 +160,21 @@ def test_output_is_estimated_at_the_same_rate_as_input() -> None:
 def test_the_providers_usage_stands_when_it_reported_both_sides() -> None:
     reported = Usage(input_tokens=10, output_tokens=4)
     calls: list[int] = []
-    usage, estimated = usage_so_far(reported, 500, lambda: calls.append(1) or REQUEST)
+    usage, estimated = usage_so_far(reported, 500, lambda: calls.append(1) or 9)
     assert usage is reported and estimated is False
     assert calls == []  # the request is not even looked at
 
 
 def test_what_the_provider_did_not_report_is_estimated() -> None:
     reported = Usage()
-    usage, estimated = usage_so_far(reported, 70, lambda: REQUEST)
+    usage, estimated = usage_so_far(reported, 70, lambda: estimate_input_tokens(REQUEST))
     assert usage == Usage(input_tokens=estimate_input_tokens(REQUEST), output_tokens=math.ceil(70 / CHARS_PER_TOKEN))
     assert estimated is True
     assert reported == Usage()  # never changed in place
 
 
 def test_cached_input_counts_as_reported_input() -> None:
-    usage, estimated = usage_so_far(Usage(cache_read_input_tokens=900), 7, lambda: REQUEST)
+    usage, estimated = usage_so_far(Usage(cache_read_input_tokens=900), 7, lambda: 123)
     assert usage == Usage(cache_read_input_tokens=900, output_tokens=2)
     assert estimated is True
 

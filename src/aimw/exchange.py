@@ -107,6 +107,10 @@ class Exchange:
         stream that ended before the provider's usage came: aimw.token_estimate).
     request_body: the request body as read once (and as StripFields left it), for replay.
     messages_request: that body parsed as a Messages request, once, by its first user.
+        Translate lets both go once it built the upstream request (a stream must not pin them;
+        Failover keeps its own copies for another try).
+    input_tokens_estimate: the request's estimated input tokens (tokens), recorded by
+        Translate for a stream before it lets the request go; 0 when not recorded.
     """
 
     provider_name: str | None = None
@@ -126,6 +130,7 @@ class Exchange:
     usage_estimated: bool = False
     request_body: bytes | None = None
     messages_request: MessagesRequest | None = None
+    input_tokens_estimate: int = 0
 
     def fail(self, outcome: str) -> None:
         """Record ``outcome`` as the final error unless one was recorded first (the layer

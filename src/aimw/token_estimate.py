@@ -61,16 +61,15 @@ def estimate_output_tokens(content_chars: int) -> int:
     return math.ceil(max(content_chars, 0) / CHARS_PER_TOKEN)
 
 
-def usage_so_far(
-    usage: Usage, content_chars: int, request: Callable[[], a.MessagesRequest | None]
-) -> tuple[Usage, bool]:
+def usage_so_far(usage: Usage, content_chars: int, input_tokens: Callable[[], int | None]) -> tuple[Usage, bool]:
     """The usage of a stream that ended before its end (the client left, the provider broke
     off): the provider's figures where it reported them, else estimates. Returns (usage,
     whether anything was estimated); ``usage`` itself is never changed.
 
     Output tokens are estimated from ``content_chars`` (the content written to the client)
-    when the provider reported none; input tokens from ``request()`` (called only then, may
-    return None when the request cannot be read) when it reported no input, cached or not.
+    when the provider reported none; input tokens from ``input_tokens()`` (the request's
+    estimate: called only then, may return None when the request cannot be read) when it
+    reported no input, cached or not.
     """
     output_missing = usage.output_tokens == 0 and content_chars > 0
     input_missing = usage.input_tokens == usage.cache_read_input_tokens == usage.cache_creation_input_tokens == 0
@@ -79,8 +78,8 @@ def usage_so_far(
     estimated = dataclasses.replace(usage)
     if output_missing:
         estimated.output_tokens = estimate_output_tokens(content_chars)
-    if input_missing and (parsed := request()) is not None:
-        estimated.input_tokens = estimate_input_tokens(parsed)
+    if input_missing and (tokens := input_tokens()) is not None:
+        estimated.input_tokens = tokens
     return estimated, estimated != usage
 
 

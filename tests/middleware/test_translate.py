@@ -9,6 +9,7 @@ import pytest
 from aimw.exchange import Attempt, Usage, exchange_of
 from aimw.middleware.translate import TranslateMiddleware
 from aimw.providers.huggingface import HUGGINGFACE
+from aimw.token_estimate import estimate_input_tokens
 from aimw.translators.anthropic import ANTHROPIC_MESSAGES
 from aimw.translators.anthropic.messages import decode_request
 from aimw.upstream import UpstreamBrokeOff, UpstreamTimeout, UpstreamUnreachable
@@ -107,8 +108,10 @@ async def test_request_becomes_a_chat_completions_request(path, query):
     assert exchange is exchange_of(inner.scope)
     assert exchange.request_model == MODEL
     assert exchange.request_mode == "stream"
-    assert exchange.request_body == body
-    assert exchange.messages_request is None  # released once translated: a long stream must not pin it
+    # released once translated (a long stream must not pin them), with what an early end needs
+    assert exchange.request_body is None
+    assert exchange.messages_request is None
+    assert exchange.input_tokens_estimate == estimate_input_tokens(decode_request(body))
 
 
 async def test_headers_named_in_connection_stay_with_the_client():
@@ -529,7 +532,7 @@ async def test_a_second_attempt_re_translates_without_reading_or_parsing_again()
     first_upstream_body = inner.body
     assert exchange.messages_request is None  # released once translated
 
-    exchange.messages_request = parsed  # what Failover restores before each try
+    exchange.messages_request, exchange.request_body = parsed, body  # what Failover restores before each try
     receive = ScriptedReceive(disconnect_now=True)
     send = RecordingSend()
     await app(scope, receive, send)

@@ -23,8 +23,8 @@ import time
 from aimw.asgi import header_value, with_headers
 from aimw.errors import GatewayError, where_it_failed
 from aimw.exchange import Exchange, exchange_of
-from aimw.token_estimate import usage_so_far
-from aimw.translators.anthropic.messages import MessagesRequest, decode_request
+from aimw.token_estimate import estimate_input_tokens, usage_so_far
+from aimw.translators.anthropic.messages import decode_request
 from aimw.types import ASGIApp, Message, Receive, Scope, Send, StreamTranslator, WireFormat
 from aimw.upstream.failures import UpstreamFailure
 
@@ -122,7 +122,7 @@ class SSERewriteMiddleware:
 def _record(stream: StreamTranslator, exchange: Exchange, *, complete: bool) -> None:
     usage = stream.usage
     if not complete:
-        usage, exchange.usage_estimated = usage_so_far(usage, stream.content_chars, lambda: _request_of(exchange))
+        usage, exchange.usage_estimated = usage_so_far(usage, stream.content_chars, lambda: _input_tokens_of(exchange))
     exchange.usage = usage
     exchange.response_model = stream.model or exchange.request_model
     if stream.error is not None:
@@ -131,12 +131,16 @@ def _record(stream: StreamTranslator, exchange: Exchange, *, complete: bool) -> 
         exchange.first_token_ns = time.monotonic_ns()
 
 
-def _request_of(exchange: Exchange) -> MessagesRequest | None:
-    """The exchange's Messages request: as parsed above, else parsed from its body now (a
-    pass-through stack keeps only the body); None when it is not one."""
-    if exchange.messages_request is not None or exchange.request_body is None:
-        return exchange.messages_request
-    try:
-        return decode_request(exchange.request_body)
-    except GatewayError:
-        return None
+def _input_tokens_of(exchange: Exchange) -> int | None:
+    """The request's estimated input tokens: as Translate recorded them before it let the
+    request go, else from the Messages request parsed above, else from its body parsed now
+    (a pass-through stack keeps only the body); None when it is not a Messages request."""
+    if exchange.input_tokens_estimate:
+        return exchange.input_tokens_estimate
+    request = exchange.messages_request
+    if request is None and exchange.request_body is not None:
+        try:
+            request = decode_request(exchange.request_body)
+        except GatewayError:
+            return None
+    return None if request is None else estimate_input_tokens(request)

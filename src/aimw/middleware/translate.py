@@ -28,6 +28,7 @@ from aimw.asgi import ClientDisconnected, answer_error, connection_options, repl
 from aimw.errors import GatewayError, where_it_failed
 from aimw.exchange import exchange_of
 from aimw.middleware.translate_answer import TranslatedAnswer, anthropic_error_for
+from aimw.token_estimate import estimate_input_tokens
 from aimw.translators.anthropic.messages import decode_request
 from aimw.translators.wire import AnthropicCall
 from aimw.types import ASGIApp, Headers, Receive, Scope, Send, WireFormat
@@ -172,7 +173,10 @@ class TranslateMiddleware:
         # (Failover keeps its own copies for another try; the early-end usage estimate decodes
         # Exchange.request_body again on that rare path).
         receive = replay_body(upstream.body, receive)
-        exchange.messages_request = None
+        if request is not None:
+            if stream:  # what a stream that ends early is charged for, if its provider never says
+                exchange.input_tokens_estimate = estimate_input_tokens(request)
+            exchange.messages_request = exchange.request_body = None
         del body, request, call, upstream
         await self.app(upstream_scope, receive, answer.send)
 
