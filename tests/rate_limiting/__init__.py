@@ -1,0 +1,1 @@
+"""Token rate limits and budgets (issue 12): aimw.rate_limiting and RateLimitMiddleware."""
