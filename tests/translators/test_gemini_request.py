@@ -332,8 +332,18 @@ def test_corpus_tools_are_declared_and_deferred_ones_left_out(corpus_case: tuple
 def test_corpus_generation_config(corpus_case: tuple[dict, dict]) -> None:
     raw, out = corpus_case
     config = out.get("generationConfig", {})
-    assert config.get("maxOutputTokens") == raw.get("max_tokens")
+    assert config.get("maxOutputTokens") == (min(raw["max_tokens"], 65536) if "max_tokens" in raw else None)
     assert "thinkingConfig" not in config  # adaptive thinking: the model's default
+
+
+def test_corpus_asks_more_output_than_gemini_takes() -> None:
+    """Claude Code asks 128000 tokens of claude-*-5-5 models: Gemini 2.5 takes at most 65536
+    (it refuses more with 400, "the supported range is from 1 (inclusive) to 65537")."""
+    asked = {json.loads(path.read_bytes()).get("max_tokens") for path in CORPUS}
+    assert 128000 in asked
+    raw = next(json.loads(path.read_bytes()) for path in CORPUS if path.name.startswith("002-"))
+    assert raw["max_tokens"] == 128000
+    assert translate(raw)["generationConfig"]["maxOutputTokens"] == 65536
 
 
 def test_corpus_shows_what_the_checks_need() -> None:
@@ -708,6 +718,7 @@ def test_generation_config_and_thinking() -> None:
         (8192, 8192, 8191),
         (1024, 1024, 1023),
         (1, 1024, 0),
+        (128000, 100000, 24576),  # maxOutputTokens capped at 65536 too
     ],
 )
 def test_thinking_budget_stays_within_what_gemini_takes(max_tokens: int, budget: int, sent: int) -> None:
@@ -719,9 +730,17 @@ def test_thinking_budget_stays_within_what_gemini_takes(max_tokens: int, budget:
         )
     )
     assert out["generationConfig"] == {
-        "maxOutputTokens": max_tokens,
+        "maxOutputTokens": min(max_tokens, 65536),
         "thinkingConfig": {"includeThoughts": True, "thinkingBudget": sent},
     }
+
+
+def test_top_k_zero_is_not_sent() -> None:
+    """Gemini's topK is a positive integer (found by tests/fuzz); Anthropic's top_k may be 0."""
+    assert translate(body([{"role": "user", "content": "hi"}], top_k=0))["generationConfig"] == {
+        "maxOutputTokens": 1024
+    }
+    assert translate(body([{"role": "user", "content": "hi"}], top_k=1))["generationConfig"]["topK"] == 1
 
 
 def test_thinking_budget_without_max_tokens_is_capped_at_24576() -> None:

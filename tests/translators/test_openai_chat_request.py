@@ -18,6 +18,7 @@ from aimw.errors import GatewayError
 from aimw.token_estimate import estimate_input_tokens
 from aimw.translators import openai_chat as oc
 from aimw.translators.anthropic import messages as a
+from aimw.translators.wire import AnthropicCall
 from tests.shared_data import corpus_bodies
 
 UPSTREAM_MODEL = "org/upstream-model"
@@ -540,6 +541,54 @@ def test_sampling_fields_and_stop_sequences() -> None:
     assert "top_k" not in out
 
 
+def test_more_than_four_stop_sequences_sends_the_first_four_and_warns(caplog: pytest.LogCaptureFixture) -> None:
+    """OpenAI takes at most 4 stop sequences (found by tests/fuzz: a 5th is refused with 400)."""
+    stops = ["A", "B", "C", "D", "E", "F"]
+    with caplog.at_level("WARNING", logger="aimw.translators.openai_chat"):
+        out = translate(body([{"role": "user", "content": "hi"}], stop_sequences=stops))
+    assert out["stop"] == ["A", "B", "C", "D"]
+    (record,) = caplog.records
+    assert record.getMessage() == "Chat Completions takes at most 4 stop sequences: 2 dropped"
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="aimw.translators.openai_chat"):
+        assert translate(body([{"role": "user", "content": "hi"}], stop_sequences=stops[:4]))["stop"] == stops[:4]
+    assert not caplog.records
+
+
+def test_a_tool_use_id_past_40_characters_is_sent_as_a_stable_digest() -> None:
+    """OpenAI refuses tool call ids past 40 characters ("string too long. Expected a string
+    with maximum length 40"); vLLM's are 46 (found by tests/fuzz). The call and its answer
+    get the same 40-character id; shorter ids pass as they are."""
+    long_id = "chatcmpl-tool-" + "0123456789abcdef" * 2  # vLLM's shape, 46 characters
+    short_id = "toolu_01A09q90qw90lq917835lq9" + "x" * 11  # 40 characters
+    calls = [
+        {"type": "tool_use", "id": long_id, "name": "get_time", "input": {}},
+        {"type": "tool_use", "id": short_id, "name": "get_time", "input": {}},
+    ]
+    results = [{"type": "tool_result", "tool_use_id": i, "content": i[-4:]} for i in (short_id, long_id)]
+    out = translate(
+        body(
+            [
+                {"role": "user", "content": "go"},
+                {"role": "assistant", "content": calls},
+                {"role": "user", "content": results},
+            ],
+            tools=[TIME_TOOL],
+        )
+    )
+    assert_valid_chat_request(out)
+    digest = "toolu_" + hashlib.sha256(long_id.encode()).hexdigest()[:34]
+    assert len(digest) == 40
+    assert [call["id"] for call in out["messages"][1]["tool_calls"]] == [digest, short_id]
+    assert [(m["tool_call_id"], m["content"]) for m in out["messages"][2:]] == [(digest, "cdef"), (short_id, "xxxx")]
+    again = translate(body([{"role": "user", "content": "go"}, {"role": "assistant", "content": calls[:1]}]))
+    assert again["messages"][1]["tool_calls"][0]["id"] == digest  # the same every time
+    orphan = translate(
+        body([{"role": "user", "content": [{"type": "tool_result", "tool_use_id": long_id, "content": "x"}]}])
+    )
+    assert orphan["messages"] == [{"role": "user", "content": f"Result of tool call {long_id}: x"}]
+
+
 def test_absent_sampling_fields_are_not_sent() -> None:
     out = translate(body([{"role": "user", "content": "hi"}], stop_sequences=[]))
     for key in ("temperature", "top_p", "stop", "tools", "tool_choice", "user", "stream_options"):
@@ -953,6 +1002,99 @@ def test_a_held_system_turn_comes_out_when_no_user_turn_follows() -> None:
     ]
 
 
+# ---------------------------------------------------------------- system_turns="merge"
+
+
+def system_texts_in_order(raw: dict) -> list[str]:
+    """The top-level system's texts, then each system turn's, as Claude Code sent them."""
+    system = raw.get("system")
+    texts = block_texts(system) if system else []
+    for message in raw["messages"]:
+        if message["role"] == "system":
+            texts.extend(block_texts(message["content"]))
+    return [text for text in texts if text]
+
+
+def test_corpus_merge_leaves_one_leading_system_message(corpus_case: tuple[dict, dict]) -> None:
+    """Every system text, in order, in the first message; the rest is what inline sends
+    without its system messages."""
+    raw, _ = corpus_case
+    inline, merged = translate(raw), translate(raw, system_turns="merge")
+    assert_valid_chat_request(merged)
+    texts = system_texts_in_order(raw)
+    leading = [{"role": "system", "content": "\n\n".join(texts)}] if texts else []
+    assert merged["messages"][: len(leading)] == leading
+    rest = merged["messages"][len(leading) :]
+    assert all(message["role"] != "system" for message in rest)
+    assert rest == [message for message in inline["messages"] if message["role"] != "system"]
+    assert {key: value for key, value in merged.items() if key != "messages"} == {
+        key: value for key, value in inline.items() if key != "messages"
+    }
+
+
+def test_merge_of_a_real_tool_turn_with_a_system_turn() -> None:
+    """Claude Code's second turn of a Bash call: user, system, assistant (tool_use), user
+    (tool_result). Merged, the system turn's text follows the three system blocks."""
+    raw = json.loads(next(path for path in CORPUS if path.name.startswith("009-")).read_bytes())
+    assert [message["role"] for message in raw["messages"]] == ["user", "system", "assistant", "user"]
+    turn = raw["messages"][1]["content"]
+    assert isinstance(turn, str) and turn.startswith("# Environment")
+    inline = translate(raw)
+    assert [m["role"] for m in inline["messages"]] == ["system", "user", "system", "assistant", "tool"]
+    merged = translate(raw, system_turns="merge")
+    assert [m["role"] for m in merged["messages"]] == ["system", "user", "assistant", "tool"]
+    system = merged["messages"][0]["content"]
+    assert system == inline["messages"][0]["content"] + "\n\n" + inline["messages"][2]["content"]
+    assert system.endswith("\n\n" + turn)
+
+
+def test_merge_keeps_tool_answers_right_after_their_calls_and_the_system_order() -> None:
+    tool_use = {"type": "tool_use", "id": "a1", "name": "get_time", "input": {}}
+    out = translate(
+        body(
+            [
+                {"role": "system", "content": "FIRST TURN"},
+                {"role": "user", "content": "go"},
+                {"role": "assistant", "content": [tool_use]},
+                {"role": "system", "content": [{"type": "text", "text": "ENV"}, {"type": "text", "text": "MORE"}]},
+                {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "a1", "content": "09:00"}]},
+                {"role": "system", "content": "AT THE END"},
+            ],
+            system=[{"type": "text", "text": "TOP"}, {"type": "text", "text": "TOP 2"}],
+            tools=[TIME_TOOL],
+        ),
+        system_turns="merge",
+    )
+    assert_valid_chat_request(out)
+    assert [(m["role"], m.get("tool_call_id"), m.get("content")) for m in out["messages"]] == [
+        ("system", None, "TOP\n\nTOP 2\n\nFIRST TURN\n\nENV\n\nMORE\n\nAT THE END"),
+        ("user", None, "go"),
+        ("assistant", None, None),
+        ("tool", "a1", "09:00"),
+    ]
+
+
+def test_merge_without_a_top_level_system() -> None:
+    turns = [{"role": "user", "content": "hi"}, {"role": "system", "content": ""}, {"role": "system", "content": "S"}]
+    assert translate(body(turns), system_turns="merge")["messages"] == [
+        {"role": "system", "content": "S"},
+        {"role": "user", "content": "hi"},
+    ]
+    assert translate(body(turns[:2]), system_turns="merge")["messages"] == [{"role": "user", "content": "hi"}]
+
+
+def test_the_wire_format_option_merges() -> None:
+    raw = json.dumps(body([{"role": "user", "content": "hi"}, {"role": "system", "content": "S"}])).encode()
+    call = AnthropicCall(raw, a.decode_request(raw), UPSTREAM_MODEL, False, "/v1/messages", b"")
+    merged = oc.OpenAIChat(oc.ChatOptions(system_turns="merge")).build_request(call)
+    assert json.loads(merged.body)["messages"] == [
+        {"role": "system", "content": "S"},
+        {"role": "user", "content": "hi"},
+    ]
+    inline = oc.OpenAIChat().build_request(call)
+    assert [m["role"] for m in json.loads(inline.body)["messages"]] == ["user", "system"]
+
+
 # ---------------------------------------------------------------- tool search, search results, server tools
 
 DEFERRED_FETCH = {
@@ -1100,3 +1242,23 @@ def test_new_blocks_are_counted_by_the_token_estimate() -> None:
     ]
     for block in blocks:
         assert estimate([block]) > empty + 100, block["type"]
+
+
+@pytest.mark.parametrize(
+    "block",
+    [
+        b'{"type": "tool_use", "id": "toolu_1", "name": "Bash", "input": {"command": "\x80"}}',
+        b'{"type": "server_tool_use", "id": "srvtoolu_1", "name": "web_search", "input": {"query": "\xff"}}',
+    ],
+)
+def test_a_tool_input_that_is_not_utf8_is_a_400_not_a_crash(block: bytes) -> None:
+    """msgspec keeps tool inputs as raw JSON, unchecked: invalid UTF-8 there (RFC 8259 §8.1)
+    is the client's error, named, never a 500 (found by tests/fuzz_http)."""
+    body = (
+        b'{"model": "m", "max_tokens": 10, "messages": [{"role": "user", "content": "hi"},'
+        b' {"role": "assistant", "content": [' + block + b"]}]}"
+    )
+    with pytest.raises(GatewayError) as refused:
+        translate(body)
+    assert refused.value.status == 400
+    assert "not valid UTF-8" in refused.value.message

@@ -200,6 +200,19 @@ def decode_request(body: bytes) -> MessagesRequest:
         raise GatewayError(400, f"request body is not valid JSON: {exc}") from None
 
 
+def raw_text(raw: Raw, field: str) -> str:
+    """A field kept as raw JSON (``tool_use.input``, a server tool's content) as text.
+
+    Raises:
+        GatewayError: 400 invalid_request_error when its bytes are not UTF-8 (RFC 8259 §8.1:
+            JSON text exchanged between systems is UTF-8; msgspec does not check a Raw field).
+    """
+    try:
+        return bytes(raw).decode()
+    except UnicodeDecodeError:
+        raise GatewayError(400, f"{field} is not valid UTF-8") from None
+
+
 def _too_deep(body: bytes) -> bool:
     """Whether ``body`` nests past msgspec's depth limit (checked on the error path only)."""
     try:

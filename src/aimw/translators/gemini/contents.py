@@ -81,9 +81,11 @@ def text_of(block: a.ContentBlock | a.ToolResultContentBlock) -> str | None:
             [f"Search result: {block.title}\nSource: {block.source}", *(text.text for text in block.content)]
         )
     if isinstance(block, a.ServerToolUseBlock):
-        return f"Called server tool {block.name} (id {block.id}) with input {bytes(block.input).decode()}"
+        arguments = a.raw_text(block.input, "server_tool_use.input")
+        return f"Called server tool {block.name} (id {block.id}) with input {arguments}"
     if isinstance(block, (a.WebSearchToolResultBlock, a.WebFetchToolResultBlock)):
-        return f"Result of server tool call {block.tool_use_id}: {bytes(block.content).decode()}"
+        result = a.raw_text(block.content, "server tool result content")
+        return f"Result of server tool call {block.tool_use_id}: {result}"
     return None
 
 

@@ -30,6 +30,7 @@ logger = logging.getLogger("aimw.translators.gemini")
 
 MAX_STOP_SEQUENCES = 5  # Gemini's limit on generationConfig.stopSequences
 MAX_THINKING_BUDGET = 24576  # tokens: the largest thinkingBudget Gemini 2.5 Flash takes (2.5 Pro: 32768)
+MAX_OUTPUT_TOKENS = 65536  # tokens: the largest maxOutputTokens Gemini 2.5 Flash and Pro take (2.0 models: 8192)
 
 
 class FunctionDeclaration(Struct, rename="camel", omit_defaults=True):
@@ -91,15 +92,21 @@ def request_from_anthropic(request: a.MessagesRequest) -> bytes:
     """Translate an Anthropic Messages request into a generateContent body (JSON bytes).
 
     - ``system`` and Claude Code's ``role: "system"`` turns -> ``systemInstruction`` (their
-      texts, in order); user / assistant turns -> ``user`` / ``model`` contents, consecutive
-      ones of a role merged (contents.Conversation says how each block travels).
+      texts, in order: contents take only roles user and model, so Gemini always gets what
+      AIMW_SYSTEM_TURNS=merge gives a Chat Completions provider); user / assistant turns ->
+      ``user`` / ``model`` contents, consecutive ones of a role merged (contents.Conversation
+      says how each block travels).
     - client tools -> ``functionDeclarations`` with ``parametersJsonSchema`` (schema.py);
       server tools and deferred tools that tool search has not loaded are not sent.
     - ``tool_choice`` auto / any / tool / none -> ``functionCallingConfig`` AUTO / ANY /
       ANY + ``allowedFunctionNames`` / NONE (``disable_parallel_tool_use`` has no Gemini form).
     - ``max_tokens``, ``temperature``, ``top_p``, ``top_k``, ``stop_sequences`` ->
-      ``generationConfig``; Gemini takes at most 5 stop sequences: the first 5 are sent and
-      the number dropped is logged (a warning), so the request is still served.
+      ``generationConfig``; max_tokens at most 65536 (Gemini refuses a maxOutputTokens past
+      the model's limit, "the supported range is from 1 (inclusive) to 65537 (exclusive)" on
+      2.5 models; Claude Code asks 32000, or 128000 of its newest models). Gemini takes at
+      most 5 stop sequences: the first 5 are sent and the number dropped is logged (a
+      warning), so the request is still served; top_k 0 is not sent (Gemini's topK is
+      positive).
     - thinking ``enabled`` -> ``thinkingConfig`` {``thinkingBudget``: budget_tokens, at most
       ``maxOutputTokens`` - 1 (the thoughts are spent from it: room is left for the answer,
       which matters once the gateway capped max_tokens) and 24576 (Gemini 2.5 Flash's
@@ -181,16 +188,19 @@ def _generation_config(request: a.MessagesRequest) -> GenerationConfig | UnsetTy
         logger.warning(
             "Gemini takes at most %d stop_sequences: %d dropped", MAX_STOP_SEQUENCES, len(stops) - MAX_STOP_SEQUENCES
         )
+    max_tokens = request.max_tokens
+    if not isinstance(max_tokens, UnsetType):
+        max_tokens = min(max_tokens, MAX_OUTPUT_TOKENS)
     config = GenerationConfig(
-        max_output_tokens=request.max_tokens,
+        max_output_tokens=max_tokens,
         temperature=request.temperature,
         top_p=request.top_p,
-        top_k=request.top_k,
+        top_k=request.top_k if request.top_k != 0 else UNSET,
         stop_sequences=stops[:MAX_STOP_SEQUENCES] if stops else UNSET,
     )
     thinking = request.thinking
     if thinking is not UNSET and thinking.type == "enabled":
-        budget = _thinking_budget(thinking.budget_tokens, request.max_tokens)
+        budget = _thinking_budget(thinking.budget_tokens, max_tokens)
         config.thinking_config = ThinkingConfig(include_thoughts=True, thinking_budget=budget)
     return UNSET if config == GenerationConfig() else config
 

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import hashlib
+import logging
 from typing import Any, Literal
 
 import msgspec
@@ -11,6 +12,7 @@ from msgspec import UNSET, Raw, Struct, UnsetType
 
 from aimw.errors import GatewayError
 from aimw.translators.anthropic import messages as a
+from aimw.translators.openai_chat.content import block_text, content_parts, message_content, tool_result_text
 
 
 class FunctionCall(Struct):
@@ -70,91 +72,18 @@ ThinkingFormat = Literal["none", "qwen"]
 Qwen3: ``enable_thinking`` + ``thinking_budget``, earlier thinking as the assistant's
 ``reasoning_content``; Alibaba Cloud Model Studio docs, "Deep thinking")."""
 
+SystemTurns = Literal["inline", "merge"]
+"""Where Claude Code's ``role: "system"`` turns inside messages[] go: ``inline`` (role
+"system" messages where they stand) or ``merge`` (into the leading system message, for
+models whose chat template takes only a leading one)."""
+
+logger = logging.getLogger("aimw.translators.openai_chat")
+
+MAX_STOP_SEQUENCES = 4  # OpenAI's limit on ``stop`` ("Up to 4 sequences")
+MAX_TOOL_CALL_ID = 40  # characters: OpenAI refuses a longer tool call id ("maximum length 40")
 _request_encoder = msgspec.json.Encoder()
 
 _EMPTY_SCHEMA = Raw(b'{"type":"object","properties":{}}')
-
-
-def _image_part(source: a.ImageSource) -> dict[str, Any]:
-    if source.type == "base64" and source.data is not UNSET:
-        media_type = source.media_type if source.media_type is not UNSET else "image/png"
-        return {"type": "image_url", "image_url": {"url": f"data:{media_type};base64,{source.data}"}}
-    if source.type == "url" and source.url is not UNSET:
-        return {"type": "image_url", "image_url": {"url": source.url}}
-    raise GatewayError(400, f"image source type {source.type!r} cannot be sent to an OpenAI Chat Completions provider")
-
-
-def _document_part(block: a.DocumentBlock) -> dict[str, Any]:
-    source = block.source
-    if source.type == "text" and source.data is not UNSET:
-        return {"type": "text", "text": source.data}
-    if source.type == "base64" and source.data is not UNSET:
-        media_type = source.media_type if source.media_type is not UNSET else "application/pdf"
-        title = block.title if isinstance(block.title, str) else "document.pdf"
-        return {"type": "file", "file": {"filename": title, "file_data": f"data:{media_type};base64,{source.data}"}}
-    if source.type == "url" and source.url is not UNSET:
-        return {"type": "text", "text": source.url}
-    raise GatewayError(
-        400, f"document source type {source.type!r} cannot be sent to an OpenAI Chat Completions provider"
-    )
-
-
-def _block_text(block: a.ContentBlock | a.ToolResultContentBlock) -> str | None:
-    """The text form of a block that is text to a Chat Completions model, else None.
-
-    A tool_reference (tool search loaded a deferred tool; the tool itself is sent by
-    ``_tools``) says the tool is available; a search_result is its title, source and texts;
-    server_tool_use and web_search / web_fetch results ran on Anthropic's servers, so they
-    are told as text (their JSON), never as Chat Completions tool calls.
-    """
-    if isinstance(block, a.TextBlock):
-        return block.text
-    if isinstance(block, a.ToolReferenceBlock):
-        return f"Tool {block.tool_name} is now available."
-    if isinstance(block, a.SearchResultBlock):
-        return "\n\n".join(
-            [f"Search result: {block.title}\nSource: {block.source}", *(text.text for text in block.content)]
-        )
-    if isinstance(block, a.ServerToolUseBlock):
-        return f"Called server tool {block.name} (id {block.id}) with input {bytes(block.input).decode()}"
-    if isinstance(block, (a.WebSearchToolResultBlock, a.WebFetchToolResultBlock)):
-        return f"Result of server tool call {block.tool_use_id}: {bytes(block.content).decode()}"
-    return None
-
-
-def _parts(blocks: list[Any]) -> list[dict[str, Any]]:
-    """Text-like (``_block_text``), image and document blocks -> Chat Completions content
-    parts (others are skipped)."""
-    parts: list[dict[str, Any]] = []
-    for block in blocks:
-        text = _block_text(block)
-        if text is not None:
-            parts.append({"type": "text", "text": text})
-        elif isinstance(block, a.ImageBlock):
-            parts.append(_image_part(block.source))
-        elif isinstance(block, a.DocumentBlock):
-            parts.append(_document_part(block))
-    return parts
-
-
-def _content(parts: list[dict[str, Any]]) -> str | list[dict[str, Any]]:
-    """A plain string when every part is text (the form every compatible server accepts)."""
-    if all(part["type"] == "text" for part in parts):
-        return "\n\n".join(part["text"] for part in parts)
-    return parts
-
-
-def _tool_result_text(block: a.ToolResultBlock) -> tuple[str, list[dict[str, Any]]]:
-    """(text for the role "tool" message, image parts that must travel in a user message)."""
-    if isinstance(block.content, str):
-        text, images = block.content, []
-    else:
-        parts = _parts(block.content)
-        text = "\n\n".join(part["text"] for part in parts if part["type"] == "text")
-        images = [part for part in parts if part["type"] != "text"]
-    if block.is_error:
-        text = f"Error: {text}" if text else "Error"
-    return text, images
 
 
 def _assistant(message: a.Message, thinking_format: ThinkingFormat) -> ChatMessage:
@@ -164,11 +93,15 @@ def _assistant(message: a.Message, thinking_format: ThinkingFormat) -> ChatMessa
     thoughts: list[str] = []
     calls: list[ToolCall] = []
     for block in message.content:
-        text = _block_text(block)
+        text = block_text(block)
         if text is not None:
             texts.append(text)
         elif isinstance(block, a.ToolUseBlock):
-            calls.append(ToolCall(id=block.id, function=FunctionCall(block.name, bytes(block.input).decode())))
+            calls.append(
+                ToolCall(
+                    id=_call_id(block.id), function=FunctionCall(block.name, a.raw_text(block.input, "tool_use.input"))
+                )
+            )
         elif isinstance(block, a.ThinkingBlock) and block.thinking:
             thoughts.append(block.thinking)
     text = "\n\n".join(texts)
@@ -180,11 +113,15 @@ def _assistant(message: a.Message, thinking_format: ThinkingFormat) -> ChatMessa
     return chat
 
 
-def _messages(request: a.MessagesRequest, thinking_format: ThinkingFormat) -> list[ChatMessage]:
+def _messages(
+    request: a.MessagesRequest, thinking_format: ThinkingFormat, system_turns: SystemTurns
+) -> list[ChatMessage]:
     """Chat Completions wants the role "tool" answers right after the assistant's tool calls,
-    so a system turn that comes between (Claude Code sends some) waits until they are out."""
+    so an inline system turn that comes between (Claude Code sends some) waits until they
+    are out; merged system turns (``_merged_system``) leave messages[] altogether."""
     out: list[ChatMessage] = []
-    system = "\n\n".join(a.system_texts(request))
+    merge = system_turns == "merge"
+    system = "\n\n".join(_merged_system(request) if merge else a.system_texts(request))
     if system:
         out.append(ChatMessage(role="system", content=system))
     pending_calls: list[str] = []  # tool_call ids of the last assistant turn, in order
@@ -197,6 +134,8 @@ def _messages(request: a.MessagesRequest, thinking_format: ThinkingFormat) -> li
             out.append(chat)
             pending_calls = [call.id for call in chat.tool_calls] if chat.tool_calls else []
             held = []
+            continue
+        if message.role == "system" and merge:
             continue
         if message.role == "system" and pending_calls:
             held.extend(_turn(message, [])[1])
@@ -211,6 +150,20 @@ def _messages(request: a.MessagesRequest, thinking_format: ThinkingFormat) -> li
     return out
 
 
+def _merged_system(request: a.MessagesRequest) -> list[str]:
+    """The top-level system texts, then each system turn's texts (its text-like blocks,
+    ``block_text``), in order; empty texts are left out."""
+    texts = a.system_texts(request)
+    for message in request.messages:
+        if message.role != "system":
+            continue
+        if isinstance(message.content, str):
+            texts.append(message.content)
+        else:
+            texts.extend(text for text in map(block_text, message.content) if text is not None)
+    return [text for text in texts if text]
+
+
 def _turn(message: a.Message, pending_calls: list[str]) -> tuple[list[ChatMessage], list[ChatMessage]]:
     """A user or system turn -> (role "tool" answers to ``pending_calls``, in call order;
     the turn's other content). A tool_result that answers no pending call becomes text."""
@@ -220,7 +173,7 @@ def _turn(message: a.Message, pending_calls: list[str]) -> tuple[list[ChatMessag
     others: list[Any] = []
     for block in message.content:
         if isinstance(block, a.ToolResultBlock):
-            results[block.tool_use_id] = block
+            results[_call_id(block.tool_use_id)] = block
         else:
             others.append(block)
     answers: list[ChatMessage] = []
@@ -230,17 +183,26 @@ def _turn(message: a.Message, pending_calls: list[str]) -> tuple[list[ChatMessag
         if result is None:
             answers.extend(_unanswered([call_id]))
             continue
-        text, result_images = _tool_result_text(result)
+        text, result_images = tool_result_text(result)
         answers.append(ChatMessage(role="tool", content=text, tool_call_id=call_id))
         images.extend(result_images)
     parts: list[dict[str, Any]] = []
     for orphan in results.values():  # a tool_result whose tool_use is not in the previous turn
-        text, result_images = _tool_result_text(orphan)
+        text, result_images = tool_result_text(orphan)
         parts.append({"type": "text", "text": f"Result of tool call {orphan.tool_use_id}: {text}"})
         parts.extend(result_images)
     parts.extend(images)
-    parts.extend(_parts(others))
-    return answers, [ChatMessage(role=message.role, content=_content(parts))] if parts else []
+    parts.extend(content_parts(others))
+    return answers, [ChatMessage(role=message.role, content=message_content(parts))] if parts else []
+
+
+def _call_id(tool_use_id: str) -> str:
+    """A tool_use id as a tool call id: as it is up to MAX_TOOL_CALL_ID characters, else
+    ``toolu_`` and 34 hex digits of its SHA-256 (stable: its tool message says the same id).
+    Anthropic ids are about 30 characters; other providers' can be longer (vLLM's 46)."""
+    if len(tool_use_id) <= MAX_TOOL_CALL_ID:
+        return tool_use_id
+    return "toolu_" + hashlib.sha256(tool_use_id.encode()).hexdigest()[:34]
 
 
 def _unanswered(call_ids: list[str]) -> list[ChatMessage]:
@@ -287,6 +249,7 @@ def request_from_anthropic(
     *,
     max_tokens_field: str = "max_tokens",
     thinking_format: ThinkingFormat = "none",
+    system_turns: SystemTurns = "inline",
 ) -> bytes:
     """Translate an Anthropic Messages request into a Chat Completions request body (JSON bytes).
 
@@ -298,15 +261,23 @@ def request_from_anthropic(
     must be set to false for non-streaming calls"); on a stream, thinking ``enabled`` ->
     ``enable_thinking: true`` and ``thinking_budget`` (budget_tokens, at most max_tokens),
     ``disabled`` -> ``enable_thinking: false``, ``adaptive`` (Claude Code's default) leaves
-    the model's own default. Anthropic-only fields (thinking, cache_control,
+    the model's own default. ``system_turns`` (SystemTurns): ``inline`` sends each of
+    Claude Code's ``role: "system"`` turns as a role "system" message where it stands (after
+    the role "tool" answers it would otherwise split from their calls); ``merge`` joins
+    their texts, in order, to the leading system message (after the top-level ``system``,
+    each text separated by a blank line, as the top-level texts are) and sends no other
+    system message. Anthropic-only fields (thinking, cache_control,
     context_management, output_config, top_k, metadata other than user_id, server tools and
     deferred tools that tool search has not loaded) are not sent. ``metadata.user_id`` ->
-    ``user`` (hashed past 64 characters).
+    ``user`` (hashed past 64 characters). A tool_use id longer than 40 characters (OpenAI's
+    limit) is sent as a stable 40-character digest of it, in its call and its tool message.
+    ``stop_sequences`` -> ``stop``: OpenAI takes at most
+    4, so the first 4 are sent and the number dropped is logged (a warning).
 
     Raises:
         GatewayError: 400 for content that has no Chat Completions form.
     """
-    chat = ChatRequest(model=model, messages=_messages(request, thinking_format), stream=request.stream)
+    chat = ChatRequest(model=model, messages=_messages(request, thinking_format, system_turns), stream=request.stream)
     if request.stream:
         chat.stream_options = StreamOptions()
     if request.max_tokens is not UNSET:
@@ -314,7 +285,7 @@ def request_from_anthropic(
     chat.temperature = request.temperature
     chat.top_p = request.top_p
     if request.stop_sequences:
-        chat.stop = request.stop_sequences
+        chat.stop = _stop(request.stop_sequences)
     tools = _tools(request)
     if tools:
         chat.tools = tools
@@ -327,6 +298,14 @@ def request_from_anthropic(
     if thinking_format == "qwen":
         _qwen_thinking(chat, request)
     return _request_encoder.encode(chat)
+
+
+def _stop(stop_sequences: list[str]) -> list[str]:
+    """The first MAX_STOP_SEQUENCES; the number dropped is logged (a warning)."""
+    if len(stop_sequences) > MAX_STOP_SEQUENCES:
+        dropped = len(stop_sequences) - MAX_STOP_SEQUENCES
+        logger.warning("Chat Completions takes at most %d stop sequences: %d dropped", MAX_STOP_SEQUENCES, dropped)
+    return stop_sequences[:MAX_STOP_SEQUENCES]
 
 
 def _qwen_thinking(chat: ChatRequest, request: a.MessagesRequest) -> None:

@@ -8,7 +8,7 @@ from typing import Literal
 import msgspec
 
 from aimw.errors import GatewayError, error_from_provider
-from aimw.translators.openai_chat.request import ThinkingFormat, request_from_anthropic
+from aimw.translators.openai_chat.request import SystemTurns, ThinkingFormat, request_from_anthropic
 from aimw.translators.openai_chat.response import response_to_anthropic
 from aimw.translators.openai_chat.stream import ChatStreamTranslator
 from aimw.translators.wire import AnthropicAnswer, AnthropicCall, UpstreamRequest
@@ -24,12 +24,15 @@ class ChatOptions(msgspec.Struct, frozen=True):
     max_tokens_field: ``max_tokens``, or ``max_completion_tokens`` (OpenAI's reasoning models
         and Azure deployments of them accept only that).
     thinking: how Anthropic thinking is sent (``none`` or ``qwen``, see ThinkingFormat).
+    system_turns: where Claude Code's ``role: "system"`` turns go (``inline`` or ``merge``,
+        see SystemTurns; AIMW_SYSTEM_TURNS).
     """
 
     path: str = "/v1/chat/completions"
     query: str = ""
     max_tokens_field: MaxTokensField = "max_tokens"
     thinking: ThinkingFormat = "none"
+    system_turns: SystemTurns = "inline"
 
 
 class OpenAIChat:
@@ -56,6 +59,7 @@ class OpenAIChat:
             call.model,
             max_tokens_field=self.options.max_tokens_field,
             thinking_format=self.options.thinking,
+            system_turns=self.options.system_turns,
         )
         return UpstreamRequest(self.options.path, self._query, body)
 
