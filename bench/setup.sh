@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Install the benchmark's tools, each into its own virtualenv (never into aimw's .venv):
-#   bench/.venv          aimw (editable) + bench/requirements.txt (matplotlib, uvloop)
+#   bench/.venv          aimw[otel] (editable) + bench/requirements.txt (matplotlib, uvloop)
 #   bench/.venv-litellm  bench/requirements-litellm.txt (the LiteLLM proxy), skipped with --no-litellm
 # Re-running is cheap: a venv is rebuilt only when its requirements (or pyproject.toml) changed.
 set -euo pipefail
@@ -33,7 +33,7 @@ install_venv() {
   touch "$stamp"
 }
 
-install_venv bench/.venv bench/requirements.txt pyproject.toml -- -e . -r bench/requirements.txt
+install_venv bench/.venv bench/requirements.txt pyproject.toml -- -e '.[otel]' -r bench/requirements.txt
 if [ "$WITH_LITELLM" = 1 ]; then
   install_venv bench/.venv-litellm bench/requirements-litellm.txt -- -r bench/requirements-litellm.txt
 fi

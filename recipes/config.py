@@ -4,7 +4,9 @@
     AIMW_CONFIG=gateway.yaml hypercorn recipes.config:app
 
 Secrets stay in the environment: ``${VAR}``, ``{vault://env/var-name}`` or
-``${{ env "DECK_VAR" }}`` in the file.
+``${{ env "DECK_VAR" }}`` in the file. A ``rate_limiting:`` section (Kong's
+ai-rate-limiting-advanced ``config``) caps each consumer's tokens and spend; with
+``strategy: redis`` the counts are shared through its ``redis:`` record or AIMW_REDIS_URL.
 """
 
 from aimw import Settings, config_gateway, required_env

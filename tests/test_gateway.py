@@ -621,6 +621,7 @@ def test_passthrough_stack_shape(tmp_path):
         names.append(type(app).__name__)
         app = app.app
     assert names == [
+        "MemoryReleaseMiddleware",
         "ObserveMiddleware",
         "ClientGuard",
         "AnthropicEndpoints",

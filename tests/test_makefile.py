@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 
 import pytest
+from hypercorn.config import Config
 
 from tests.shared_data import REPO
 
@@ -101,3 +102,14 @@ def test_aimw_host_and_port_decide_where_it_listens(venv, variables, environ, bi
 
     assert ran.returncode == 0, ran.stderr
     assert bound_to(venv) == bind
+
+
+def test_make_run_serves_with_the_shipped_hypercorn_settings(venv):
+    ran = make_run(venv)
+
+    assert ran.returncode == 0, ran.stderr
+    argv = (venv / "bin" / "argv").read_text().splitlines()
+    assert argv[argv.index("--config") + 1] == "recipes/hypercorn.toml"
+    config = Config.from_toml(REPO / "recipes" / "hypercorn.toml")
+    # Hypercorn's default listen backlog (100) overflowed when 500 clients connected at once
+    assert config.backlog >= 2048

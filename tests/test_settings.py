@@ -6,8 +6,15 @@ import os
 import subprocess
 import sys
 
+import anyio
 import pytest
 
+from aimw.config import load_config
+from aimw.gateway import config_gateway, translated_gateway
+from aimw.middleware.failover import FailoverMiddleware
+from aimw.middleware.translate import TranslateMiddleware
+from aimw.providers.gemini import GEMINI
+from aimw.providers.huggingface import HUGGINGFACE
 from aimw.settings import (
     DEFAULT_LOG_PATH,
     DEFAULT_MAX_REQUEST_BODY_SIZE,
@@ -17,7 +24,11 @@ from aimw.settings import (
     optional_env,
     required_env,
 )
-from tests.shared_data import REPO
+from aimw.translators.openai_chat import OpenAIChat
+from aimw.upstream import UpstreamApp
+from tests.asgi_helpers import JSON_HEADERS, RecordingSend, ScriptedReceive, http_scope
+from tests.fakes.openai_chat_server import FakeChatServer, completion, json_reply
+from tests.shared_data import CORPUS, REPO
 
 
 def test_defaults():
@@ -31,6 +42,7 @@ def test_defaults():
     assert settings.max_tokens is None
     assert settings.temperature is None
     assert settings.log_payloads is False
+    assert settings.system_turns == "inline"
     assert settings.base_url("https://router.huggingface.co") == "https://router.huggingface.co"
 
 
@@ -59,6 +71,7 @@ def test_every_variable_is_read():
             "AIMW_ALLOWED_ORIGINS": "https://ok.example",
             "AIMW_FORWARD_PATHS": "get /v1/models, DELETE /v1/files/x",
             "AIMW_FORWARD_HEADERS": "X-Trace, x-e2e-case",
+            "AIMW_SYSTEM_TURNS": " merge ",
             "UNRELATED": "x",
         }
     )
@@ -78,6 +91,7 @@ def test_every_variable_is_read():
         allowed_origins=("https://ok.example",),
         forward_paths=(("GET", "/v1/models"), ("DELETE", "/v1/files/x")),
         forward_headers=("x-trace", "x-e2e-case"),
+        system_turns="merge",
     )
     assert isinstance(settings.max_tokens, int)
     assert isinstance(settings.upstream_timeout, float)
@@ -113,6 +127,9 @@ def test_every_variable_is_read():
         ("AIMW_POOL_TIMEOUT", "-1"),
         ("AIMW_FORWARD_PATHS", "/v1/models"),
         ("AIMW_FORWARD_PATHS", "GET v1/models"),
+        ("AIMW_SYSTEM_TURNS", "merged"),
+        ("AIMW_SYSTEM_TURNS", "MERGE"),
+        ("AIMW_SYSTEM_TURNS", "leading"),
     ],
 )
 def test_malformed_values_are_refused_naming_the_variable(name, value):
@@ -122,6 +139,13 @@ def test_malformed_values_are_refused_naming_the_variable(name, value):
     assert name in message
     assert value.strip() in message
     assert isinstance(caught.value, SystemExit)  # stops the process at start
+
+
+def test_a_system_turns_value_is_refused_naming_the_allowed_ones():
+    with pytest.raises(ConfigurationError) as caught:
+        Settings.from_env({"AIMW_SYSTEM_TURNS": "append"})
+    assert str(caught.value) == "aimw: AIMW_SYSTEM_TURNS must be one of inline, merge; got 'append'"
+    assert Settings.from_env({"AIMW_SYSTEM_TURNS": "inline"}).system_turns == "inline"
 
 
 @pytest.mark.parametrize(
@@ -199,7 +223,8 @@ def test_huggingface_recipe_with_its_token_builds_the_app(tmp_path):
             sys.executable,
             "-c",
             "import recipes.huggingface as r; "
-            "print(type(r.app).__name__, r.settings.log_path, *(type(s).__name__ + ':' + s.path for s in r.app.sinks))",
+            "print(type(r.app.app).__name__, r.settings.log_path, "
+            "*(type(s).__name__ + ':' + s.path for s in r.app.app.sinks))",
         ],
         cwd=REPO,
         env=recipe_env(HUGGINGFACE_API_TOKEN="hf_test_token_1234567", AIMW_LOG_PATH=str(tmp_path / "x.log")),
@@ -292,6 +317,7 @@ while not isinstance(app, UpstreamApp):
         facts["wire_format"] = [w.name, w.passthrough]
         if hasattr(w, "options"):
             o = w.options
+            facts["system_turns"] = getattr(o, "system_turns", None)
             chat = [o.path, o.query, app.default_model, o.max_tokens_field, o.thinking]
         facts["model"] = app.model
         facts["log_meta"] = app.log_meta
@@ -335,7 +361,7 @@ def recipe_facts(name: str, tmp_path, **extra: str) -> dict:
     assert result.returncode == 0, result.stderr
     facts = json.loads(result.stdout)
     assert facts["callable"] is True
-    assert facts["layers"][0] == "ObserveMiddleware"
+    assert facts["layers"][:2] == ["MemoryReleaseMiddleware", "ObserveMiddleware"]
     assert facts["sinks"] == [["KongFileLog", str(tmp_path / "aimw.log")]]
     assert not (tmp_path / "aimw.log").exists()  # nothing written before a request
     return facts
@@ -356,6 +382,7 @@ def assert_stops_naming(result: subprocess.CompletedProcess, variable: str, *als
 def test_anthropic_recipe_needs_no_key(tmp_path):
     facts = recipe_facts("anthropic", tmp_path)
     assert facts["layers"] == [
+        "MemoryReleaseMiddleware",
         "ObserveMiddleware",
         "ClientGuard",
         "AnthropicEndpoints",
@@ -419,6 +446,7 @@ def test_azure_recipe_with_a_bad_choice_stops_naming_it(tmp_path, variable, valu
 def test_azure_recipe_defaults(tmp_path):
     facts = recipe_facts("azure", tmp_path, **AZURE_ENV)
     assert facts["layers"] == [
+        "MemoryReleaseMiddleware",
         "ObserveMiddleware",
         "ClientGuard",
         "AnthropicEndpoints",
@@ -552,3 +580,110 @@ def test_openai_recipe_token_field(tmp_path, model, field_env, field):
     extra = {} if field_env is None else {"OPENAI_MAX_TOKENS_FIELD": field_env}
     facts = recipe_facts("openai", tmp_path, OPENAI_API_KEY="sk-oa-1", AIMW_MODEL=model, **extra)
     assert facts["provider"][3:5] == [model, field]
+
+
+# AIMW_SYSTEM_TURNS: read by every translated recipe, applied to Chat Completions providers
+
+
+@pytest.mark.parametrize(
+    ("name", "environ"),
+    [
+        ("huggingface", {"HUGGINGFACE_API_TOKEN": "hf_test"}),
+        ("openai", {"OPENAI_API_KEY": "sk-oa-1"}),
+        ("dashscope", {"DASHSCOPE_API_KEY": "sk-ds-1"}),
+        ("azure", AZURE_ENV),
+    ],
+)
+def test_chat_recipes_merge_system_turns_when_asked(tmp_path, name, environ):
+    assert recipe_facts(name, tmp_path, **environ)["system_turns"] == "inline"
+    assert recipe_facts(name, tmp_path, AIMW_SYSTEM_TURNS="merge", **environ)["system_turns"] == "merge"
+
+
+def wire_format_of(app) -> object:
+    while not isinstance(app, TranslateMiddleware):
+        app = app.app
+    return app.wire_format
+
+
+def test_gemini_is_left_as_it_is_and_providers_are_not_changed(tmp_path):
+    """Gemini has only systemInstruction, where every system text goes whatever the setting;
+    a Chat Completions provider's own wire format is not changed (a copy merges)."""
+    settings = Settings(log_path=str(tmp_path / "aimw.log"), system_turns="merge")
+    assert wire_format_of(translated_gateway(GEMINI, settings, secret="AIza-test")) is GEMINI.wire_format
+    merged = wire_format_of(translated_gateway(HUGGINGFACE, settings, secret="hf_test"))
+    assert isinstance(merged, OpenAIChat) and merged.options.system_turns == "merge"
+    assert merged.options.path == HUGGINGFACE.wire_format.options.path
+    assert HUGGINGFACE.wire_format.options.system_turns == "inline"
+
+
+def test_a_recipe_with_a_bad_system_turns_value_stops_naming_it(tmp_path):
+    result = recipe_run("huggingface", tmp_path, HUGGINGFACE_API_TOKEN="hf_test", AIMW_SYSTEM_TURNS="first")
+    assert_stops_naming(result, "AIMW_SYSTEM_TURNS", "inline, merge", "'first'")
+
+
+SYSTEM_TURN_BODY = CORPUS / "009-tool-flow-turn2-bash-tool_result.json"  # user, system, assistant, user
+
+
+def upstreams(app) -> list[UpstreamApp]:
+    """Every UpstreamApp under ``app`` (one per leg)."""
+    if isinstance(app, UpstreamApp):
+        return [app]
+    if isinstance(app, FailoverMiddleware):
+        return [upstream for leg in app.legs for upstream in upstreams(leg.app)]
+    return upstreams(app.app)
+
+
+async def sent_roles(app, fake: FakeChatServer) -> list[str]:
+    """POST the corpus body with a system turn through ``app``; the roles the fake got."""
+    fake.enqueue(json_reply(completion("ok")))
+    body = json.dumps({**json.loads(SYSTEM_TURN_BODY.read_bytes()), "stream": False}).encode()
+    scope = http_scope("POST", "/v1/messages", query=b"beta=true", headers=JSON_HEADERS, body=body)
+    send = RecordingSend()
+    with anyio.fail_after(30):
+        await app(scope, ScriptedReceive([body]), send)
+    for upstream in upstreams(app):
+        await upstream.transport.close()
+    assert send.status == 200, send.body
+    assert fake.violations == []
+    sent = fake.requests[-1].body
+    assert isinstance(sent, dict)
+    return [message["role"] for message in sent["messages"]]
+
+
+@pytest.mark.anyio
+async def test_merge_reaches_the_wire_of_a_translated_gateway(tmp_path):
+    with FakeChatServer("hf_test") as fake:
+        for value, roles in (
+            ("inline", ["system", "user", "system", "assistant", "tool"]),
+            ("merge", ["system", "user", "assistant", "tool"]),
+        ):
+            environ = {"AIMW_UPSTREAM_URL": fake.url, "AIMW_LOG_PATH": str(tmp_path / "aimw.log")}
+            settings = Settings.from_env({**environ, "AIMW_SYSTEM_TURNS": value})
+            assert await sent_roles(translated_gateway(HUGGINGFACE, settings, secret="hf_test"), fake) == roles
+
+
+@pytest.mark.anyio
+async def test_merge_reaches_the_wire_of_every_configured_target(tmp_path):
+    """A Kong-schema target has no place for it: AIMW_SYSTEM_TURNS applies to all targets."""
+    with FakeChatServer("hf_test") as fake:
+        path = tmp_path / "gateway.yaml"
+        path.write_text(
+            json.dumps(
+                {
+                    "llm_format": "anthropic",
+                    "targets": [
+                        {
+                            "auth": {"header_name": "Authorization", "header_value": "Bearer hf_test"},
+                            "model": {
+                                "provider": "huggingface",
+                                "name": "org/model",
+                                "options": {"upstream_url": f"{fake.url}/v1/chat/completions"},
+                            },
+                        }
+                    ],
+                }
+            )
+        )
+        settings = Settings.from_env({"AIMW_LOG_PATH": str(tmp_path / "aimw.log"), "AIMW_SYSTEM_TURNS": "merge"})
+        app = config_gateway(load_config(str(path), {}), settings)
+        assert await sent_roles(app, fake) == ["system", "user", "assistant", "tool"]

@@ -4,6 +4,7 @@ from aimw.credentials import HeaderCredential, QueryCredential, bearer
 from aimw.errors import GatewayError
 from aimw.exchange import Attempt, Exchange, Figures, ObservedExchange, Usage, exchange_of
 from aimw.gateway import config_gateway, passthrough_gateway, translated_gateway
+from aimw.middleware.client_auth import ClientAuthMiddleware
 from aimw.middleware.endpoints import AnthropicEndpoints
 from aimw.middleware.observe import ObserveMiddleware
 from aimw.middleware.provider_auth import ProviderAuthMiddleware
@@ -26,6 +27,7 @@ from aimw.upstream import (
 __all__ = [
     "AnthropicEndpoints",
     "Attempt",
+    "ClientAuthMiddleware",
     "ConfigurationError",
     "Credential",
     "Exchange",

@@ -10,8 +10,11 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 from urllib.parse import urlsplit
+
+if TYPE_CHECKING:
+    from aimw.translators.openai_chat.request import SystemTurns
 
 _N = TypeVar("_N", int, float)
 _D = TypeVar("_D", int, float, None)
@@ -50,6 +53,13 @@ class Settings:
         pass-through forwards besides the Messages API's.
     forward_headers: ``AIMW_FORWARD_HEADERS`` (comma-separated names), client headers sent to
         the provider besides the recipe's allowlist.
+    system_turns: ``AIMW_SYSTEM_TURNS`` (``inline`` or ``merge``), where a Chat Completions
+        provider gets Claude Code's ``role: "system"`` turns: as system messages where they
+        stand, or merged in order into the leading one (for models whose chat template allows
+        only a leading system message). Gemini takes every system text in systemInstruction
+        either way.
+    consumers_path: ``AIMW_CONSUMERS``, a YAML file of consumers and their keys
+        (aimw.config.consumers_file); None: the gateway is open to anyone who reaches it.
     """
 
     upstream_url: str | None = None
@@ -67,6 +77,8 @@ class Settings:
     allowed_origins: tuple[str, ...] = ()
     forward_paths: tuple[tuple[str, str], ...] = ()
     forward_headers: tuple[str, ...] = ()
+    system_turns: SystemTurns = "inline"
+    consumers_path: str | None = None
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] = os.environ) -> Settings:
@@ -90,6 +102,8 @@ class Settings:
             allowed_origins=_list("AIMW_ALLOWED_ORIGINS", environ),
             forward_paths=_routes("AIMW_FORWARD_PATHS", environ),
             forward_headers=tuple(name.lower() for name in _list("AIMW_FORWARD_HEADERS", environ)),
+            system_turns=_system_turns(environ),
+            consumers_path=optional_env("AIMW_CONSUMERS", environ),
         )
 
     def base_url(self, provider_base_url: str) -> str:
@@ -180,6 +194,10 @@ def _routes(name: str, environ: Mapping[str, str]) -> tuple[tuple[str, str], ...
             raise ConfigurationError(f"aimw: {name} takes 'METHOD /path' items, got {item!r}")
         routes.append((method.upper(), path))
     return tuple(routes)
+
+
+def _system_turns(environ: Mapping[str, str]) -> SystemTurns:
+    return "merge" if choice_env("AIMW_SYSTEM_TURNS", ("inline", "merge"), environ) == "merge" else "inline"
 
 
 def _flag(name: str, environ: Mapping[str, str]) -> bool:

@@ -72,8 +72,9 @@ class GatewayProcess:
     """``hypercorn --config recipes/hypercorn.toml <app> --bind 127.0.0.1:<free port>`` run from
     the repository (the settings aimw ships)."""
 
-    def __init__(self, app: str, env: dict[str, str], workdir: Path) -> None:
+    def __init__(self, app: str, env: dict[str, str], workdir: Path, args: Sequence[str] = ()) -> None:
         self.app = app
+        self.args = tuple(args)  # more Hypercorn options (``--workers 2``)
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log_path = workdir / "aimw.log"
@@ -85,7 +86,7 @@ class GatewayProcess:
     def start(self) -> GatewayProcess:
         hypercorn = Path(sys.executable).parent / "hypercorn"
         command = [str(hypercorn)] if hypercorn.exists() else [sys.executable, "-m", "hypercorn"]
-        command += ["--config", "recipes/hypercorn.toml", self.app, "--bind", f"127.0.0.1:{self.port}"]
+        command += ["--config", "recipes/hypercorn.toml", self.app, "--bind", f"127.0.0.1:{self.port}", *self.args]
         with open(self.output_path, "wb") as output:
             self.process = subprocess.Popen(command, cwd=REPO, env=self.env, stdout=output, stderr=subprocess.STDOUT)
         _wait(self._ready, START_TIMEOUT, f"{self.app} to accept connections on port {self.port}")
@@ -217,10 +218,12 @@ def run_claude(
     *args: str,
     model: str = "claude-e2e-model",
     headers: dict[str, str] | None = None,
+    max_retries: int = 0,
 ) -> tuple[subprocess.CompletedProcess, dict | None]:
     """Run ``claude -p PROMPT --output-format json`` headless and offline in a fresh HOME and
     cwd under ``workdir``; returns the process and its parsed JSON output (None if not JSON).
-    ``headers`` are added to every request (ANTHROPIC_CUSTOM_HEADERS)."""
+    ``headers`` are added to every request (ANTHROPIC_CUSTOM_HEADERS); ``max_retries``:
+    CLAUDE_CODE_MAX_RETRIES (none by default)."""
     home, cwd = workdir / "home", workdir / "cwd"
     home.mkdir(parents=True, exist_ok=True)
     cwd.mkdir(parents=True, exist_ok=True)
@@ -232,7 +235,7 @@ def run_claude(
         CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC="1",
         DISABLE_TELEMETRY="1",
         DISABLE_AUTOUPDATER="1",
-        CLAUDE_CODE_MAX_RETRIES="0",
+        CLAUDE_CODE_MAX_RETRIES=str(max_retries),
     )
     if headers:
         env["ANTHROPIC_CUSTOM_HEADERS"] = "\n".join(f"{name}: {value}" for name, value in headers.items())

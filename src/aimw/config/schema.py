@@ -17,8 +17,10 @@ from typing import Annotated, ClassVar, Literal
 
 import msgspec
 
+from aimw.config.consumers import Consumer, keyring
 from aimw.config.endpoint import endpoint
 from aimw.middleware.failover import FailoverCriterion
+from aimw.rate_limiting.config import RateLimiting
 from aimw.settings import DEFAULT_MAX_REQUEST_BODY_SIZE
 
 Milliseconds = Annotated[int, msgspec.Meta(ge=0, le=2**31 - 2)]  # Kong's timeout typedef
@@ -346,6 +348,11 @@ class GatewayConfig(KongStruct, frozen=True, forbid_unknown_fields=True, kw_only
     strip_model: remove the client's ``model`` before a target sees it: set by a deck file's
         pre-function plugin (Kong's guides), False otherwise; a plain document may not set it.
     embeddings / vectordb: Kong's, for the semantic algorithm; refused when set.
+    consumers: outside the plugin's schema: Kong's consumers with their key-auth
+        ``keyauth_credentials``, as deck writes them (aimw.config.consumers): who may call,
+        each key once; None (absent): anyone who reaches the gateway.
+    rate_limiting: aimw's (Kong's ai-rate-limiting-advanced ``config``, aimw.rate_limiting.
+        config): token limits and budgets per consumer; None (absent): none.
     """
 
     UNSUPPORTED: ClassVar[Mapping[str, str]] = {
@@ -364,6 +371,13 @@ class GatewayConfig(KongStruct, frozen=True, forbid_unknown_fields=True, kw_only
     strip_model: bool = False
     embeddings: dict[str, object] | None = None
     vectordb: dict[str, object] | None = None
+    consumers: tuple[Consumer, ...] | None = None
+    rate_limiting: RateLimiting | None = None
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.consumers is not None:
+            keyring(self.consumers)
 
 
 NOTES: Mapping[str, str] = {
