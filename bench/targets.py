@@ -14,6 +14,20 @@
   ai-proxy-advanced schema (:func:`gateway_config`, written under raw/ per measurement): two
   huggingface targets, round-robin, equal weights, both at the one fake upstream, so that
   against aimw it measures what the balancer and failover layer costs a request.
+- aimw-metrics: the aimw target with Prometheus metrics on (AIMW_METRICS=1, and
+  PROMETHEUS_MULTIPROC_DIR: a fresh directory per measurement, so that two workers sum their
+  counts as in production): against aimw it measures what counting costs (issue 13: under 5 %).
+- aimw-limits: the aimw target with a team gateway's checks: AIMW_CONSUMERS (the load
+  generator's key is a consumer's, so ClientAuth admits it) and AIMW_RATE_LIMITING (a token
+  window per consumer counted in the worker, its limit too high to refuse anything): against
+  aimw it measures what the key check and the limit check cost a request.
+- aimw-limits-redis: the same, counting in a redis-server started with the gateway (its own
+  free port, in the gateway's process group and CPUs): a Redis round trip before and after
+  each request.
+- aimw-otel: the aimw target with OpenTelemetry on (aimw[otel]): GenAI spans and metrics
+  exported by OTLP/HTTP to a loopback receiver that accepts and discards (bench/otlp_sink.py,
+  started with the gateway, in its process group and CPUs): against aimw it measures what
+  tracing costs.
 - litellm: LiteLLM's proxy (its own virtualenv) with the fake as an ``openai/`` model,
   answering Anthropic's ``/v1/messages``.
 - aimw@<commit> (``--baseline REF``, not in TARGETS): aimw as it was at a git revision,
@@ -28,6 +42,8 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
+import shlex
+import shutil
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -35,6 +51,7 @@ from pathlib import Path
 from bench import gemini
 from bench.answer import MODEL
 from bench.baseline import Baseline, baseline_env
+from bench.net import free_port
 from bench.servers import ServerSpec
 
 REPO = Path(__file__).resolve().parent.parent
@@ -83,6 +100,10 @@ class Target:
 
     def available(self, context: RunContext) -> str | None:
         """Why this target cannot run here (None: it can)."""
+        if self.name == "aimw-limits-redis" and not (shutil.which("redis-server") and shutil.which("redis-cli")):
+            return "redis-server (and redis-cli) not installed: apt-get install redis-server"
+        if self.name == "aimw-otel" and not all(map(importlib.util.find_spec, ("opentelemetry", "opentelemetry.sdk"))):
+            return "opentelemetry-sdk not installed (aimw[otel]): run bench/setup.sh"
         if self.name == "litellm" and not context.litellm_bin.exists():
             return f"{context.litellm_bin} is missing: run bench/setup.sh"
         if self.fetches_tokens:
@@ -214,6 +235,75 @@ def _aimw_config(context: RunContext, port: int, workers: int, label: str) -> Se
     )
 
 
+def _aimw_metrics(context: RunContext, port: int, workers: int, label: str) -> ServerSpec:
+    env = {
+        "HUGGINGFACE_API_TOKEN": HF_TOKEN,
+        "AIMW_METRICS": "1",
+        "PROMETHEUS_MULTIPROC_DIR": str(context.raw_dir / f"{label}.metrics"),
+    }
+    return _recipe("aimw-metrics", "huggingface", env, context, port, workers, label)
+
+
+BENCH_KEY = "bench-key"  # what the load generator sends as x-api-key (bench/loadgen.py)
+LIMITS_NEVER_REACHED = 10**15  # tokens a minute: the check runs, and never refuses
+
+
+def limits_files(directory: Path, label: str, strategy: str) -> dict[str, str]:
+    """aimw-limits' environment: the consumers file (one consumer holding BENCH_KEY) and the
+    rate-limiting file (one sliding minute per consumer, ``strategy``), written under
+    ``directory``."""
+    directory.mkdir(parents=True, exist_ok=True)
+    consumers = directory / f"{label}.consumers.yaml"
+    consumers.write_text(f"consumers:\n  - username: bench\n    keyauth_credentials: [{{key: {BENCH_KEY}}}]\n")
+    limits = directory / f"{label}.limits.yaml"
+    limits.write_text(
+        "rate_limiting:\n"
+        f"  strategy: {strategy}\n"
+        "  llm_providers:\n"
+        f"    - {{name: huggingface, limit: [{LIMITS_NEVER_REACHED}], window_size: [60]}}\n"
+    )
+    return {"AIMW_CONSUMERS": str(consumers), "AIMW_RATE_LIMITING": str(limits)}
+
+
+def _aimw_limits(context: RunContext, port: int, workers: int, label: str) -> ServerSpec:
+    env = {"HUGGINGFACE_API_TOKEN": HF_TOKEN, **limits_files(context.raw_dir, label, "local")}
+    return _recipe("aimw-limits", "huggingface", env, context, port, workers, label)
+
+
+def _aimw_limits_redis(context: RunContext, port: int, workers: int, label: str) -> ServerSpec:
+    """aimw-limits counting in Redis: ``sh -c`` starts redis-server (no persistence) on a free
+    port, waits until it answers, then becomes Hypercorn; stopping the server's process
+    group stops both."""
+    redis_port = free_port()
+    env = {
+        "HUGGINGFACE_API_TOKEN": HF_TOKEN,
+        "AIMW_REDIS_URL": f"redis://127.0.0.1:{redis_port}/0",
+        **limits_files(context.raw_dir, label, "redis"),
+    }
+    spec = _recipe("aimw-limits-redis", "huggingface", env, context, port, workers, label)
+    redis = (
+        f"redis-server --port {redis_port} --bind 127.0.0.1 --save '' --appendonly no "
+        f"--dir {shlex.quote(str(context.raw_dir))} >{shlex.quote(str(context.raw_dir / f'{label}.redis.log'))} 2>&1 &"
+        f" for _ in $(seq 100); do redis-cli -p {redis_port} ping >/dev/null 2>&1 && break; sleep 0.05; done;"
+    )
+    return replace(spec, argv=["sh", "-c", f"{redis} exec {shlex.join(spec.argv)}"])
+
+
+def _aimw_otel(context: RunContext, port: int, workers: int, label: str) -> ServerSpec:
+    """aimw with OTEL_EXPORTER_OTLP_ENDPOINT at bench.otlp_sink, which ``sh -c`` starts on a
+    free port before it becomes Hypercorn (the SDK's exporter retries until it answers)."""
+    sink_port = free_port()
+    env = {
+        "HUGGINGFACE_API_TOKEN": HF_TOKEN,
+        "OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{sink_port}",
+        "OTEL_SERVICE_NAME": "aimw-bench",
+    }
+    spec = _recipe("aimw-otel", "huggingface", env, context, port, workers, label)
+    sink_log = shlex.quote(str(context.raw_dir / f"{label}.otlp-sink.log"))
+    sink = f"{shlex.quote(context.python)} -m bench.otlp_sink --port {sink_port} >{sink_log} 2>&1 &"
+    return replace(spec, argv=["sh", "-c", f"{sink} exec {shlex.join(spec.argv)}"])
+
+
 def baseline_target(baseline: Baseline, source: Path) -> Target:
     """aimw at ``baseline``'s revision: as the aimw target, but from ``source`` (its extracted
     src/ and recipes/, see :mod:`bench.baseline`) instead of the working tree."""
@@ -278,6 +368,40 @@ TARGETS: dict[str, Target] = {
             True,
             True,
             _aimw_config,
+        ),
+        Target(
+            "aimw-metrics",
+            "anthropic",
+            "Hypercorn + recipes.huggingface:app with Prometheus metrics on (the counting's cost)",
+            True,
+            True,
+            _aimw_metrics,
+        ),
+        Target(
+            "aimw-limits",
+            "anthropic",
+            "Hypercorn + recipes.huggingface:app with consumers' keys and a local token limit "
+            "(the key and limit checks' cost)",
+            True,
+            True,
+            _aimw_limits,
+        ),
+        Target(
+            "aimw-limits-redis",
+            "anthropic",
+            "aimw-limits counting in a local redis-server (a Redis round trip before and after each request)",
+            True,
+            True,
+            _aimw_limits_redis,
+        ),
+        Target(
+            "aimw-otel",
+            "anthropic",
+            "Hypercorn + recipes.huggingface:app with OpenTelemetry on, exporting OTLP/HTTP to a loopback "
+            "sink (what tracing costs)",
+            True,
+            True,
+            _aimw_otel,
         ),
         Target("litellm", "anthropic", "LiteLLM proxy /v1/messages (uvicorn)", False, True, _litellm),
     )
