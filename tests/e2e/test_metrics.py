@@ -2,8 +2,8 @@
 recipes.anthropic:app with AIMW_METRICS=1 and PROMETHEUS_MULTIPROC_DIR, in front of the fake
 Anthropic API (10 input + 3 output tokens an answer).
 
-- One scrape sums both workers: each worker's snapshot holds part of the requests, and
-  whichever worker answers ``GET /metrics`` reports them all.
+- One scrape sums both workers: each worker's prometheus-client file (``counter_<pid>.db``)
+  holds part of the requests, and whichever worker answers ``GET /metrics`` reports them all.
 - A restart with the same directory starts from zero (the previous run's files are removed:
   no wipe before Hypercorn starts).
 - AIMW_METRICS_BIND: both workers listen on the metrics port (SO_REUSEPORT) and answer for
@@ -14,7 +14,6 @@ Requests open a connection each, so that both workers take some. Every wait is b
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -22,6 +21,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.e2e.harness import GatewayProcess, free_port
@@ -83,12 +83,17 @@ def tokens_total(samples: dict[str, float]) -> float:
 
 
 def worker_requests(directory: Path) -> dict[str, float]:
-    """Each worker's snapshot file -> the requests it counted."""
+    """Each worker's counter file -> the requests it counted (read with prometheus-client)."""
     counted = {}
-    for path in directory.glob("aimw_*.json"):
-        rows = json.loads(path.read_text())["families"]["kong"]
-        counted[path.name] = sum(row[4] for row in rows)  # after the 4 labels: requests
-    return counted
+    for path in directory.glob("counter_*.db"):
+        families = MultiProcessCollector.merge([str(path)])  # type: ignore[no-untyped-call]
+        counted[path.name] = sum(
+            sample.value
+            for family in families
+            for sample in family.samples
+            if sample.name == "kong_ai_llm_requests_total"
+        )
+    return {name: requests for name, requests in counted.items() if requests}
 
 
 def wait_for(condition: Callable[[], object], what: str) -> None:
@@ -99,15 +104,12 @@ def wait_for(condition: Callable[[], object], what: str) -> None:
 
 
 def send_until_both_workers_counted(gateway: GatewayProcess, directory: Path) -> int:
-    """Send batches of requests until both workers' snapshots hold some; how many were sent."""
+    """Send batches of requests until both workers' files hold some; how many were sent."""
     sent = 0
     with ThreadPoolExecutor(4) as pool:
         while True:
             list(pool.map(ask, [gateway.url] * BATCH))
             sent += BATCH
-            deadline = time.monotonic() + 3  # snapshots are written a second after a change
-            while time.monotonic() < deadline and sum(worker_requests(directory).values()) < sent:
-                time.sleep(0.1)
             if len(worker_requests(directory)) == 2 or sent >= 10 * BATCH:
                 return sent
 

@@ -27,8 +27,7 @@ from aimw.middleware.observe import ObserveMiddleware
 from aimw.providers.anthropic import ANTHROPIC
 from aimw.settings import ConfigurationError, Settings
 from aimw.sinks.prometheus import MAX_LABEL_VALUES, OTHER, PrometheusSink
-from aimw.sinks.prometheus_families import TPOT_AT, TPOT_BUCKETS
-from aimw.sinks.prometheus_files import WorkerSnapshots, prepare_directory
+from aimw.sinks.prometheus_files import prepare_directory
 from tests.asgi_helpers import InnerApp, RecordingSend, ScriptedReceive, http_scope
 from tests.e2e.harness import free_port
 from tests.fakes.anthropic_server import (
@@ -44,7 +43,6 @@ pytestmark = pytest.mark.anyio
 KEY = "sk-ant-gateway-" + "metrics-0001"
 GUARD = 10  # seconds: a hang guard only, never an assertion about speed
 HEADERS = [(b"content-type", b"application/json"), (b"anthropic-version", b"2023-06-01")]
-SERIES_SIZE = TPOT_AT + len(TPOT_BUCKETS) + 2  # a Kong series' numbers in a snapshot row
 KONG_EMPTY = {"cache_status": "", "vector_db": "", "embeddings_provider": "", "embeddings_model": ""}
 
 
@@ -295,7 +293,8 @@ async def test_openmetrics_is_served_when_asked(gateway, fake):
     await gateway(http_scope("GET", "/metrics", headers=[(b"accept", accept)]), ScriptedReceive(), send)
     assert send.header(b"content-type").startswith(b"application/openmetrics-text")
     families = {family.name: family for family in openmetrics_families(send.body.decode())}  # ends with # EOF
-    ((labels, requests),) = [(s.labels, s.value) for s in families["kong_ai_llm_requests"].samples]
+    samples = families["kong_ai_llm_requests"].samples  # and prometheus-client's _created, in one process
+    ((labels, requests),) = [(s.labels, s.value) for s in samples if s.name == "kong_ai_llm_requests_total"]
     assert (labels["ai_model"], labels["request_mode"], requests) == ("claude-om", "oneshot", 1)
 
 
@@ -369,7 +368,7 @@ def test_the_multiprocess_directory_is_cleaned_only_when_no_writer_runs(tmp_path
     gone = _exited_pid()
     directory = tmp_path / "metrics"
     directory.mkdir()
-    old = [directory / f"aimw_{gone}.json", directory / f"counter_{gone}.db", directory / f"gauge_livesum_{gone}.db"]
+    old = [directory / f"counter_{gone}.db", directory / f"histogram_{gone}.db", directory / f"gauge_livesum_{gone}.db"]
     for path in old:
         path.write_bytes(b"{}")
     (directory / "unrelated.txt").write_text("kept")
@@ -379,36 +378,73 @@ def test_the_multiprocess_directory_is_cleaned_only_when_no_writer_runs(tmp_path
     for path in old:
         path.write_bytes(b"{}")
     running = os.getppid()  # a sibling still running
-    (directory / f"aimw_{running}.json").write_bytes(b"{}")
+    (directory / f"counter_{running}.db").write_bytes(b"{}")
     prepare_directory(str(directory), os.getpid())  # a replacement worker: the dead one's counts stay
     names = sorted(path.name for path in directory.iterdir())
-    assert names == sorted([f"aimw_{gone}.json", f"counter_{gone}.db", f"aimw_{running}.json", "unrelated.txt"])
+    assert names == sorted([f"counter_{gone}.db", f"histogram_{gone}.db", f"counter_{running}.db", "unrelated.txt"])
 
 
-def test_another_workers_snapshot_is_summed_and_its_streams_only_while_it_runs(tmp_path):
-    directory = str(tmp_path)
-    sink = PrometheusSink(multiprocess_directory=directory)
-    row = ["anthropic", "claude-x", "", "oneshot"]
-    numbers = [3, 0.0, 30, 6, 36] + [0] * (SERIES_SIZE - 5)  # requests, cost, tokens; empty histograms
-    snapshot = {"families": {"kong": [row + numbers], "aimw_errors": [["anthropic", "claude-x", "", "api_error", 2]]}}
-    for pid, streams in ((os.getppid(), 4), (_exited_pid(), 5)):
-        WorkerSnapshots(directory, pid).write({**snapshot, "streams_in_flight": streams})
-    samples = {
-        (s.name, tuple(sorted(s.labels.items()))): s.value
-        for f in sink.collect()
-        for s in f.samples
-        if s.name in ("kong_ai_llm_requests_total", "aimw_errors_total", "aimw_streams_in_flight")
-    }
-    kong = tuple(sorted({**KONG_EMPTY, "ai_provider": "anthropic", "ai_model": "claude-x", "consumer": "",
-                         "workspace": "default", "request_mode": "oneshot"}.items()))  # fmt: skip
-    error = tuple(
-        sorted({"ai_provider": "anthropic", "ai_model": "claude-x", "consumer": "", "error_type": "api_error"}.items())
-    )
-    assert samples == {
-        ("kong_ai_llm_requests_total", kong): 6,  # both workers' counts (the exited one's stay)
-        ("aimw_errors_total", error): 4,
-        ("aimw_streams_in_flight", ()): 4,  # the running worker's streams only
-    }
+def test_multiprocess_mode_needs_the_directory_in_the_environment_from_the_start(tmp_path, monkeypatch):
+    """This test process imported prometheus-client without PROMETHEUS_MULTIPROC_DIR: its values
+    are in memory, so a sink here cannot count for a multiprocess scrape, and says so."""
+    with pytest.raises(ValueError, match="PROMETHEUS_MULTIPROC_DIR must be set before"):
+        PrometheusSink(multiprocess_directory=str(tmp_path))
+    monkeypatch.setenv("AIMW_METRICS", "1")
+    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(tmp_path))
+    with pytest.raises(ConfigurationError, match="PROMETHEUS_MULTIPROC_DIR"):
+        passthrough_gateway(ANTHROPIC, Settings(log_path=str(tmp_path / "a.log")), secret=KEY)
+
+
+WORKER = """
+import sys
+from aimw.exchange import Exchange, Figures, ObservedExchange
+from aimw.sinks.prometheus import PrometheusSink
+
+sink = PrometheusSink(multiprocess_directory=sys.argv[1])
+figures = Figures(900, 800, 100, 300, 100.0, 30, 8, 38, 0.0)
+for number in range(int(sys.argv[2])):
+    exchange = Exchange()
+    exchange.provider_name, exchange.request_model = "anthropic", "claude-x"
+    status = 529 if number == 0 else 200
+    sink.emit(ObservedExchange({}, exchange, status, [], 10, 10, 0, False, figures))
+for _ in range(int(sys.argv[3])):
+    sink.stream_started()
+print("ready", flush=True)
+if sys.stdin.readline() == "scrape\\n":
+    print(sink.encode("")[0].decode(), flush=True)
+sink.close()
+"""
+
+
+def test_two_workers_are_summed_and_an_exited_workers_streams_drop_out(tmp_path):
+    """Two processes in prometheus-client's multiprocess mode (the environment set before they
+    start): the second's scrape sums both; the first, shut down, keeps its counts but not its
+    streams in flight."""
+    directory = tmp_path / "metrics"
+    environment = {**os.environ, "PROMETHEUS_MULTIPROC_DIR": str(directory)}
+
+    def worker(requests: int, streams: int) -> subprocess.Popen[str]:
+        process = subprocess.Popen(
+            [sys.executable, "-c", WORKER, str(directory), str(requests), str(streams)],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=environment,
+        )  # fmt: skip
+        assert process.stdout is not None and process.stdout.readline() == "ready\n"
+        return process
+
+    first, second = worker(3, 5), worker(4, 2)
+    first.communicate("exit\n", timeout=GUARD)
+    exposition, _ = second.communicate("scrape\n", timeout=GUARD)
+    assert first.returncode == second.returncode == 0
+    samples: dict[tuple[str, tuple[tuple[str, str], ...]], float] = {}
+    for family in text_string_to_metric_families(exposition):
+        for s in family.samples:
+            key = (s.name, tuple(sorted((k, v) for k, v in s.labels.items() if k in ("token_type", "error_type"))))
+            samples[key] = samples.get(key, 0) + s.value
+    assert samples[("kong_ai_llm_requests_total", ())] == 7  # both workers' counts (the exited one's stay)
+    assert samples[("kong_ai_llm_tokens_total", (("token_type", "total_tokens"),))] == 7 * 38
+    assert samples[("aimw_errors_total", (("error_type", "overloaded_error"),))] == 2
+    assert ("kong_ai_llm_provider_latency_ms_count", ()) not in samples  # no attempt: no latency series
+    assert samples[("aimw_streams_in_flight", ())] == 2  # the running worker's streams only
 
 
 def _exited_pid() -> int:

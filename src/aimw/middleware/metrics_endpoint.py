@@ -17,9 +17,11 @@ is not even imported (:func:`metrics_from_env` returns None).
   kernel picks answers for all workers. Without it the port opens once: a second worker fails
   to start, saying why (its numbers would only be its own).
 - Several Hypercorn workers: set PROMETHEUS_MULTIPROC_DIR (a directory for this gateway alone)
-  so that one scrape sums every worker (aimw.sinks.prometheus_files: the directory's clean-up
-  at start is aimw's; no wipe is needed before Hypercorn starts). Without it each worker counts
-  alone and a scrape reads whichever worker took the connection.
+  in the environment before Hypercorn starts: prometheus-client's multiprocess mode, so that one
+  scrape sums every worker (aimw.sinks.prometheus_files: the directory's clean-up at start is
+  aimw's; no wipe is needed before Hypercorn starts). A worker shutting down takes its streams
+  in flight out of the sums. Without it each worker counts alone and a scrape reads whichever
+  worker took the connection.
 
 Per HTTP request it costs one wrapped ``send`` (one call per response message, to see an
 event stream start: ``aimw_streams_in_flight``); the counting itself is the sink's, once per
@@ -46,10 +48,9 @@ if TYPE_CHECKING:
     from aimw.sinks.prometheus import PrometheusSink
 
 METRICS_PATH = "/metrics"
-MULTIPROCESS_VARIABLE = "PROMETHEUS_MULTIPROC_DIR"  # prometheus-client's name for the directory
-
-# One sink per process in multiprocess mode (its snapshot file is the process's): every
-# gateway the process builds counts into it. Without the directory each gateway has its own.
+# One sink per process in multiprocess mode (prometheus-client's files are the process's, one
+# value per metric and labels): every gateway the process builds counts into it. Without the
+# directory each gateway has its own.
 _PROCESS_SINKS: dict[str, PrometheusSink] = {}
 
 
@@ -72,7 +73,8 @@ def metrics_from_env(environ: Mapping[str, str] = os.environ) -> Metrics | None:
 
     Raises:
         ConfigurationError: AIMW_METRICS is not 0 or 1; AIMW_METRICS_BIND is not host:port;
-            the PROMETHEUS_MULTIPROC_DIR directory cannot be created or read.
+            the PROMETHEUS_MULTIPROC_DIR directory cannot be created or read, or was not in
+            the environment when prometheus-client was imported.
     """
     flag = optional_env("AIMW_METRICS", environ)
     if flag not in (None, "0", "1"):
@@ -81,6 +83,7 @@ def metrics_from_env(environ: Mapping[str, str] = os.environ) -> Metrics | None:
     if flag != "1" and bind is None:
         return None
     from aimw.sinks.prometheus import PrometheusSink  # prometheus-client only when metrics are on
+    from aimw.sinks.prometheus_files import MULTIPROCESS_VARIABLE
 
     directory = optional_env(MULTIPROCESS_VARIABLE, environ)
     if directory is None:
@@ -89,7 +92,7 @@ def metrics_from_env(environ: Mapping[str, str] = os.environ) -> Metrics | None:
     if sink is None:
         try:
             sink = _PROCESS_SINKS[directory] = PrometheusSink(multiprocess_directory=directory)
-        except OSError as exc:
+        except (OSError, ValueError) as exc:
             raise ConfigurationError(f"aimw: {MULTIPROCESS_VARIABLE} {directory!r} cannot be used: {exc}") from None
     return Metrics(sink, serve=bind is None, bind=bind)
 
@@ -153,8 +156,8 @@ class MetricsEndpoint:
 
     def lifespan_send(self, send: Send) -> Send:
         """``send`` for the lifespan: the listener opens once the app has started (or the
-        startup fails, saying why) and closes, with this worker's last snapshot written,
-        once the app has shut down."""
+        startup fails, saying why) and closes, with this worker's streams in flight taken out
+        of the multiprocess sums, once the app has shut down."""
 
         async def sent(message: Message) -> None:
             kind = message["type"]
@@ -164,7 +167,7 @@ class MetricsEndpoint:
                     message = {"type": "lifespan.startup.failed", "message": problem}
             elif kind in ("lifespan.shutdown.complete", "lifespan.shutdown.failed"):
                 await self.close_listener()
-                self.sink.flush()
+                self.sink.close()
             await send(message)
 
         return sent
@@ -172,7 +175,7 @@ class MetricsEndpoint:
     def open_listener(self, bind: tuple[str, int]) -> str | None:
         """Serve the metrics on ``bind`` from a daemon thread; the reason it failed, or None."""
         host, port = bind
-        shared = self.sink.snapshots is not None  # every worker answers for all: share the port
+        shared = self.sink.multiprocess_directory is not None  # every worker answers for all: share the port
         server_class: type[_Listener] = type(
             "MetricsListener",
             (_Listener,),
@@ -180,8 +183,8 @@ class MetricsEndpoint:
         )
         try:
             listener = make_server(host, port, self.sink.wsgi_app(), server_class, handler_class=_QuietHandler)
-        except OSError as exc:
-            hint = "" if shared else f" (with several workers set {MULTIPROCESS_VARIABLE}: each then answers for all)"
+        except (OSError, ValueError) as exc:
+            hint = "" if shared else " (with several workers set PROMETHEUS_MULTIPROC_DIR: each then answers for all)"
             return f"aimw: AIMW_METRICS_BIND {host}:{port} cannot be opened: {exc}{hint}"
         threading.Thread(target=listener.serve_forever, name="aimw-metrics", daemon=True).start()
         self.listener = listener
