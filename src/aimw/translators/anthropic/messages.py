@@ -213,6 +213,35 @@ def raw_text(raw: Raw, field: str) -> str:
         raise GatewayError(400, f"{field} is not valid UTF-8") from None
 
 
+def block_text(block: ContentBlock | ToolResultContentBlock) -> str | None:
+    """The text form of a block that is text to a model of another wire format (Chat
+    Completions, Gemini), else None.
+
+    A tool_reference (tool search loaded a deferred tool; the tool itself is sent with the
+    request's tools) says the tool is available; a search_result is its title, source and
+    texts; server_tool_use and web_search / web_fetch results ran on Anthropic's servers, so
+    they are told as text (their JSON), never as the other format's tool calls.
+
+    Raises:
+        GatewayError: 400 when a server tool's raw JSON is not UTF-8.
+    """
+    if isinstance(block, TextBlock):
+        return block.text
+    if isinstance(block, ToolReferenceBlock):
+        return f"Tool {block.tool_name} is now available."
+    if isinstance(block, SearchResultBlock):
+        return "\n\n".join(
+            [f"Search result: {block.title}\nSource: {block.source}", *(text.text for text in block.content)]
+        )
+    if isinstance(block, ServerToolUseBlock):
+        arguments = raw_text(block.input, "server_tool_use.input")
+        return f"Called server tool {block.name} (id {block.id}) with input {arguments}"
+    if isinstance(block, (WebSearchToolResultBlock, WebFetchToolResultBlock)):
+        result = raw_text(block.content, "server tool result content")
+        return f"Result of server tool call {block.tool_use_id}: {result}"
+    return None
+
+
 def _too_deep(body: bytes) -> bool:
     """Whether ``body`` nests past msgspec's depth limit (checked on the error path only)."""
     try:

@@ -65,30 +65,6 @@ _IMAGE_TYPES = MappingProxyType(
 )
 
 
-def text_of(block: a.ContentBlock | a.ToolResultContentBlock) -> str | None:
-    """The text a block is to Gemini, or None for a block that is not text.
-
-    A tool_reference says a deferred tool is now declared; a search_result is its title,
-    source and texts; server_tool_use and web_search / web_fetch results ran on Anthropic's
-    servers and are told as text (their JSON), never as Gemini function calls.
-    """
-    if isinstance(block, a.TextBlock):
-        return block.text
-    if isinstance(block, a.ToolReferenceBlock):
-        return f"Tool {block.tool_name} is now available."
-    if isinstance(block, a.SearchResultBlock):
-        return "\n\n".join(
-            [f"Search result: {block.title}\nSource: {block.source}", *(text.text for text in block.content)]
-        )
-    if isinstance(block, a.ServerToolUseBlock):
-        arguments = a.raw_text(block.input, "server_tool_use.input")
-        return f"Called server tool {block.name} (id {block.id}) with input {arguments}"
-    if isinstance(block, (a.WebSearchToolResultBlock, a.WebFetchToolResultBlock)):
-        result = a.raw_text(block.content, "server tool result content")
-        return f"Result of server tool call {block.tool_use_id}: {result}"
-    return None
-
-
 def _image(source: a.ImageSource) -> Part:
     if source.type == "base64" and isinstance(source.data, str):
         if not isinstance(source.media_type, str):
@@ -114,7 +90,7 @@ def _document(block: a.DocumentBlock) -> Part:
 
 def _part(block: a.ContentBlock | a.ToolResultContentBlock) -> Part | None:
     """A text-like, image or document block as a part; None for others and for empty text."""
-    text = text_of(block)
+    text = a.block_text(block)
     if text is not None:
         return Part(text=text) if text else None
     if isinstance(block, a.ImageBlock):

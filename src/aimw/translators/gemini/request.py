@@ -23,7 +23,7 @@ from msgspec import UNSET, Struct, UnsetType
 
 from aimw.errors import GatewayError
 from aimw.translators.anthropic import messages as a
-from aimw.translators.gemini.contents import Conversation, Part, text_of
+from aimw.translators.gemini.contents import Conversation, Part
 from aimw.translators.gemini.schema import function_parameters
 
 logger = logging.getLogger("aimw.translators.gemini")
@@ -145,7 +145,7 @@ def request_from_anthropic(request: a.MessagesRequest) -> bytes:
 def _system_texts(message: a.Message) -> list[str]:
     if isinstance(message.content, str):
         return [message.content]
-    return [text for text in map(text_of, message.content) if text is not None]
+    return [text for text in map(a.block_text, message.content) if text is not None]
 
 
 def _declarations(request: a.MessagesRequest) -> list[FunctionDeclaration]:

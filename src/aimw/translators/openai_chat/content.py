@@ -36,37 +36,12 @@ def _document_part(block: a.DocumentBlock) -> dict[str, Any]:
     )
 
 
-def block_text(block: a.ContentBlock | a.ToolResultContentBlock) -> str | None:
-    """The text form of a block that is text to a Chat Completions model, else None.
-
-    A tool_reference (tool search loaded a deferred tool; the tool itself is sent with the
-    request's tools) says the tool is available; a search_result is its title, source and texts;
-    server_tool_use and web_search / web_fetch results ran on Anthropic's servers, so they
-    are told as text (their JSON), never as Chat Completions tool calls.
-    """
-    if isinstance(block, a.TextBlock):
-        return block.text
-    if isinstance(block, a.ToolReferenceBlock):
-        return f"Tool {block.tool_name} is now available."
-    if isinstance(block, a.SearchResultBlock):
-        return "\n\n".join(
-            [f"Search result: {block.title}\nSource: {block.source}", *(text.text for text in block.content)]
-        )
-    if isinstance(block, a.ServerToolUseBlock):
-        arguments = a.raw_text(block.input, "server_tool_use.input")
-        return f"Called server tool {block.name} (id {block.id}) with input {arguments}"
-    if isinstance(block, (a.WebSearchToolResultBlock, a.WebFetchToolResultBlock)):
-        result = a.raw_text(block.content, "server tool result content")
-        return f"Result of server tool call {block.tool_use_id}: {result}"
-    return None
-
-
 def content_parts(blocks: list[Any]) -> list[dict[str, Any]]:
-    """Text-like (``block_text``), image and document blocks -> Chat Completions content
+    """Text-like (``a.block_text``), image and document blocks -> Chat Completions content
     parts (others are skipped)."""
     parts: list[dict[str, Any]] = []
     for block in blocks:
-        text = block_text(block)
+        text = a.block_text(block)
         if text is not None:
             parts.append({"type": "text", "text": text})
         elif isinstance(block, a.ImageBlock):

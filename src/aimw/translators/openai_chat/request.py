@@ -12,7 +12,7 @@ from msgspec import UNSET, Raw, Struct, UnsetType
 
 from aimw.errors import GatewayError
 from aimw.translators.anthropic import messages as a
-from aimw.translators.openai_chat.content import block_text, content_parts, message_content, tool_result_text
+from aimw.translators.openai_chat.content import content_parts, message_content, tool_result_text
 
 
 class FunctionCall(Struct):
@@ -93,7 +93,7 @@ def _assistant(message: a.Message, thinking_format: ThinkingFormat) -> ChatMessa
     thoughts: list[str] = []
     calls: list[ToolCall] = []
     for block in message.content:
-        text = block_text(block)
+        text = a.block_text(block)
         if text is not None:
             texts.append(text)
         elif isinstance(block, a.ToolUseBlock):
@@ -152,7 +152,7 @@ def _messages(
 
 def _merged_system(request: a.MessagesRequest) -> list[str]:
     """The top-level system texts, then each system turn's texts (its text-like blocks,
-    ``block_text``), in order; empty texts are left out."""
+    ``a.block_text``), in order; empty texts are left out."""
     texts = a.system_texts(request)
     for message in request.messages:
         if message.role != "system":
@@ -160,7 +160,7 @@ def _merged_system(request: a.MessagesRequest) -> list[str]:
         if isinstance(message.content, str):
             texts.append(message.content)
         else:
-            texts.extend(text for text in map(block_text, message.content) if text is not None)
+            texts.extend(text for text in map(a.block_text, message.content) if text is not None)
     return [text for text in texts if text]
 
 
