@@ -219,18 +219,19 @@ def run_claude(
     model: str = "claude-e2e-model",
     headers: dict[str, str] | None = None,
     max_retries: int = 0,
+    api_key: str = CLIENT_KEY,
 ) -> tuple[subprocess.CompletedProcess, dict | None]:
     """Run ``claude -p PROMPT --output-format json`` headless and offline in a fresh HOME and
     cwd under ``workdir``; returns the process and its parsed JSON output (None if not JSON).
     ``headers`` are added to every request (ANTHROPIC_CUSTOM_HEADERS); ``max_retries``:
-    CLAUDE_CODE_MAX_RETRIES (none by default)."""
+    CLAUDE_CODE_MAX_RETRIES (none by default); ``api_key``: ANTHROPIC_API_KEY."""
     home, cwd = workdir / "home", workdir / "cwd"
     home.mkdir(parents=True, exist_ok=True)
     cwd.mkdir(parents=True, exist_ok=True)
     env = clean_env(
         HOME=str(home),
         ANTHROPIC_BASE_URL=base_url,
-        ANTHROPIC_API_KEY=CLIENT_KEY,
+        ANTHROPIC_API_KEY=api_key,
         ANTHROPIC_MODEL=model,
         CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC="1",
         DISABLE_TELEMETRY="1",

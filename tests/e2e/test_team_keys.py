@@ -19,8 +19,6 @@ or body the fakes received.
 from __future__ import annotations
 
 import hashlib
-import json
-import subprocess
 from collections.abc import Iterator
 from contextlib import ExitStack
 from dataclasses import dataclass
@@ -33,13 +31,11 @@ import yaml
 import anthropic
 from aimw.gateway import OPEN_GATEWAY
 from tests.e2e.harness import (
-    CLI_TIMEOUT,
     CLIENT_KEY,
     HF_MODEL,
     HF_TOKEN,
     GatewayProcess,
     checked_fake,
-    clean_env,
     exact_log_lines,
     run_claude,
     running_gateway,
@@ -362,32 +358,16 @@ def test_claude_code_with_a_wrong_key_gets_the_401_at_once(claude_bin, team: Tea
     """The config gateway does not know the CLI's key: the CLI fails with the 401 at once.
     It retries a 401 (ten times by default, for about 3 minutes) unless the answer says
     ``x-should-retry: false``: allowed two retries here, it still sends one request."""
-    home, cwd = tmp_path / "home", tmp_path / "cwd"
-    home.mkdir()
-    cwd.mkdir()
-    env = clean_env(
-        HOME=str(home),
-        ANTHROPIC_BASE_URL=team.config.url,
-        ANTHROPIC_API_KEY=ALICE_KEY,
-        ANTHROPIC_MODEL="claude-e2e-model",
-        ANTHROPIC_CUSTOM_HEADERS=f"x-e2e-case: {case}",
-        CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC="1",
-        DISABLE_TELEMETRY="1",
-        DISABLE_AUTOUPDATER="1",
-        CLAUDE_CODE_MAX_RETRIES="2",
+    completed, output = run_claude(
+        claude_bin,
+        team.config.url,
+        "Say something.",
+        tmp_path,
+        headers={"x-e2e-case": case},
+        max_retries=2,
+        api_key=ALICE_KEY,
     )
-    completed = subprocess.run(
-        [claude_bin, "-p", "Say something.", "--output-format", "json"],
-        cwd=cwd,
-        env=env,
-        stdin=subprocess.DEVNULL,
-        capture_output=True,
-        text=True,
-        timeout=CLI_TIMEOUT,
-    )
-
     assert completed.returncode != 0
-    output = json.loads(completed.stdout)
     assert output["is_error"] is True and output["api_error_status"] == 401, completed.stdout[-2000:]
     assert team.router.requests_for(case) == []
     (line,) = exact_log_lines(team.config, case)  # one request: no retry
