@@ -103,7 +103,10 @@ class MemoryReleaseMiddleware:
         if remaining <= 0:
             self.releases += 1
             gc.collect()
-            loop.run_in_executor(None, self.release).add_done_callback(_report_failure)
+            try:
+                loop.run_in_executor(None, self.release).add_done_callback(_report_failure)
+            except RuntimeError:  # the interpreter is shutting down (a WSGI worker's loop thread)
+                return
             self._next += 1
             if self._next == len(self.idle_delays):
                 return
