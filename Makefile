@@ -51,13 +51,14 @@ bench:
 bench-quick:
 	bench/run.sh --quick $(BENCH_ARGS)
 
-# The long soak (bench/soak): 1,000 streams on one worker, then 2,000 on two, two rounds each,
-# every stream at a token every 20-50 ms, faults and clients leaving; about 15 minutes here.
+# The long soak (bench/soak/README.md): 1,000 streams on one worker, 2,000 on two, then 1,000 through
+# recipes.config; two rounds each, every token 20-50 ms apart, faults, clients leaving. ~17 min here.
 .PHONY: soak
 soak: setup
 	status=0; \
 	$(BIN)/python -m bench.soak --streams 1000 --workers 1 --rounds 2 --hold 10 --duration 20 --upstream-timeout 5 $(SOAK_ARGS) || status=1; \
 	$(BIN)/python -m bench.soak --streams 2000 --workers 2 --rounds 2 --hold 10 --duration 20 --upstream-timeout 5 $(SOAK_ARGS) || status=1; \
+	$(BIN)/python -m bench.soak --streams 1000 --workers 1 --rounds 2 --hold 10 --duration 20 --upstream-timeout 5 --recipe config $(SOAK_ARGS) || status=1; \
 	exit $$status
 
 clean:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import ipaddress
 import urllib.request
+from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 import aiohttp
@@ -22,6 +23,15 @@ from aimw.types import Receive, Send
 
 DEFAULT_MAX_CONNECTIONS = 512
 KEEPALIVE_EXPIRY = 5.0  # seconds an idle pooled connection is kept (httpx's default)
+
+
+@dataclass(frozen=True, slots=True)
+class PoolConnections:
+    """The upstream pool's open connections at one moment: ``idle`` (kept alive for the next
+    request) and ``in_use`` (carrying a request now, or connecting for one)."""
+
+    idle: int
+    in_use: int
 
 
 class UpstreamTransport:
@@ -62,6 +72,23 @@ class UpstreamTransport:
             limit=self.max_connections, keepalive_timeout=KEEPALIVE_EXPIRY, ssl=httpx.create_ssl_context()
         )
         return aiohttp.ClientSession(connector=connector, cookie_jar=aiohttp.DummyCookieJar())
+
+    def connections(self) -> PoolConnections | None:
+        """The pool's open connections now, read-only (for leak checks: bench/soak). aiohttp's
+        connector has no public count, so its own bookkeeping is read: the idle connections it
+        keeps per host and the ones it handed out. 0 and 0 before the pool opened; None for a
+        transport given to the constructor (aimw cannot see into its pool)."""
+        transport = self.current
+        if transport is None:
+            return None if self.given is not None else PoolConnections(0, 0)
+        if not isinstance(transport, AiohttpTransport):
+            return None
+        session = transport.client
+        connector = session.connector if isinstance(session, aiohttp.ClientSession) else None
+        if connector is None:  # the session is made on the first request
+            return PoolConnections(0, 0)
+        idle = sum(len(kept) for kept in connector._conns.values())
+        return PoolConnections(idle=idle, in_use=len(connector._acquired))
 
     async def close(self) -> None:
         if self.current is not None:
