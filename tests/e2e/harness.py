@@ -22,6 +22,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Protocol
 
+import httpx
 import pytest
 
 import anthropic
@@ -277,3 +278,23 @@ def run_bash_session(
     assert output is not None and output["is_error"] is False, diagnostics
     assert output["num_turns"] == 2, diagnostics
     return completed, output
+
+
+def leave_mid_stream(base_url: str, model: str, messages: list, case: str, marker: bytes, timeout: float = 30) -> bytes:
+    """POST a streamed Messages request and leave once ``marker`` arrived, with the provider's
+    stream still open (a client that hangs up mid-stream); returns the bytes received."""
+    received = b""
+    with (
+        httpx.Client(trust_env=False, timeout=timeout) as http,
+        http.stream(
+            "POST",
+            base_url + "/v1/messages",
+            json={"model": model, "max_tokens": 64, "stream": True, "messages": messages},
+            headers={"x-api-key": CLIENT_KEY, "anthropic-version": "2023-06-01", "x-e2e-case": case},
+        ) as response,
+    ):
+        for chunk in response.iter_raw():
+            received += chunk
+            if marker in received:
+                break
+    return received

@@ -15,7 +15,15 @@ import httpx
 import pytest
 
 import anthropic
-from tests.e2e.harness import CLIENT_KEY, HF_TOKEN, GatewayProcess, assert_log_usage, exact_log_lines, sdk_client
+from tests.e2e.harness import (
+    CLIENT_KEY,
+    HF_TOKEN,
+    GatewayProcess,
+    assert_log_usage,
+    exact_log_lines,
+    leave_mid_stream,
+    sdk_client,
+)
 from tests.e2e.recipes import HUGGINGFACE, Usage
 from tests.e2e.scenarios import (
     USER,
@@ -282,20 +290,7 @@ def test_client_gone_mid_stream(hf_gateway, fake, case):
         )
     )
     try:
-        with (
-            httpx.Client(trust_env=False, timeout=30) as http,
-            http.stream(
-                "POST",
-                hf_gateway.url + "/v1/messages",
-                json={"model": "claude-x", "max_tokens": 64, "stream": True, "messages": USER},
-                headers={"x-api-key": CLIENT_KEY, "anthropic-version": "2023-06-01", "x-e2e-case": case},
-            ) as response,
-        ):
-            received = b""
-            for chunk in response.iter_raw():
-                received += chunk
-                if b"first words" in received:
-                    break  # leave with the provider's stream still open
+        leave_mid_stream(hf_gateway.url, "claude-x", USER, case, b"first words")
         (line,) = exact_log_lines(hf_gateway, case)
     finally:
         gate.set()

@@ -18,7 +18,6 @@ from collections.abc import Iterator
 from contextlib import ExitStack
 from pathlib import Path
 
-import httpx
 import pytest
 
 import anthropic
@@ -29,6 +28,7 @@ from tests.e2e.harness import (
     assert_log_usage,
     checked_fake,
     exact_log_lines,
+    leave_mid_stream,
     sdk_client,
 )
 from tests.e2e.recipes import HUGGINGFACE, Usage
@@ -165,20 +165,7 @@ def test_client_leaving_mid_stream_is_logged_and_the_worker_keeps_serving(fake, 
         )
     )
     try:
-        with (
-            httpx.Client(trust_env=False, timeout=CLIENT_TIMEOUT) as http,
-            http.stream(
-                "POST",
-                gunicorn.url + "/v1/messages",
-                json={"model": MODEL, "max_tokens": 64, "stream": True, "messages": USER},
-                headers={"x-api-key": CLIENT_KEY, "anthropic-version": "2023-06-01", "x-e2e-case": case},
-            ) as response,
-        ):
-            received = b""
-            for chunk in response.iter_raw():
-                received += chunk
-                if b"first words" in received:
-                    break  # leave with the provider's stream still open
+        leave_mid_stream(gunicorn.url, MODEL, USER, case, b"first words", CLIENT_TIMEOUT)
     finally:
         gate.set()
     (line,) = exact_log_lines(gunicorn, case)
