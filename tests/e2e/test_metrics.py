@@ -119,9 +119,10 @@ def test_one_scrape_sums_both_workers_and_a_restart_starts_from_zero(fake, tmp_p
     gateway = started(fake, tmp_path / "first", directory)
     try:
         sent = send_until_both_workers_counted(gateway, directory)
+        # a worker counts an exchange once its last byte went out: the client may have it first
+        wait_for(lambda: sum(worker_requests(directory).values()) == sent, f"the workers' files to hold {sent}")
         counted = worker_requests(directory)
         assert len(counted) == 2 and all(counted.values()), counted  # both workers served some
-        assert sum(counted.values()) == sent
         wait_for(lambda: requests_total(scrape(gateway.url + "/metrics")) == sent, f"a scrape showing {sent} requests")
         for _ in range(6):  # whichever worker answers, it answers for both
             samples = scrape(gateway.url + "/metrics")
