@@ -18,10 +18,10 @@ import os
 from collections.abc import Mapping
 
 import msgspec
-import yaml
 
 from aimw.config.consumers import Consumer, keyring
 from aimw.config.environment import substitute
+from aimw.config.load import read_yaml
 from aimw.config.problems import ConfigPathError, from_validation
 from aimw.settings import ConfigurationError
 
@@ -45,15 +45,7 @@ def load_consumers(path: str, environ: Mapping[str, str] | None = None) -> tuple
             cannot be read, is not YAML, or not a mapping. A key's value is never shown
             (a YAML error gives its line and column, not the line's text).
     """
-    try:
-        with open(path, "rb") as file:
-            document = yaml.safe_load(file)
-    except OSError as exc:
-        raise ConfigurationError(f"aimw: cannot read the consumers file {path}: {exc.strerror}") from None
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark is not None else ""
-        raise ConfigurationError(f"aimw: {path}: not valid YAML{where}") from None
+    document = read_yaml(path, "the consumers file")
     if not isinstance(document, dict):
         raise ConfigurationError(
             f"aimw: {path}: expected a mapping with consumers: [{{username, keyauth_credentials}}]"

@@ -96,6 +96,24 @@ def _parse(path: str) -> dict[str, object]:
     return document
 
 
+def read_yaml(path: str, description: str) -> object:
+    """The YAML document in the file at ``path`` (the consumers and rate-limiting files).
+
+    Raises:
+        ConfigurationError: ``aimw: cannot read <description> <path>: …``, or ``aimw: <path>:
+            not valid YAML (line L, column C)`` (never the line's text: it may hold a key).
+    """
+    try:
+        with open(path, "rb") as file:
+            return yaml.load(file, Loader=_Loader)
+    except OSError as exc:
+        raise ConfigurationError(f"aimw: cannot read {description} {path}: {exc.strerror}") from None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark is not None else ""
+        raise ConfigurationError(f"aimw: {path}: not valid YAML{where}") from None
+
+
 def _position(exc: yaml.YAMLError) -> str:
     """`` (what, line L, column C)`` of a YAML error, without the file's text (PyYAML's own
     message quotes the line, which may hold a key)."""

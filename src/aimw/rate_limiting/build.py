@@ -19,7 +19,6 @@ from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 import msgspec
-import yaml
 
 from aimw.errors import register_secret
 from aimw.middleware.rate_limit import RateLimitMiddleware
@@ -107,17 +106,10 @@ def load_rate_limiting(path: str, environ: Mapping[str, str] = os.environ) -> Ra
             or the file cannot be read, is not YAML, or holds no ``rate_limiting`` mapping.
     """
     from aimw.config.environment import substitute  # aimw.config's schema imports this package
+    from aimw.config.load import read_yaml
     from aimw.config.problems import ConfigPathError, from_validation, join
 
-    try:
-        with open(path, "rb") as file:
-            document = yaml.safe_load(file)
-    except OSError as exc:
-        raise ConfigurationError(f"aimw: cannot read AIMW_RATE_LIMITING's file {path}: {exc.strerror}") from None
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark is not None else ""
-        raise ConfigurationError(f"aimw: {path}: not valid YAML{where}") from None
+    document = read_yaml(path, "AIMW_RATE_LIMITING's file")
     if not isinstance(document, dict) or not isinstance(document.get(SECTION), dict):
         raise ConfigurationError(f"aimw: {path}: expected a mapping with a rate_limiting section")
     for key in sorted(set(document) - {SECTION, *_SHARED_KEYS}):
